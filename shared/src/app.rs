@@ -1,0 +1,59 @@
+//! The clients a handler needs, built once per process.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::identity::{IdentityProvider, SesIdentities};
+use crate::store::{DomainStore, DynamoDbStore};
+use crate::verify::{DnsChecker, ResolverSetupError};
+
+pub struct App {
+    pub store: Arc<dyn DomainStore>,
+    pub identities: Arc<dyn IdentityProvider>,
+    pub dns: Arc<DnsChecker>,
+    /// SES receiving region for the inbound MX host.
+    pub receiving_region: String,
+}
+
+/// Why a process could not start. Its Debug form is its message, so a `main`
+/// that returns it prints a readable line.
+#[derive(thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Resolver(#[from] ResolverSetupError),
+}
+
+impl std::fmt::Debug for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl App {
+    /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
+    /// and the standard AWS configuration chain.
+    pub async fn from_env() -> Result<Self, StartupError> {
+        let config = Config::from_env()?;
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let ses = aws_sdk_sesv2::Client::new(&sdk);
+        Ok(Self {
+            store: Arc::new(DynamoDbStore::new(dynamodb, config.table_name)),
+            identities: Arc::new(SesIdentities::new(ses)),
+            dns: Arc::new(dns_checker(config.dns_nameservers.as_deref())?),
+            receiving_region: config.receiving_region,
+        })
+    }
+}
+
+/// The system resolver, or only the given servers.
+pub fn dns_checker(
+    nameservers: Option<&[std::net::SocketAddr]>,
+) -> Result<DnsChecker, ResolverSetupError> {
+    match nameservers {
+        Some(servers) => DnsChecker::with_nameservers(servers),
+        None => DnsChecker::system(),
+    }
+}

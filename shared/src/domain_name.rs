@@ -1,0 +1,232 @@
+//! Domain names as the API accepts them: parsed once, valid ever after.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const MAX_NAME_LENGTH: usize = 253;
+const MAX_LABEL_LENGTH: usize = 63;
+
+/// A normalized (lowercase ASCII, no trailing dot) domain name that can own mail:
+/// at least two labels, not an IP address and not itself a public suffix.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DomainName {
+    ascii: String,
+    /// Byte offset in `ascii` where the registrable domain (zone apex by the Public
+    /// Suffix List) starts; 0 when the name is its own registrable domain.
+    apex_start: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid domain name: {0}")]
+pub struct InvalidDomainName(&'static str);
+
+impl DomainName {
+    /// Trims, lowercases, drops one trailing dot and maps Unicode to ASCII (UTS-46),
+    /// then applies the label, length, IP and public-suffix rules of the contract.
+    pub fn parse(input: &str) -> Result<Self, InvalidDomainName> {
+        let trimmed = input.trim();
+        let without_dot = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        if without_dot.is_empty() {
+            return Err(InvalidDomainName("empty"));
+        }
+        // UTS-46 also lowercases; ASCII input is lowercased first so the checks below
+        // see what is stored even if the IDNA mapping ever passes ASCII through.
+        let ascii = idna::domain_to_ascii(&without_dot.to_lowercase())
+            .map_err(|_| InvalidDomainName("not a valid internationalized name"))?
+            .to_ascii_lowercase();
+
+        if ascii.len() > MAX_NAME_LENGTH {
+            return Err(InvalidDomainName("longer than 253 characters"));
+        }
+        if ascii.parse::<IpAddr>().is_ok() {
+            return Err(InvalidDomainName("an IP address"));
+        }
+        let labels: Vec<&str> = ascii.split('.').collect();
+        if labels.len() < 2 {
+            return Err(InvalidDomainName("fewer than two labels"));
+        }
+        if !labels.iter().all(|label| is_valid_label(label)) {
+            return Err(InvalidDomainName(
+                "a label is empty, too long or has invalid characters",
+            ));
+        }
+        // An all-numeric top-level label is never a real TLD (RFC 3696 2) and makes
+        // dotted numbers such as 999.1 look like names.
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(InvalidDomainName("numeric top-level label"));
+        }
+        let apex = psl::domain_str(&ascii).ok_or(InvalidDomainName("a public suffix"))?;
+        let apex_start = ascii.len() - apex.len();
+        Ok(Self { ascii, apex_start })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.ascii
+    }
+
+    /// The registrable domain (organizational domain), e.g. `company.co.uk` for
+    /// `mail.company.co.uk`.
+    pub fn registrable_domain(&self) -> &str {
+        &self.ascii[self.apex_start..]
+    }
+
+    pub fn is_registrable_domain(&self) -> bool {
+        self.apex_start == 0
+    }
+
+    /// The labels left of the registrable domain (`mail` for `mail.company.co.uk`),
+    /// or `None` at the apex. This is the "host" a DNS provider's form asks for.
+    pub fn subdomain_prefix(&self) -> Option<&str> {
+        (self.apex_start > 0).then(|| &self.ascii[..self.apex_start - 1])
+    }
+
+    /// The name relative to the zone apex, with `@` for the apex itself.
+    pub fn relative_name(&self) -> &str {
+        self.subdomain_prefix().unwrap_or("@")
+    }
+}
+
+fn is_valid_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= MAX_LABEL_LENGTH
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.ascii)
+    }
+}
+
+impl AsRef<str> for DomainName {
+    fn as_ref(&self) -> &str {
+        &self.ascii
+    }
+}
+
+impl Serialize for DomainName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.ascii)
+    }
+}
+
+impl<'de> Deserialize<'de> for DomainName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &str) -> Result<DomainName, InvalidDomainName> {
+        DomainName::parse(input)
+    }
+
+    #[test]
+    fn accepts_the_documented_examples() {
+        for name in [
+            "domain.com",
+            "subdomain.domain.com",
+            "mail.company.co.uk",
+            "yourdomain.com",
+        ] {
+            assert_eq!(
+                parse(name).map(|d| d.to_string()),
+                Ok(name.to_string()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn normalizes_case_whitespace_and_one_trailing_dot() {
+        let name = parse("  Mail.Example.COM. ").expect("valid");
+        assert_eq!(name.as_str(), "mail.example.com");
+        assert!(
+            parse("example.com..").is_err(),
+            "only one trailing dot is dropped"
+        );
+    }
+
+    #[test]
+    fn maps_unicode_to_punycode() {
+        assert_eq!(
+            parse("Bücher.de").expect("valid").as_str(),
+            "xn--bcher-kva.de"
+        );
+        assert_eq!(
+            parse("xn--bcher-kva.de").expect("valid").as_str(),
+            "xn--bcher-kva.de"
+        );
+        assert_eq!(
+            parse("例え.テスト").expect("valid").as_str(),
+            "xn--r8jz45g.xn--zckzah"
+        );
+    }
+
+    #[test]
+    fn rejects_public_suffixes_including_private_ones() {
+        for name in ["com", "co.uk", "github.io", "s3.amazonaws.com", "uk."] {
+            assert!(parse(name).is_err(), "{name} is a public suffix");
+        }
+        assert!(parse("someone.github.io").is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let long_label = "a".repeat(64);
+        let long_name = format!("{}.com", ["abcdefghi"; 25].join("."));
+        for name in [
+            "",
+            " ",
+            ".",
+            "localhost",
+            "-example.com",
+            "example-.com",
+            "exa_mple.com",
+            "exa mple.com",
+            "a..com",
+            ".example.com",
+            "example.com/path",
+            "user@example.com",
+            "http://example.com",
+            "1.2.3.4",
+            "999.1",
+            "[::1]",
+            "::1",
+            &format!("{long_label}.com"),
+            &long_name,
+        ] {
+            assert!(parse(name).is_err(), "{name:?} must be rejected");
+        }
+        assert!(parse(&format!("{}.com", "a".repeat(63))).is_ok());
+    }
+
+    #[test]
+    fn derives_registrable_domain_and_relative_names() {
+        let apex = parse("company.co.uk").expect("valid");
+        assert!(apex.is_registrable_domain());
+        assert_eq!(apex.relative_name(), "@");
+        assert_eq!(apex.subdomain_prefix(), None);
+
+        let sub = parse("mail.company.co.uk").expect("valid");
+        assert_eq!(sub.registrable_domain(), "company.co.uk");
+        assert_eq!(sub.relative_name(), "mail");
+
+        let deep = parse("a.b.example.com").expect("valid");
+        assert_eq!(deep.registrable_domain(), "example.com");
+        assert_eq!(deep.subdomain_prefix(), Some("a.b"));
+    }
+}

@@ -1,0 +1,185 @@
+//! One error type for every endpoint, mapped to a status, a code and a fixed
+//! message in one place. Details of server faults go to the log, never to the caller.
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+/// Seconds a throttled caller is told to wait.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid domain name")]
+    InvalidDomainName,
+    #[error("invalid JSON body")]
+    InvalidJson,
+    #[error("DKIM attributes unavailable")]
+    DkimUnavailable,
+    #[error("no organization in the request")]
+    Unauthorized,
+    #[error("key refused")]
+    Forbidden,
+    #[error("domain not found")]
+    DomainNotFound,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("domain already exists")]
+    DomainAlreadyExists,
+    #[error("body too large")]
+    PayloadTooLarge,
+    /// A dependency is throttling us; the caller may retry shortly.
+    #[error("throttled by a dependency: {0}")]
+    Throttled(String),
+    /// A dependency failed or timed out; the caller may retry.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidDomainName | Self::InvalidJson | Self::DkimUnavailable => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::DomainNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DomainAlreadyExists => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Throttled(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The caller-facing (message, code). Messages are fixed by the contract.
+    pub fn message_and_code(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::InvalidDomainName => ("Invalid domain name format", "invalid_domain_name"),
+            Self::InvalidJson => (
+                "Invalid JSON body: expected an object like {\"name\": \"example.com\"}",
+                "invalid_json",
+            ),
+            Self::DkimUnavailable => ("Failed to get DKIM attributes", "dkim_unavailable"),
+            Self::Unauthorized => ("Unauthorized", "unauthorized"),
+            Self::Forbidden => ("Forbidden", "forbidden"),
+            Self::DomainNotFound => ("Domain not found", "domain_not_found"),
+            Self::RouteNotFound => ("Route not found", "route_not_found"),
+            Self::MethodNotAllowed => ("Method not allowed", "method_not_allowed"),
+            Self::DomainAlreadyExists => ("Domain already exists", "domain_already_exists"),
+            Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
+            Self::Throttled(_) => (
+                "The service is busy; retry after the time in Retry-After",
+                "throttled",
+            ),
+            Self::Unavailable(_) => (
+                "A service this API depends on is unavailable; retry later",
+                "service_unavailable",
+            ),
+            Self::Internal(_) => ("Internal server error", "internal_error"),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.message_and_code().1
+    }
+
+    pub fn to_response(&self) -> Response<Body> {
+        let (message, code) = self.message_and_code();
+        let mut response = json_response(self.status(), &ErrorBody { message, code });
+        if matches!(self, Self::Throttled(_) | Self::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+/// A JSON response. Serializing our own types cannot fail; if it ever did, the
+/// caller gets a plain 500 rather than a panic.
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    let (status, text) = match serde_json::to_string(body) {
+        Ok(text) => (status, text),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"message":"Internal server error","code":"internal_error"}"#.to_string(),
+        ),
+    };
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).expect("JSON body")
+    }
+
+    #[test]
+    fn contract_messages_are_exact() {
+        let cases = [
+            (
+                ApiError::InvalidDomainName,
+                400,
+                "Invalid domain name format",
+            ),
+            (
+                ApiError::DkimUnavailable,
+                400,
+                "Failed to get DKIM attributes",
+            ),
+            (ApiError::Unauthorized, 401, "Unauthorized"),
+            (ApiError::Forbidden, 403, "Forbidden"),
+            (ApiError::DomainNotFound, 404, "Domain not found"),
+            (ApiError::DomainAlreadyExists, 409, "Domain already exists"),
+            (ApiError::PayloadTooLarge, 413, "Request body too large"),
+        ];
+        for (error, status, message) in cases {
+            let response = error.to_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(body(&response)["message"], message);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        }
+    }
+
+    #[test]
+    fn server_faults_never_leak_details() {
+        let secret = "arn:aws:dynamodb:us-east-2:123:table/Secret ValidationException";
+        for error in [
+            ApiError::Internal(secret.into()),
+            ApiError::Unavailable(secret.into()),
+            ApiError::Throttled(secret.into()),
+        ] {
+            let response = error.to_response();
+            let text = String::from_utf8_lossy(response.body().as_ref()).to_string();
+            assert!(!text.contains("Secret"), "{text}");
+            assert!(response.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn throttling_says_when_to_retry() {
+        let response = ApiError::Throttled("ses".into()).to_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,286 @@
+//! One handler per endpoint. Each takes the process's `App` and the request API
+//! Gateway sent, and always answers: errors become JSON responses here, and every
+//! request is logged once.
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+
+use crate::app::App;
+use crate::domain_name::DomainName;
+use crate::error::{ApiError, json_response};
+use crate::identity::IdentityError;
+use crate::model::{DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp};
+use crate::records::expected_records;
+use crate::request::{body_domain, organization_id, path_domain, request_id};
+use crate::store::StoreError;
+
+pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
+
+/// `POST /domains`
+pub async fn create_domain(app: &App, request: Request) -> HandlerResult {
+    respond("create_domain", &request, create(app, &request)).await
+}
+
+/// `GET /domains`
+pub async fn list_domains(app: &App, request: Request) -> HandlerResult {
+    respond("list_domains", &request, list(app, &request)).await
+}
+
+/// `GET /domains/{domain}`
+pub async fn get_domain(app: &App, request: Request) -> HandlerResult {
+    respond("get_domain", &request, get(app, &request)).await
+}
+
+/// `GET /domains/{domain}/dns-records`
+pub async fn get_dns_records(app: &App, request: Request) -> HandlerResult {
+    respond("get_dns_records", &request, dns_records(app, &request)).await
+}
+
+/// `POST /domains/{domain}/verify`
+pub async fn verify_domain(app: &App, request: Request) -> HandlerResult {
+    respond("verify_domain", &request, verify(app, &request)).await
+}
+
+/// `DELETE /domains/{domain}`
+pub async fn delete_domain(app: &App, request: Request) -> HandlerResult {
+    respond("delete_domain", &request, delete(app, &request)).await
+}
+
+/// Runs an endpoint, turns its error into the contract's JSON error and logs the
+/// request once (never its headers, so never its key).
+async fn respond(
+    operation: &'static str,
+    request: &Request,
+    work: impl Future<Output = Result<Response<Body>, ApiError>>,
+) -> HandlerResult {
+    let started = Instant::now();
+    let response = work.await.unwrap_or_else(|error| error.to_response());
+    let status = response.status().as_u16();
+    let request_id = request_id(request);
+    let organization_id = organization_id(request).unwrap_or_default();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    if response.status().is_server_error() {
+        tracing::error!(operation, request_id, organization_id, method = %request.method(), path = request.uri().path(), status, elapsed_ms, "request failed");
+    } else {
+        tracing::info!(operation, request_id, organization_id, method = %request.method(), path = request.uri().path(), status, elapsed_ms, "request");
+    }
+    Ok(response)
+}
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NameTaken => ApiError::DomainAlreadyExists,
+        StoreError::DomainGone => ApiError::DomainNotFound,
+        StoreError::Throttled(detail) => ApiError::Throttled(detail),
+        StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+        StoreError::Internal(detail) => ApiError::Internal(detail),
+    }
+}
+
+fn identity_error(error: IdentityError) -> ApiError {
+    match error {
+        IdentityError::Throttled(detail) => ApiError::Throttled(detail),
+        IdentityError::Unavailable(detail) => ApiError::Unavailable(detail),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// Logs the internal detail of a server fault where it happens; the caller only
+/// ever sees the generic message.
+fn logged(error: ApiError) -> ApiError {
+    if error.status().is_server_error() {
+        tracing::error!(code = error.code(), detail = %error, "dependency failure");
+    }
+    error
+}
+
+async fn find(app: &App, request: &Request) -> Result<(String, Domain), ApiError> {
+    let organization_id = organization_id(request)?;
+    let name = path_domain(request)?;
+    let domain = app
+        .store
+        .get(&organization_id, &name)
+        .await
+        .map_err(|e| logged(store_error(e)))?
+        .ok_or(ApiError::DomainNotFound)?;
+    Ok((organization_id, domain))
+}
+
+async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let organization_id = organization_id(request)?;
+    let name = body_domain(request)?;
+    let mut domain = Domain::new(&organization_id, name.clone(), Timestamp::now());
+    domain.records = expected_records(&name, &[], &app.receiving_region);
+
+    // Claim the name first: if anything below fails, the claim is released and
+    // nothing is left behind; an identity never exists without its claim.
+    app.store
+        .insert(&domain)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+
+    let tokens = match create_identity(app, &name).await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            if let Err(release) = app.store.delete(&domain).await {
+                tracing::error!(domain = %name, error = %release, "could not release the claim after SES failed");
+            }
+            return Err(logged(identity_error(error)));
+        }
+    };
+
+    domain.dkim_tokens = tokens;
+    domain.records = expected_records(&name, &domain.dkim_tokens, &app.receiving_region);
+    if let Err(error) = app.store.update(&domain).await {
+        // The domain and its identity both exist; the tokens can be read from SES
+        // again by dns-records and verify.
+        tracing::warn!(domain = %name, error = %error, "could not store DKIM tokens");
+    }
+
+    let mut response = json_response(StatusCode::CREATED, &domain);
+    if let Ok(location) = HeaderValue::from_str(&format!("/domains/{name}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Creates the SES identity. An identity that already exists for a name we have
+/// just claimed is a leftover (e.g. of a delete that failed half-way): adopt it.
+async fn create_identity(app: &App, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+    match app.identities.create(name).await {
+        Err(IdentityError::AlreadyExists) => {
+            tracing::info!(domain = %name, "adopting an existing SES identity");
+            app.identities.dkim_tokens(name).await
+        }
+        other => other,
+    }
+}
+
+async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let organization_id = organization_id(request)?;
+    let domains = app
+        .store
+        .list(&organization_id)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    Ok(json_response(StatusCode::OK, &domains))
+}
+
+async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (_, domain) = find(app, request).await?;
+    Ok(json_response(StatusCode::OK, &domain))
+}
+
+async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (_, mut domain) = find(app, request).await?;
+    if domain.dkim_tokens.is_empty() {
+        fill_dkim_tokens(app, &mut domain)
+            .await
+            .map_err(|error| match error {
+                IdentityError::Throttled(detail) => logged(ApiError::Throttled(detail)),
+                other => {
+                    tracing::warn!(domain = %domain.name, error = %other, "no DKIM tokens from SES");
+                    ApiError::DkimUnavailable
+                }
+            })?;
+    }
+    Ok(json_response(StatusCode::OK, &domain.records))
+}
+
+/// Reads the DKIM tokens from SES for a domain stored without them, adds the
+/// DKIM records and stores the domain (best effort: the tokens are in the answer
+/// either way).
+async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(), IdentityError> {
+    let tokens = app.identities.dkim_tokens(&domain.name).await?;
+    if tokens.is_empty() {
+        return Err(IdentityError::Other("SES returned no DKIM tokens".into()));
+    }
+    domain.dkim_tokens = tokens;
+    domain.records = merge_records(
+        expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
+        &domain.records,
+    );
+    if let Err(error) = app.store.update(domain).await {
+        tracing::warn!(domain = %domain.name, error = %error, "could not store DKIM tokens");
+    }
+    Ok(())
+}
+
+/// Keeps what earlier checks saw of records that are still expected.
+fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRecord> {
+    expected
+        .into_iter()
+        .map(|record| {
+            previous
+                .iter()
+                .find(|p| {
+                    p.record == record.record && p.fqdn == record.fqdn && p.value == record.value
+                })
+                .cloned()
+                .unwrap_or(record)
+        })
+        .collect()
+}
+
+async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (_, mut domain) = find(app, request).await?;
+    if domain.dkim_tokens.is_empty()
+        && let Err(error) = fill_dkim_tokens(app, &mut domain).await
+    {
+        // Verify still checks the records it has; the domain cannot be verified
+        // without DKIM records, which the answer shows.
+        tracing::warn!(domain = %domain.name, error = %error, "verifying without DKIM tokens");
+    }
+
+    domain.records = app.dns.check(&domain.name, &domain.records).await;
+    let now = Timestamp::now();
+    apply_check(&mut domain, now);
+    app.store
+        .update(&domain)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    Ok(json_response(StatusCode::OK, &domain))
+}
+
+/// Sets the domain's state from its checked records. A manual verify that does not
+/// verify leaves the domain pending (it restarts the verification window).
+pub fn apply_check(domain: &mut Domain, now: Timestamp) {
+    let has_dkim = domain
+        .records
+        .iter()
+        .any(|r| r.record == RecordPurpose::Dkim);
+    let all_verified = has_dkim
+        && domain
+            .records
+            .iter()
+            .all(|r| r.status == RecordStatus::Verified);
+    domain.last_checked_at = Some(now);
+    domain.updated_at = now;
+    if all_verified {
+        domain.verified = true;
+        domain.status = DomainStatus::Verified;
+        domain.verified_at.get_or_insert(now);
+    } else {
+        domain.verified = false;
+        domain.status = DomainStatus::Pending;
+        domain.verified_at = None;
+    }
+}
+
+async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let (_, domain) = find(app, request).await?;
+    // Identity first: if the store delete then fails, the domain is still listed
+    // and the delete can simply be retried (a missing identity counts as deleted).
+    app.identities
+        .delete(&domain.name)
+        .await
+        .map_err(|e| logged(identity_error(e)))?;
+    app.store
+        .delete(&domain)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    Ok(json_response(StatusCode::OK, &domain))
+}

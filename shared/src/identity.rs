@@ -1,0 +1,219 @@
+//! Email identities (SES Easy DKIM): the SESv2 adapter and a local stand-in.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use rand::Rng;
+
+use crate::domain_name::DomainName;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error("the identity already exists")]
+    AlreadyExists,
+    #[error("the identity does not exist")]
+    NotFound,
+    #[error("identity provider throttled: {0}")]
+    Throttled(String),
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    #[error("identity provider error: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// Creates the domain identity with Easy DKIM and returns its DKIM tokens
+    /// (possibly none: SES may answer before it has made them).
+    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError>;
+
+    /// The identity's current DKIM tokens.
+    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError>;
+
+    /// Deletes the identity; one that does not exist counts as deleted.
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError>;
+}
+
+pub struct SesIdentities {
+    client: Client,
+}
+
+impl SesIdentities {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn classify<E>(operation: &str, error: SdkError<E, HttpResponse>) -> IdentityError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = format!(
+        "{operation}: {}",
+        aws_sdk_sesv2::error::DisplayErrorContext(&error)
+    );
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            IdentityError::Unavailable(detail)
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            match service.err().code() {
+                Some("AlreadyExistsException") => IdentityError::AlreadyExists,
+                Some("NotFoundException") => IdentityError::NotFound,
+                Some("TooManyRequestsException" | "LimitExceededException" | "Throttling") => {
+                    IdentityError::Throttled(detail)
+                }
+                _ if status == 429 => IdentityError::Throttled(detail),
+                _ if status >= 500 => IdentityError::Unavailable(detail),
+                _ => IdentityError::Other(detail),
+            }
+        }
+        _ => IdentityError::Other(detail),
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for SesIdentities {
+    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        let output = self
+            .client
+            .create_email_identity()
+            .email_identity(name.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("CreateEmailIdentity", e))?;
+        Ok(output
+            .dkim_attributes()
+            .map(|dkim| dkim.tokens().to_vec())
+            .unwrap_or_default())
+    }
+
+    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        let output = self
+            .client
+            .get_email_identity()
+            .email_identity(name.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("GetEmailIdentity", e))?;
+        Ok(output
+            .dkim_attributes()
+            .map(|dkim| dkim.tokens().to_vec())
+            .unwrap_or_default())
+    }
+
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
+        match self
+            .client
+            .delete_email_identity()
+            .email_identity(name.as_str())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => match classify("DeleteEmailIdentity", error) {
+                IdentityError::NotFound => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+/// Identities kept in memory with SES-like tokens, for the dev server's embedded
+/// default: no AWS needed. Behaves like SES (AlreadyExists, NotFound).
+#[derive(Default)]
+pub struct LocalIdentities {
+    identities: Mutex<HashMap<DomainName, Vec<String>>>,
+}
+
+impl LocalIdentities {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<DomainName, Vec<String>>>, IdentityError> {
+        self.identities
+            .lock()
+            .map_err(|_| IdentityError::Other("local identities lock poisoned".into()))
+    }
+}
+
+/// 32 lowercase letters and digits, the shape of an SES Easy DKIM token.
+pub fn random_dkim_token() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+#[async_trait]
+impl IdentityProvider for LocalIdentities {
+    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        let mut identities = self.lock()?;
+        if identities.contains_key(name) {
+            return Err(IdentityError::AlreadyExists);
+        }
+        let tokens: Vec<String> = (0..3).map(|_| random_dkim_token()).collect();
+        identities.insert(name.clone(), tokens.clone());
+        Ok(tokens)
+    }
+
+    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        self.lock()?
+            .get(name)
+            .cloned()
+            .ok_or(IdentityError::NotFound)
+    }
+
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
+        self.lock()?.remove(name);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_tokens_look_like_ses_tokens() {
+        let token = random_dkim_token();
+        assert_eq!(token.len(), 32);
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        assert_ne!(token, random_dkim_token());
+    }
+
+    #[tokio::test]
+    async fn local_identities_behave_like_ses() {
+        let identities = LocalIdentities::new();
+        let name = DomainName::parse("example.com").expect("valid");
+        let tokens = identities.create(&name).await.expect("created");
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(
+            identities.create(&name).await,
+            Err(IdentityError::AlreadyExists)
+        );
+        assert_eq!(identities.dkim_tokens(&name).await, Ok(tokens));
+        identities.delete(&name).await.expect("deleted");
+        identities
+            .delete(&name)
+            .await
+            .expect("deleting again is fine");
+        assert_eq!(
+            identities.dkim_tokens(&name).await,
+            Err(IdentityError::NotFound)
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! The Domains API: models, domain-name parsing, storage, SES and DNS adapters,
+//! errors and the handlers every Lambda (and the dev server) runs.
+
+pub mod app;
+pub mod config;
+pub mod domain_name;
+pub mod error;
+pub mod handlers;
+pub mod identity;
+pub mod model;
+pub mod records;
+pub mod request;
+pub mod store;
+pub mod telemetry;
+pub mod verify;
+
+pub use app::{App, StartupError};
+pub use domain_name::DomainName;
+pub use error::ApiError;
+pub use model::{DnsRecord, Domain, DomainStatus, RecordStatus, Timestamp};

@@ -1,0 +1,187 @@
+//! The domain and record objects of the contract, as stored and as returned.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::domain_name::DomainName;
+
+/// A UTC instant written as RFC 3339 with milliseconds, e.g. `2026-11-27T18:39:21.123Z`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from(Utc::now())
+    }
+
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    /// Truncates to milliseconds so a stored and re-read value compares equal.
+    fn from(value: DateTime<Utc>) -> Self {
+        let millis = value.timestamp_millis();
+        Self(DateTime::from_timestamp_millis(millis).unwrap_or(value))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| Self::from(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainStatus {
+    /// Waiting for DNS.
+    Pending,
+    Verified,
+    /// Not verified within the verification window.
+    Failed,
+    /// Was verified; records went missing since (set by the scheduled job).
+    TemporaryFailure,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Not seen in DNS yet.
+    Pending,
+    Verified,
+    /// Seen, but wrong.
+    Failed,
+}
+
+/// What a record is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordPurpose {
+    #[serde(rename = "MX")]
+    Mx,
+    #[serde(rename = "SPF")]
+    Spf,
+    #[serde(rename = "DMARC")]
+    Dmarc,
+    #[serde(rename = "DKIM")]
+    Dkim,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordType {
+    #[serde(rename = "MX")]
+    Mx,
+    #[serde(rename = "TXT")]
+    Txt,
+    #[serde(rename = "CNAME")]
+    Cname,
+}
+
+/// One DNS record the owner must publish, with what the last check saw of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub record: RecordPurpose,
+    #[serde(rename = "type")]
+    pub record_type: RecordType,
+    /// The host as a DNS provider's form wants it: relative to the zone apex
+    /// (`@`, `mail`, `_dmarc.mail`), except DKIM names, which are fully qualified.
+    pub name: String,
+    pub fqdn: String,
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+    pub status: RecordStatus,
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub observed: Vec<String>,
+}
+
+/// A registered domain. `dkim_tokens` is kept with the domain but is not part of
+/// the API object (the DKIM records carry the tokens).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Domain {
+    pub id: String,
+    pub organization_id: String,
+    pub name: DomainName,
+    pub verified: bool,
+    pub status: DomainStatus,
+    pub records: Vec<DnsRecord>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_checked_at: Option<Timestamp>,
+    pub verified_at: Option<Timestamp>,
+    #[serde(skip)]
+    pub dkim_tokens: Vec<String>,
+}
+
+impl Domain {
+    /// A freshly claimed domain: pending, no DKIM tokens yet.
+    pub fn new(organization_id: &str, name: DomainName, now: Timestamp) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            organization_id: organization_id.to_string(),
+            name,
+            verified: false,
+            status: DomainStatus::Pending,
+            records: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            last_checked_at: None,
+            verified_at: None,
+            dkim_tokens: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let Some(instant) = DateTime::from_timestamp_millis(1_795_804_761_123) else {
+            panic!("valid instant");
+        };
+        let ts = Timestamp::from(instant);
+        let json = serde_json::to_string(&ts).expect("serializes");
+        assert_eq!(json, "\"2026-11-27T18:39:21.123Z\"");
+        let back: Timestamp = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, ts);
+    }
+
+    #[test]
+    fn priority_is_only_present_when_set() {
+        let record = DnsRecord {
+            record: RecordPurpose::Spf,
+            record_type: RecordType::Txt,
+            name: "@".into(),
+            fqdn: "example.com".into(),
+            value: "v=spf1 include:amazonses.com ~all".into(),
+            priority: None,
+            status: RecordStatus::Pending,
+            reason: None,
+            observed: vec![],
+        };
+        let json = serde_json::to_value(&record).expect("serializes");
+        assert!(json.get("priority").is_none());
+        assert_eq!(json["type"], "TXT");
+        assert_eq!(json["record"], "SPF");
+        assert_eq!(json["reason"], serde_json::Value::Null);
+    }
+}

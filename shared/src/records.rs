@@ -1,0 +1,131 @@
+//! The six DNS records a domain must publish, derived from its name, its DKIM
+//! tokens and the deployment's SES receiving region.
+
+use crate::domain_name::DomainName;
+use crate::model::{DnsRecord, RecordPurpose, RecordStatus, RecordType};
+
+pub const MX_PRIORITY: u16 = 10;
+pub const SPF_VALUE: &str = "v=spf1 include:amazonses.com ~all";
+pub const SPF_INCLUDE: &str = "include:amazonses.com";
+pub const DMARC_VALUE: &str = "v=DMARC1; p=reject;";
+
+pub fn inbound_mx_host(receiving_region: &str) -> String {
+    format!("inbound-smtp.{receiving_region}.amazonaws.com")
+}
+
+/// The records for `name`, all pending. DKIM records appear once SES has issued
+/// tokens (always, on real SES; never on moto, which returns none).
+pub fn expected_records(
+    name: &DomainName,
+    dkim_tokens: &[String],
+    receiving_region: &str,
+) -> Vec<DnsRecord> {
+    let domain = name.as_str();
+    let relative = name.relative_name();
+    let dmarc_name = match name.subdomain_prefix() {
+        Some(prefix) => format!("_dmarc.{prefix}"),
+        None => "_dmarc".to_string(),
+    };
+    let mut records = vec![
+        pending(
+            RecordPurpose::Mx,
+            RecordType::Mx,
+            relative.to_string(),
+            domain.to_string(),
+            inbound_mx_host(receiving_region),
+            Some(MX_PRIORITY),
+        ),
+        pending(
+            RecordPurpose::Spf,
+            RecordType::Txt,
+            relative.to_string(),
+            domain.to_string(),
+            SPF_VALUE.to_string(),
+            None,
+        ),
+        pending(
+            RecordPurpose::Dmarc,
+            RecordType::Txt,
+            dmarc_name,
+            format!("_dmarc.{domain}"),
+            DMARC_VALUE.to_string(),
+            None,
+        ),
+    ];
+    records.extend(dkim_tokens.iter().map(|token| {
+        let fqdn = format!("{token}._domainkey.{domain}");
+        pending(
+            RecordPurpose::Dkim,
+            RecordType::Cname,
+            fqdn.clone(),
+            fqdn,
+            format!("{token}.dkim.amazonses.com"),
+            None,
+        )
+    }));
+    records
+}
+
+fn pending(
+    record: RecordPurpose,
+    record_type: RecordType,
+    name: String,
+    fqdn: String,
+    value: String,
+    priority: Option<u16>,
+) -> DnsRecord {
+    DnsRecord {
+        record,
+        record_type,
+        name,
+        fqdn,
+        value,
+        priority,
+        status: RecordStatus::Pending,
+        reason: None,
+        observed: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Vec<String> {
+        vec!["tok1".into(), "tok2".into(), "tok3".into()]
+    }
+
+    #[test]
+    fn apex_domain_uses_at_and_plain_dmarc() {
+        let name = DomainName::parse("example.com").expect("valid");
+        let records = expected_records(&name, &tokens(), "us-east-2");
+        assert_eq!(records.len(), 6);
+        let mx = &records[0];
+        assert_eq!((mx.name.as_str(), mx.fqdn.as_str()), ("@", "example.com"));
+        assert_eq!(mx.value, "inbound-smtp.us-east-2.amazonaws.com");
+        assert_eq!(mx.priority, Some(10));
+        assert_eq!(records[1].name, "@");
+        assert_eq!(records[1].value, "v=spf1 include:amazonses.com ~all");
+        assert_eq!(
+            (records[2].name.as_str(), records[2].fqdn.as_str()),
+            ("_dmarc", "_dmarc.example.com")
+        );
+        assert_eq!(records[2].value, "v=DMARC1; p=reject;");
+        assert_eq!(records[3].name, "tok1._domainkey.example.com");
+        assert_eq!(records[3].value, "tok1.dkim.amazonses.com");
+        assert!(records.iter().all(|r| r.status == RecordStatus::Pending));
+        assert!(records.iter().skip(1).all(|r| r.priority.is_none()));
+    }
+
+    #[test]
+    fn subdomain_uses_its_prefix_under_a_multi_label_suffix() {
+        let name = DomainName::parse("mail.company.co.uk").expect("valid");
+        let records = expected_records(&name, &tokens(), "eu-west-1");
+        assert_eq!(records[0].name, "mail");
+        assert_eq!(records[0].value, "inbound-smtp.eu-west-1.amazonaws.com");
+        assert_eq!(records[1].name, "mail");
+        assert_eq!(records[2].name, "_dmarc.mail");
+        assert_eq!(records[2].fqdn, "_dmarc.mail.company.co.uk");
+        assert_eq!(records[5].fqdn, "tok3._domainkey.mail.company.co.uk");
+    }
+}

@@ -1,0 +1,406 @@
+//! Single-table DynamoDB store.
+//!
+//! | item          | pk               | sk              | notes                                   |
+//! |---------------|------------------|-----------------|-----------------------------------------|
+//! | domain        | `ORG#<org id>`   | `DOMAIN#<name>` | the domain; `gsi_pending_*` while pending |
+//! | name claim    | `NAME#<name>`    | `CLAIM`         | `organization_id`, `domain_id`          |
+//!
+//! The claim makes a name belong to one organization at a time; it is written and
+//! deleted together with the domain item in one transaction. The `pending` GSI is
+//! sparse: only pending domains carry its key attributes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TransactWriteItem,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{DomainStore, StoreError};
+use crate::domain_name::DomainName;
+use crate::model::{Domain, DomainStatus};
+
+pub const PENDING_INDEX: &str = "pending";
+const PENDING_PARTITION: &str = "PENDING";
+const CLAIM_SORT_KEY: &str = "CLAIM";
+/// A transaction that loses a race on the same items is cancelled with
+/// TransactionConflict; retried a few times so the caller gets the real answer
+/// (usually 409) instead of a 503.
+const TRANSACTION_CONFLICT_RETRIES: u32 = 3;
+
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DomainItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    domain: Domain,
+    #[serde(default)]
+    dkim_tokens: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi_pending_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi_pending_sk: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ClaimItem<'a> {
+    pk: String,
+    sk: &'static str,
+    organization_id: &'a str,
+    domain_id: &'a str,
+}
+
+fn organization_pk(organization_id: &str) -> String {
+    format!("ORG#{organization_id}")
+}
+
+fn domain_sk(name: &DomainName) -> String {
+    format!("DOMAIN#{name}")
+}
+
+fn claim_pk(name: &DomainName) -> String {
+    format!("NAME#{name}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+impl DomainItem {
+    fn from_domain(domain: &Domain) -> Self {
+        let pending = domain.status == DomainStatus::Pending;
+        Self {
+            pk: organization_pk(&domain.organization_id),
+            sk: domain_sk(&domain.name),
+            domain: domain.clone(),
+            dkim_tokens: domain.dkim_tokens.clone(),
+            gsi_pending_pk: pending.then(|| PENDING_PARTITION.to_string()),
+            gsi_pending_sk: pending.then(|| format!("{}#{}", domain.created_at, domain.name)),
+        }
+    }
+
+    fn into_domain(self) -> Domain {
+        let mut domain = self.domain;
+        domain.dkim_tokens = self.dkim_tokens;
+        domain
+    }
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Internal(format!("serialize item: {e}")))
+}
+
+fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, StoreError> {
+    serde_dynamo::from_item::<_, DomainItem>(item)
+        .map(DomainItem::into_domain)
+        .map_err(|e| StoreError::Internal(format!("deserialize domain item: {e}")))
+}
+
+/// Maps an SDK failure to what the caller can do about it.
+fn classify<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = format!(
+        "{operation}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+    );
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(detail)
+        }
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded",
+            ) => StoreError::Throttled(detail),
+            Some("InternalServerError" | "ServiceUnavailable") => StoreError::Unavailable(detail),
+            _ => StoreError::Internal(detail),
+        },
+        _ => StoreError::Internal(detail),
+    }
+}
+
+enum TransactionOutcome {
+    Done,
+    ConditionFailed,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn transact(
+        &self,
+        operation: &str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<TransactionOutcome, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(TransactionOutcome::Done),
+                Err(error) => error,
+            };
+            if let SdkError::ServiceError(service) = &error
+                && let TransactWriteItemsError::TransactionCanceledException(cancelled) =
+                    service.err()
+            {
+                let codes: Vec<&str> = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|reason| reason.code())
+                    .collect();
+                if codes.contains(&"ConditionalCheckFailed") {
+                    return Ok(TransactionOutcome::ConditionFailed);
+                }
+                if codes.contains(&"TransactionConflict") && attempt < TRANSACTION_CONFLICT_RETRIES
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    continue;
+                }
+                if codes
+                    .iter()
+                    .any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded")
+                {
+                    return Err(StoreError::Throttled(format!("{operation}: {codes:?}")));
+                }
+                if codes.contains(&"TransactionConflict") {
+                    return Err(StoreError::Unavailable(format!(
+                        "{operation}: transaction conflict persisted"
+                    )));
+                }
+            }
+            return Err(classify(operation, error));
+        }
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("build request: {e}"))
+}
+
+#[async_trait]
+impl DomainStore for DynamoDbStore {
+    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
+        let domain_item = to_item(&DomainItem::from_domain(domain))?;
+        let claim_item = to_item(&ClaimItem {
+            pk: claim_pk(&domain.name),
+            sk: CLAIM_SORT_KEY,
+            organization_id: &domain.organization_id,
+            domain_id: &domain.id,
+        })?;
+        let put = |item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_error)
+        };
+        let items = vec![
+            TransactWriteItem::builder().put(put(claim_item)?).build(),
+            TransactWriteItem::builder().put(put(domain_item)?).build(),
+        ];
+        match self.transact("insert domain", items).await? {
+            TransactionOutcome::Done => Ok(()),
+            TransactionOutcome::ConditionFailed => Err(StoreError::NameTaken),
+        }
+    }
+
+    async fn get(
+        &self,
+        organization_id: &str,
+        name: &DomainName,
+    ) -> Result<Option<Domain>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(organization_pk(organization_id)))
+            .key("sk", s(domain_sk(name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get domain", e))?;
+        output.item.map(domain_from_item).transpose()
+    }
+
+    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError> {
+        let mut domains = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(organization_pk(organization_id)))
+                .expression_attribute_values(":prefix", s("DOMAIN#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| classify("list domains", e))?;
+            for item in output.items.unwrap_or_default() {
+                domains.push(domain_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => return Ok(domains),
+            }
+        }
+    }
+
+    async fn update(&self, domain: &Domain) -> Result<(), StoreError> {
+        let item = to_item(&DomainItem::from_domain(domain))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("id = :id")
+            .expression_attribute_values(":id", s(domain.id.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Err(StoreError::DomainGone)
+            }
+            Err(error) => Err(classify("update domain", error)),
+        }
+    }
+
+    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
+        let delete_domain = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(organization_pk(&domain.organization_id)))
+            .key("sk", s(domain_sk(&domain.name)))
+            .condition_expression("id = :id")
+            .expression_attribute_values(":id", s(domain.id.clone()))
+            .build()
+            .map_err(build_error)?;
+        let release_claim = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(claim_pk(&domain.name)))
+            .key("sk", s(CLAIM_SORT_KEY))
+            .condition_expression("domain_id = :id")
+            .expression_attribute_values(":id", s(domain.id.clone()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete_domain).build(),
+            TransactWriteItem::builder().delete(release_claim).build(),
+        ];
+        match self.transact("delete domain", items).await? {
+            TransactionOutcome::Done => Ok(()),
+            TransactionOutcome::ConditionFailed => Err(StoreError::DomainGone),
+        }
+    }
+
+    async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        let mut domains = Vec::new();
+        let mut start_key = None;
+        while domains.len() < limit {
+            let page_limit = i32::try_from(limit - domains.len()).unwrap_or(i32::MAX);
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("gsi_pending_pk = :pk")
+                .expression_attribute_values(":pk", s(PENDING_PARTITION))
+                .limit(page_limit)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| classify("query pending domains", e))?;
+            for item in output.items.unwrap_or_default() {
+                domains.push(domain_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        domains.truncate(limit);
+        Ok(domains)
+    }
+}
+
+/// Creates the table with its keys and the sparse pending GSI (on-demand billing).
+/// `Ok(false)` if it already existed.
+pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(build_error)
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_error)
+    };
+    let pending_index = GlobalSecondaryIndex::builder()
+        .index_name(PENDING_INDEX)
+        .key_schema(key("gsi_pending_pk", KeyType::Hash)?)
+        .key_schema(key("gsi_pending_sk", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(build_error)?;
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .attribute_definitions(attribute("gsi_pending_pk")?)
+        .attribute_definitions(attribute("gsi_pending_sk")?)
+        .global_secondary_indexes(pending_index)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(service)) if service.err().is_resource_in_use_exception() => {
+            Ok(false)
+        }
+        Err(error) => Err(classify("create table", error)),
+    }
+}

@@ -1,0 +1,119 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{DomainStore, StoreError};
+use crate::domain_name::DomainName;
+use crate::model::{Domain, DomainStatus};
+
+/// In-memory store with the DynamoDB store's semantics (claims, conditions).
+#[derive(Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// (organization, name) -> domain; BTreeMap so listing is ordered by name.
+    domains: BTreeMap<(String, DomainName), Domain>,
+    /// name -> organization holding it.
+    claims: HashMap<DomainName, String>,
+}
+
+impl InMemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        // A poisoned lock means a panic mid-write elsewhere; refuse rather than
+        // serve state that may be half-written.
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Internal("in-memory store lock poisoned".into()))
+    }
+}
+
+fn key(organization_id: &str, name: &DomainName) -> (String, DomainName) {
+    (organization_id.to_string(), name.clone())
+}
+
+#[async_trait]
+impl DomainStore for InMemoryStore {
+    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        if state.claims.contains_key(&domain.name) {
+            return Err(StoreError::NameTaken);
+        }
+        state
+            .claims
+            .insert(domain.name.clone(), domain.organization_id.clone());
+        state
+            .domains
+            .insert(key(&domain.organization_id, &domain.name), domain.clone());
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        organization_id: &str,
+        name: &DomainName,
+    ) -> Result<Option<Domain>, StoreError> {
+        Ok(self
+            .lock()?
+            .domains
+            .get(&key(organization_id, name))
+            .cloned())
+    }
+
+    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError> {
+        Ok(self
+            .lock()?
+            .domains
+            .iter()
+            .filter(|((org, _), _)| org == organization_id)
+            .map(|(_, domain)| domain.clone())
+            .collect())
+    }
+
+    async fn update(&self, domain: &Domain) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        match state
+            .domains
+            .get_mut(&key(&domain.organization_id, &domain.name))
+        {
+            Some(stored) if stored.id == domain.id => {
+                *stored = domain.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::DomainGone),
+        }
+    }
+
+    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        let key = key(&domain.organization_id, &domain.name);
+        match state.domains.get(&key) {
+            Some(stored) if stored.id == domain.id => {
+                state.domains.remove(&key);
+                state.claims.remove(&domain.name);
+                Ok(())
+            }
+            _ => Err(StoreError::DomainGone),
+        }
+    }
+
+    async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        let mut pending: Vec<Domain> = self
+            .lock()?
+            .domains
+            .values()
+            .filter(|d| d.status == DomainStatus::Pending)
+            .cloned()
+            .collect();
+        pending.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        pending.truncate(limit);
+        Ok(pending)
+    }
+}

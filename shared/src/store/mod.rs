@@ -1,0 +1,59 @@
+//! Domain storage keyed by organization and domain name. One trait, two
+//! implementations with the same semantics: DynamoDB for deployments and an
+//! in-memory map for the dev server and fast tests.
+
+mod dynamodb;
+mod memory;
+
+pub use dynamodb::{DynamoDbStore, PENDING_INDEX, create_table};
+pub use memory::InMemoryStore;
+
+use async_trait::async_trait;
+
+use crate::domain_name::DomainName;
+use crate::model::Domain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The name is claimed by a domain of this or another organization.
+    #[error("the domain name is already claimed")]
+    NameTaken,
+    /// The domain this write was conditioned on is gone (or was replaced).
+    #[error("the domain no longer exists")]
+    DomainGone,
+    #[error("store throttled: {0}")]
+    Throttled(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+#[async_trait]
+pub trait DomainStore: Send + Sync {
+    /// Claims `domain.name` for its organization and writes the domain, atomically.
+    /// `NameTaken` if any organization holds the name.
+    async fn insert(&self, domain: &Domain) -> Result<(), StoreError>;
+
+    async fn get(
+        &self,
+        organization_id: &str,
+        name: &DomainName,
+    ) -> Result<Option<Domain>, StoreError>;
+
+    /// Every domain of the organization, ordered by name.
+    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError>;
+
+    /// Replaces the stored domain with the same organization, name and id.
+    /// `DomainGone` if it was deleted (or deleted and created again) meanwhile:
+    /// an update never brings a domain back.
+    async fn update(&self, domain: &Domain) -> Result<(), StoreError>;
+
+    /// Deletes the domain with this id and releases its name, atomically.
+    /// `DomainGone` if it is no longer there.
+    async fn delete(&self, domain: &Domain) -> Result<(), StoreError>;
+
+    /// Up to `limit` domains whose status is pending, oldest first, across all
+    /// organizations (read by the scheduled re-verification).
+    async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError>;
+}
