@@ -1,1 +1,139 @@
-fn main() {}
+//! `local-api`: the Domains API on 127.0.0.1 for development.
+//!
+//! Default: in-memory store and local DKIM tokens (no AWS, no Docker).
+//! `--aws`: DynamoDB (`TABLE_NAME`) and SESv2 through the standard AWS
+//! configuration; `--create-table` creates the table if it is missing.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use local_api::{DevKeys, DevServer, serve};
+use shared::identity::LocalIdentities;
+use shared::store::{InMemoryStore, create_table};
+use shared::{App, app::dns_checker, config, telemetry};
+
+const DEFAULT_PORT: u16 = 3000;
+const DEFAULT_DEV_KEYS: &str = "dk_dev_local=org_local";
+
+struct Options {
+    aws: bool,
+    create_table: bool,
+    port: u16,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        aws: false,
+        create_table: false,
+        port: match std::env::var("PORT") {
+            Ok(port) => port
+                .parse()
+                .map_err(|_| format!("PORT={port:?} is not a port number"))?,
+            Err(_) => DEFAULT_PORT,
+        },
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--aws" => options.aws = true,
+            "--create-table" => options.create_table = true,
+            "--port" => {
+                let value = args.next().ok_or("--port needs a number")?;
+                options.port = value
+                    .parse()
+                    .map_err(|_| format!("--port {value:?} is not a port number"))?;
+            }
+            "-h" | "--help" => {
+                return Err("usage: local-api [--port N] [--aws [--create-table]]\n\
+                     env: PORT, DEV_API_KEYS=key=org[,key=org], TABLE_NAME, AWS_REGION, \
+                     SES_RECEIVING_REGION, DNS_NAMESERVERS, AWS_ENDPOINT_URL_DYNAMODB, \
+                     AWS_ENDPOINT_URL_SESV2"
+                    .into());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if options.create_table && !options.aws {
+        return Err("--create-table only applies with --aws".into());
+    }
+    Ok(options)
+}
+
+async fn build_app(options: &Options) -> Result<App, String> {
+    if options.aws {
+        let app = App::from_env().await.map_err(|e| e.to_string())?;
+        if options.create_table {
+            let table = config::Config::from_env().map_err(|e| e.to_string())?.table_name;
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let created = create_table(&client, &table)
+                .await
+                .map_err(|e| format!("cannot create table {table}: {e}"))?;
+            println!("table {table}: {}", if created { "created" } else { "already exists" });
+        }
+        Ok(app)
+    } else {
+        let nameservers = config::nameservers_from_env().map_err(|e| e.to_string())?;
+        Ok(App {
+            store: Arc::new(InMemoryStore::new()),
+            identities: Arc::new(LocalIdentities::new()),
+            dns: Arc::new(dns_checker(nameservers.as_deref()).map_err(|e| e.to_string())?),
+            receiving_region: config::receiving_region_from_env().map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("local-api: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let keys_env = std::env::var("DEV_API_KEYS").ok();
+    let keys = match DevKeys::parse(keys_env.as_deref().unwrap_or(DEFAULT_DEV_KEYS)) {
+        Ok(keys) => keys,
+        Err(message) => {
+            eprintln!("local-api: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match build_app(&options).await {
+        Ok(app) => app,
+        Err(message) => {
+            eprintln!("local-api: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("local-api: cannot listen on 127.0.0.1:{}: {error}", options.port);
+            return ExitCode::from(1);
+        }
+    };
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("Domains API listening on http://{address}");
+    println!(
+        "backend: {}",
+        if options.aws { "DynamoDB + SESv2 (--aws)" } else { "in-memory store, local DKIM tokens" }
+    );
+    match keys_env {
+        None => println!("dev API key: dk_dev_local (organization org_local)"),
+        Some(_) => println!("API keys from DEV_API_KEYS for: {}", keys.organizations().join(", ")),
+    }
+    let server = Arc::new(DevServer { app, keys });
+    tokio::select! {
+        result = serve(listener, server) => {
+            if let Err(error) = result {
+                eprintln!("local-api: server stopped: {error}");
+                return ExitCode::from(1);
+            }
+        }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    ExitCode::SUCCESS
+}
