@@ -58,19 +58,27 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Option<String>), Api
     };
     let (candidates, domain): (&[(Method, Route)], Option<String>) = match segments.as_slice() {
         ["domains"] => (
-            &[(Method::POST, Route::CreateDomain), (Method::GET, Route::ListDomains)],
+            &[
+                (Method::POST, Route::CreateDomain),
+                (Method::GET, Route::ListDomains),
+            ],
             None,
         ),
         ["domains", domain] if !domain.is_empty() => (
-            &[(Method::GET, Route::GetDomain), (Method::DELETE, Route::DeleteDomain)],
+            &[
+                (Method::GET, Route::GetDomain),
+                (Method::DELETE, Route::DeleteDomain),
+            ],
             Some(decode(domain)?),
         ),
-        ["domains", domain, "dns-records"] if !domain.is_empty() => {
-            (&[(Method::GET, Route::GetDnsRecords)], Some(decode(domain)?))
-        }
-        ["domains", domain, "verify"] if !domain.is_empty() => {
-            (&[(Method::POST, Route::VerifyDomain)], Some(decode(domain)?))
-        }
+        ["domains", domain, "dns-records"] if !domain.is_empty() => (
+            &[(Method::GET, Route::GetDnsRecords)],
+            Some(decode(domain)?),
+        ),
+        ["domains", domain, "verify"] if !domain.is_empty() => (
+            &[(Method::POST, Route::VerifyDomain)],
+            Some(decode(domain)?),
+        ),
         _ => return Err(ApiError::RouteNotFound),
     };
     candidates
@@ -159,7 +167,11 @@ async fn handle(
     hyper::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
 }
 
-async fn run(app: &App, route: Route, request: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+async fn run(
+    app: &App,
+    route: Route,
+    request: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
     let result = match route {
         Route::CreateDomain => handlers::create_domain(app, request).await,
         Route::ListDomains => handlers::list_domains(app, request).await,
@@ -238,14 +250,21 @@ pub fn api_gateway_event(request: &ApiGatewayRequest<'_>) -> Value {
         .filter(|p| !p.is_empty())
         .filter_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_encoding::percent_decode_str(key).decode_utf8().ok()?;
-            let value = percent_encoding::percent_decode_str(value).decode_utf8().ok()?;
+            let key = percent_encoding::percent_decode_str(key)
+                .decode_utf8()
+                .ok()?;
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .ok()?;
             Some((key.into_owned(), Value::String(value.into_owned())))
         })
         .collect();
     let (body, is_base64) = match std::str::from_utf8(request.body) {
         Ok(text) => (text.to_string(), false),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(request.body), true),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(request.body),
+            true,
+        ),
     };
     let mut event = json!({
         "version": "2.0",
@@ -295,32 +314,84 @@ mod tests {
         let cases = [
             (Method::POST, "/domains", Route::CreateDomain, None),
             (Method::GET, "/domains", Route::ListDomains, None),
-            (Method::GET, "/domains/example.com", Route::GetDomain, Some("example.com")),
-            (Method::DELETE, "/domains/example.com", Route::DeleteDomain, Some("example.com")),
-            (Method::GET, "/domains/example.com/dns-records", Route::GetDnsRecords, Some("example.com")),
-            (Method::POST, "/domains/example.com/verify", Route::VerifyDomain, Some("example.com")),
-            (Method::GET, "/domains/b%C3%BCcher.de", Route::GetDomain, Some("bücher.de")),
+            (
+                Method::GET,
+                "/domains/example.com",
+                Route::GetDomain,
+                Some("example.com"),
+            ),
+            (
+                Method::DELETE,
+                "/domains/example.com",
+                Route::DeleteDomain,
+                Some("example.com"),
+            ),
+            (
+                Method::GET,
+                "/domains/example.com/dns-records",
+                Route::GetDnsRecords,
+                Some("example.com"),
+            ),
+            (
+                Method::POST,
+                "/domains/example.com/verify",
+                Route::VerifyDomain,
+                Some("example.com"),
+            ),
+            (
+                Method::GET,
+                "/domains/b%C3%BCcher.de",
+                Route::GetDomain,
+                Some("bücher.de"),
+            ),
         ];
         for (method, path, expected, domain) in cases {
             let (route, decoded) = route(&method, path).expect(path);
             assert_eq!(route, expected, "{path}");
             assert_eq!(decoded.as_deref(), domain, "{path}");
         }
-        assert!(matches!(route(&Method::GET, "/nope"), Err(ApiError::RouteNotFound)));
-        assert!(matches!(route(&Method::GET, "/domains/a/b/c"), Err(ApiError::RouteNotFound)));
-        assert!(matches!(route(&Method::PUT, "/domains"), Err(ApiError::MethodNotAllowed)));
-        assert!(matches!(route(&Method::POST, "/domains/x.com"), Err(ApiError::MethodNotAllowed)));
+        assert!(matches!(
+            route(&Method::GET, "/nope"),
+            Err(ApiError::RouteNotFound)
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/domains/a/b/c"),
+            Err(ApiError::RouteNotFound)
+        ));
+        assert!(matches!(
+            route(&Method::PUT, "/domains"),
+            Err(ApiError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/domains/x.com"),
+            Err(ApiError::MethodNotAllowed)
+        ));
     }
 
     #[test]
     fn keys_map_to_organizations() {
         let keys = DevKeys::parse("k1=org_a, k2=org_b").expect("valid");
-        assert_eq!(keys.authorize(Some("Bearer k1")).ok().as_deref(), Some("org_a"));
-        assert_eq!(keys.authorize(Some("bearer k2")).ok().as_deref(), Some("org_b"));
+        assert_eq!(
+            keys.authorize(Some("Bearer k1")).ok().as_deref(),
+            Some("org_a")
+        );
+        assert_eq!(
+            keys.authorize(Some("bearer k2")).ok().as_deref(),
+            Some("org_b")
+        );
         assert!(matches!(keys.authorize(None), Err(ApiError::Unauthorized)));
-        assert!(matches!(keys.authorize(Some("Basic k1")), Err(ApiError::Unauthorized)));
-        assert!(matches!(keys.authorize(Some("Bearer ")), Err(ApiError::Unauthorized)));
-        assert!(matches!(keys.authorize(Some("Bearer k3")), Err(ApiError::Forbidden)));
+        assert!(matches!(
+            keys.authorize(Some("Basic k1")),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            keys.authorize(Some("Bearer ")),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            keys.authorize(Some("Bearer k3")),
+            Err(ApiError::Forbidden)
+        ));
         assert!(DevKeys::parse("k1").is_err());
         assert!(DevKeys::parse("").is_err());
     }
@@ -339,7 +410,10 @@ mod tests {
             body: b"",
         });
         let request = lambda_http::request::from_str(&event.to_string()).expect("valid event");
-        assert_eq!(shared::request::organization_id(&request).ok().as_deref(), Some("org_a"));
+        assert_eq!(
+            shared::request::organization_id(&request).ok().as_deref(),
+            Some("org_a")
+        );
         assert_eq!(
             request.path_parameters().first("domain"),
             Some("example.com")

@@ -63,13 +63,18 @@ async fn build_app(options: &Options) -> Result<App, String> {
     if options.aws {
         let app = App::from_env().await.map_err(|e| e.to_string())?;
         if options.create_table {
-            let table = config::Config::from_env().map_err(|e| e.to_string())?.table_name;
+            let table = config::Config::from_env()
+                .map_err(|e| e.to_string())?
+                .table_name;
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             let created = create_table(&client, &table)
                 .await
                 .map_err(|e| format!("cannot create table {table}: {e}"))?;
-            println!("table {table}: {}", if created { "created" } else { "already exists" });
+            println!(
+                "table {table}: {}",
+                if created { "created" } else { "already exists" }
+            );
         }
         Ok(app)
     } else {
@@ -111,19 +116,32 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("local-api: cannot listen on 127.0.0.1:{}: {error}", options.port);
+            eprintln!(
+                "local-api: cannot listen on 127.0.0.1:{}: {error}",
+                options.port
+            );
             return ExitCode::from(1);
         }
     };
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     println!("Domains API listening on http://{address}");
     println!(
         "backend: {}",
-        if options.aws { "DynamoDB + SESv2 (--aws)" } else { "in-memory store, local DKIM tokens" }
+        if options.aws {
+            "DynamoDB + SESv2 (--aws)"
+        } else {
+            "in-memory store, local DKIM tokens"
+        }
     );
     match keys_env {
         None => println!("dev API key: dk_dev_local (organization org_local)"),
-        Some(_) => println!("API keys from DEV_API_KEYS for: {}", keys.organizations().join(", ")),
+        Some(_) => println!(
+            "API keys from DEV_API_KEYS for: {}",
+            keys.organizations().join(", ")
+        ),
     }
     let server = Arc::new(DevServer { app, keys });
     tokio::select! {

@@ -187,7 +187,11 @@ mod tests {
     #[test]
     fn rejects_bad_shapes() {
         let long_label = "a".repeat(64);
-        let long_name = format!("{}.com", ["abcdefghi"; 25].join("."));
+        // 25 labels of 9 plus ".com" is exactly 253 characters: the longest valid name.
+        let longest = format!("{}.com", ["abcdefghi"; 25].join("."));
+        assert_eq!(longest.len(), 253);
+        assert!(parse(&longest).is_ok());
+        let long_name = format!("a{longest}");
         for name in [
             "",
             " ",

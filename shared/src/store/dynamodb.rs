@@ -38,6 +38,8 @@ const TRANSACTION_CONFLICT_RETRIES: u32 = 3;
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    /// Query page size; `None` lets DynamoDB fill 1 MB pages.
+    page_size: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -145,7 +147,14 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            page_size: None,
         }
+    }
+
+    /// Smaller pages, so tests can see every page being followed.
+    pub fn with_page_size(mut self, page_size: i32) -> Self {
+        self.page_size = Some(page_size);
+        self
     }
 
     async fn transact(
@@ -262,6 +271,7 @@ impl DomainStore for DynamoDbStore {
                 .expression_attribute_values(":pk", s(organization_pk(organization_id)))
                 .expression_attribute_values(":prefix", s("DOMAIN#"))
                 .consistent_read(true)
+                .set_limit(self.page_size)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await

@@ -1,1 +1,9 @@
-pub fn placeholder() {}
+//! Test support: a real DNS server on 127.0.0.1 serving zones written as zone-file
+//! text, the DynamoDB-API test server's endpoint, and a request counter for SDK
+//! clients.
+
+pub mod dns;
+pub mod dynamodb;
+
+pub use dns::TestDnsServer;
+pub use dynamodb::{RequestCounter, dynamodb_client, moto_endpoint, unique_table_name};

@@ -1,0 +1,290 @@
+//! One suite, two backends: the in-memory store and DynamoDB on the test server
+//! (moto_server, started by `scripts/test`; these tests fail without it).
+
+use shared::DomainName;
+use shared::model::{DnsRecord, Domain, DomainStatus, RecordStatus, Timestamp};
+use shared::records::expected_records;
+use shared::store::{DomainStore, DynamoDbStore, InMemoryStore, StoreError, create_table};
+use test_support::{RequestCounter, dynamodb_client, moto_endpoint, unique_table_name};
+
+struct Backend {
+    store: Box<dyn DomainStore>,
+    /// DynamoDB requests by operation; `None` for the in-memory store.
+    counter: Option<RequestCounter>,
+}
+
+async fn in_memory() -> Backend {
+    Backend {
+        store: Box::new(InMemoryStore::new()),
+        counter: None,
+    }
+}
+
+async fn dynamodb() -> Backend {
+    let counter = RequestCounter::new();
+    let client = dynamodb_client(&moto_endpoint(), &counter);
+    let table = unique_table_name("store-suite");
+    assert!(create_table(&client, &table).await.expect("create table"));
+    counter.reset();
+    Backend {
+        store: Box::new(DynamoDbStore::new(client, table).with_page_size(2)),
+        counter: Some(counter),
+    }
+}
+
+fn name(raw: &str) -> DomainName {
+    DomainName::parse(raw).expect("valid name")
+}
+
+fn domain(org: &str, raw: &str) -> Domain {
+    let name = name(raw);
+    let mut domain = Domain::new(org, name.clone(), Timestamp::now());
+    domain.dkim_tokens = vec!["tok1".into(), "tok2".into(), "tok3".into()];
+    domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
+    domain
+}
+
+async fn insert_then_get_round_trips_every_field(backend: &Backend) {
+    let mut original = domain("org_a", "mail.company.co.uk");
+    original.records[0] = DnsRecord {
+        status: RecordStatus::Failed,
+        reason: Some("The MX records point elsewhere.".into()),
+        observed: vec!["5 mx.other.example".into()],
+        ..original.records[0].clone()
+    };
+    original.last_checked_at = Some(Timestamp::now());
+    backend.store.insert(&original).await.expect("insert");
+    let stored = backend
+        .store
+        .get("org_a", &original.name)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(stored, original);
+    assert_eq!(stored.dkim_tokens, original.dkim_tokens);
+}
+
+async fn a_name_belongs_to_one_organization(backend: &Backend) {
+    backend
+        .store
+        .insert(&domain("org_a", "example.com"))
+        .await
+        .expect("insert");
+    let same_org = backend.store.insert(&domain("org_a", "example.com")).await;
+    assert!(
+        matches!(same_org, Err(StoreError::NameTaken)),
+        "{same_org:?}"
+    );
+    let other_org = backend.store.insert(&domain("org_b", "example.com")).await;
+    assert!(
+        matches!(other_org, Err(StoreError::NameTaken)),
+        "{other_org:?}"
+    );
+    assert!(
+        backend
+            .store
+            .get("org_b", &name("example.com"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(backend.store.list("org_b").await.expect("list").is_empty());
+}
+
+async fn reads_are_scoped_to_the_organization(backend: &Backend) {
+    for (org, raw) in [
+        ("org_a", "b.example.com"),
+        ("org_a", "a.example.com"),
+        ("org_b", "other.example"),
+    ] {
+        backend
+            .store
+            .insert(&domain(org, raw))
+            .await
+            .expect("insert");
+    }
+    let names = |domains: Vec<Domain>| {
+        domains
+            .into_iter()
+            .map(|d| d.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(backend.store.list("org_a").await.expect("list")),
+        ["a.example.com", "b.example.com"]
+    );
+    assert_eq!(
+        names(backend.store.list("org_b").await.expect("list")),
+        ["other.example"]
+    );
+    assert!(backend.store.list("org_c").await.expect("list").is_empty());
+    assert!(
+        backend
+            .store
+            .get("org_a", &name("other.example"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
+
+async fn list_follows_every_page(backend: &Backend) {
+    for i in 0..5 {
+        backend
+            .store
+            .insert(&domain("org_a", &format!("d{i}.example.com")))
+            .await
+            .expect("insert");
+    }
+    if let Some(counter) = &backend.counter {
+        counter.reset();
+    }
+    assert_eq!(backend.store.list("org_a").await.expect("list").len(), 5);
+    if let Some(counter) = &backend.counter {
+        // Page size 2: pages of 2, 2 and 1; one Query per page and nothing else.
+        assert_eq!(counter.snapshot(), [("Query".to_string(), 3)]);
+    }
+}
+
+async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
+    let mut original = domain("org_a", "example.com");
+    backend.store.insert(&original).await.expect("insert");
+    original.verified = true;
+    original.status = DomainStatus::Verified;
+    backend.store.update(&original).await.expect("update");
+    assert!(
+        backend
+            .store
+            .get("org_a", &original.name)
+            .await
+            .expect("get")
+            .is_some_and(|d| d.verified)
+    );
+
+    backend.store.delete(&original).await.expect("delete");
+    let late = backend.store.update(&original).await;
+    assert!(matches!(late, Err(StoreError::DomainGone)), "{late:?}");
+    assert!(
+        backend
+            .store
+            .get("org_a", &original.name)
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Deleted and created again: a write meant for the old one must not land.
+    let recreated = domain("org_a", "example.com");
+    backend
+        .store
+        .insert(&recreated)
+        .await
+        .expect("insert again");
+    let stale = backend.store.update(&original).await;
+    assert!(matches!(stale, Err(StoreError::DomainGone)), "{stale:?}");
+    let stored = backend
+        .store
+        .get("org_a", &recreated.name)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(stored.id, recreated.id);
+}
+
+async fn delete_releases_the_name(backend: &Backend) {
+    let original = domain("org_a", "example.com");
+    backend.store.insert(&original).await.expect("insert");
+    if let Some(counter) = &backend.counter {
+        counter.reset();
+    }
+    backend.store.delete(&original).await.expect("delete");
+    if let Some(counter) = &backend.counter {
+        assert_eq!(counter.snapshot(), [("TransactWriteItems".to_string(), 1)]);
+    }
+    let again = backend.store.delete(&original).await;
+    assert!(matches!(again, Err(StoreError::DomainGone)), "{again:?}");
+    backend
+        .store
+        .insert(&domain("org_b", "example.com"))
+        .await
+        .expect("name is free again");
+}
+
+async fn delete_of_another_organizations_domain_is_refused(backend: &Backend) {
+    let owned = domain("org_a", "example.com");
+    backend.store.insert(&owned).await.expect("insert");
+    let mut forged = owned.clone();
+    forged.organization_id = "org_b".into();
+    let result = backend.store.delete(&forged).await;
+    assert!(matches!(result, Err(StoreError::DomainGone)), "{result:?}");
+    assert!(
+        backend
+            .store
+            .get("org_a", &owned.name)
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
+
+async fn pending_index_holds_only_pending_domains(backend: &Backend) {
+    let stays_pending = domain("org_a", "pending.example.com");
+    let mut gets_verified = domain("org_b", "verified.example.com");
+    backend.store.insert(&stays_pending).await.expect("insert");
+    backend.store.insert(&gets_verified).await.expect("insert");
+    gets_verified.status = DomainStatus::Verified;
+    gets_verified.verified = true;
+    backend.store.update(&gets_verified).await.expect("update");
+    let pending = backend.store.pending(10).await.expect("pending");
+    let names: Vec<String> = pending.iter().map(|d| d.name.to_string()).collect();
+    assert_eq!(names, ["pending.example.com"]);
+    assert_eq!(pending[0].dkim_tokens.len(), 3);
+}
+
+async fn insert_is_one_transaction_and_get_one_read(backend: &Backend) {
+    let original = domain("org_a", "example.com");
+    backend.store.insert(&original).await.expect("insert");
+    backend
+        .store
+        .get("org_a", &original.name)
+        .await
+        .expect("get");
+    if let Some(counter) = &backend.counter {
+        assert_eq!(
+            counter.snapshot(),
+            [
+                ("GetItem".to_string(), 1),
+                ("TransactWriteItems".to_string(), 1)
+            ]
+        );
+    }
+}
+
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        mod in_memory {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(&super::in_memory().await).await;
+            })*
+        }
+        mod dynamodb {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(&super::dynamodb().await).await;
+            })*
+        }
+    };
+}
+
+store_suite!(
+    insert_then_get_round_trips_every_field,
+    a_name_belongs_to_one_organization,
+    reads_are_scoped_to_the_organization,
+    list_follows_every_page,
+    update_never_recreates_a_deleted_domain,
+    delete_releases_the_name,
+    delete_of_another_organizations_domain_is_refused,
+    pending_index_holds_only_pending_domains,
+    insert_is_one_transaction_and_get_one_read,
+);

@@ -1,0 +1,118 @@
+//! An authoritative DNS server (hickory-server) on 127.0.0.1, UDP and TCP on the
+//! same port, stopped when dropped.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name, Record};
+use hickory_proto::serialize::txt::Parser;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_server::Server;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+
+type Zone = InMemoryZoneHandler<TokioRuntimeProvider>;
+
+pub struct TestDnsServer {
+    address: SocketAddr,
+    zones: Vec<Arc<Zone>>,
+    _server: Server<Catalog>,
+}
+
+const SOA: &str = "@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n";
+
+impl TestDnsServer {
+    /// Serves each `(origin, records)` zone. `records` is zone-file text relative to
+    /// the origin (an SOA is added), e.g. `"@ 300 IN MX 10 mx.example.net."`.
+    pub async fn start(zones: &[(&str, &str)]) -> Self {
+        let mut catalog = Catalog::new();
+        let mut handlers = Vec::new();
+        for (origin, records) in zones {
+            let origin = Name::from_str(&format!("{}.", origin.trim_end_matches('.')))
+                .expect("zone origin is a valid name");
+            let text = format!("{SOA}{records}");
+            let (origin, records) = Parser::new(text, None, Some(origin))
+                .parse()
+                .expect("zone text parses");
+            let zone = Arc::new(
+                Zone::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny)
+                    .expect("zone is valid"),
+            );
+            catalog.upsert(
+                LowerName::new(&origin),
+                vec![zone.clone() as Arc<dyn ZoneHandler>],
+            );
+            handlers.push(zone);
+        }
+        let (udp, tcp) = bind_same_port().await;
+        let address = udp.local_addr().expect("bound address");
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        Self {
+            address,
+            zones: handlers,
+            _server: server,
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Adds records (zone-file text relative to the zone at `index`), as a user
+    /// publishing them would.
+    pub async fn publish(&self, index: usize, records: &str) {
+        let zone = &self.zones[index];
+        let origin = Name::from(zone.origin().clone());
+        let text = format!("{SOA}{records}");
+        let (_, parsed) = Parser::new(text, None, Some(origin))
+            .parse()
+            .expect("zone text parses");
+        for record_set in parsed.values() {
+            for record in record_set.records_without_rrsigs() {
+                let record: Record = record.clone();
+                zone.upsert(record, 2).await;
+            }
+        }
+    }
+}
+
+/// UDP and TCP on one port number, so a resolver configured with one port can
+/// use both.
+async fn bind_same_port() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        let port = udp.local_addr().expect("UDP address").port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
+/// A UDP socket and TCP listener that accept queries and never answer: a DNS
+/// server that times out.
+pub struct SilentDnsServer {
+    address: SocketAddr,
+    _udp: UdpSocket,
+    _tcp: TcpListener,
+}
+
+impl SilentDnsServer {
+    pub async fn start() -> Self {
+        let (udp, tcp) = bind_same_port().await;
+        Self {
+            address: udp.local_addr().expect("bound address"),
+            _udp: udp,
+            _tcp: tcp,
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
