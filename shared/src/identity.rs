@@ -48,7 +48,21 @@ impl SesIdentities {
     }
 }
 
-fn classify<E>(operation: &str, error: SdkError<E, HttpResponse>) -> IdentityError
+/// An SES answer the adapter treats specially.
+#[derive(Clone, Copy)]
+enum Known {
+    AlreadyExists,
+    NotFound,
+    Throttled,
+}
+
+/// Maps an SDK failure to what the caller can do about it. `known` recognizes the
+/// operation's modeled errors by type (their metadata code is not always set).
+fn classify<E>(
+    operation: &str,
+    error: SdkError<E, HttpResponse>,
+    known: impl Fn(&E) -> Option<Known>,
+) -> IdentityError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -62,15 +76,15 @@ where
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            match service.err().code() {
-                Some("AlreadyExistsException") => IdentityError::AlreadyExists,
-                Some("NotFoundException") => IdentityError::NotFound,
-                Some("TooManyRequestsException" | "LimitExceededException" | "Throttling") => {
+            match known(service.err()) {
+                Some(Known::AlreadyExists) => IdentityError::AlreadyExists,
+                Some(Known::NotFound) => IdentityError::NotFound,
+                Some(Known::Throttled) => IdentityError::Throttled(detail),
+                None if status == 429 || service.err().code() == Some("Throttling") => {
                     IdentityError::Throttled(detail)
                 }
-                _ if status == 429 => IdentityError::Throttled(detail),
-                _ if status >= 500 => IdentityError::Unavailable(detail),
-                _ => IdentityError::Other(detail),
+                None if status >= 500 => IdentityError::Unavailable(detail),
+                None => IdentityError::Other(detail),
             }
         }
         _ => IdentityError::Other(detail),
@@ -86,7 +100,17 @@ impl IdentityProvider for SesIdentities {
             .email_identity(name.as_str())
             .send()
             .await
-            .map_err(|e| classify("CreateEmailIdentity", e))?;
+            .map_err(|e| {
+                classify("CreateEmailIdentity", e, |e| {
+                    if e.is_already_exists_exception() {
+                        Some(Known::AlreadyExists)
+                    } else if e.is_too_many_requests_exception() {
+                        Some(Known::Throttled)
+                    } else {
+                        None
+                    }
+                })
+            })?;
         Ok(output
             .dkim_attributes()
             .map(|dkim| dkim.tokens().to_vec())
@@ -100,7 +124,17 @@ impl IdentityProvider for SesIdentities {
             .email_identity(name.as_str())
             .send()
             .await
-            .map_err(|e| classify("GetEmailIdentity", e))?;
+            .map_err(|e| {
+                classify("GetEmailIdentity", e, |e| {
+                    if e.is_not_found_exception() {
+                        Some(Known::NotFound)
+                    } else if e.is_too_many_requests_exception() {
+                        Some(Known::Throttled)
+                    } else {
+                        None
+                    }
+                })
+            })?;
         Ok(output
             .dkim_attributes()
             .map(|dkim| dkim.tokens().to_vec())
@@ -116,7 +150,15 @@ impl IdentityProvider for SesIdentities {
             .await
         {
             Ok(_) => Ok(()),
-            Err(error) => match classify("DeleteEmailIdentity", error) {
+            Err(error) => match classify("DeleteEmailIdentity", error, |e| {
+                if e.is_not_found_exception() {
+                    Some(Known::NotFound)
+                } else if e.is_too_many_requests_exception() {
+                    Some(Known::Throttled)
+                } else {
+                    None
+                }
+            }) {
                 IdentityError::NotFound => Ok(()),
                 other => Err(other),
             },

@@ -94,25 +94,50 @@ async fn bind_same_port() -> (UdpSocket, TcpListener) {
     panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
-/// A UDP socket and TCP listener that accept queries and never answer: a DNS
-/// server that times out.
+/// A UDP socket and TCP listener that take queries and never answer: a DNS
+/// server that times out. It records when each UDP query arrived.
 pub struct SilentDnsServer {
     address: SocketAddr,
-    _udp: UdpSocket,
+    arrivals: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+    reader: tokio::task::JoinHandle<()>,
     _tcp: TcpListener,
 }
 
 impl SilentDnsServer {
     pub async fn start() -> Self {
         let (udp, tcp) = bind_same_port().await;
+        let address = udp.local_addr().expect("bound address");
+        let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = arrivals.clone();
+        let reader = tokio::spawn(async move {
+            let mut buffer = [0u8; 4096];
+            while udp.recv_from(&mut buffer).await.is_ok() {
+                recorded
+                    .lock()
+                    .expect("arrivals lock")
+                    .push(std::time::Instant::now());
+            }
+        });
         Self {
-            address: udp.local_addr().expect("bound address"),
-            _udp: udp,
+            address,
+            arrivals,
+            reader,
             _tcp: tcp,
         }
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// When each UDP query arrived, in order.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.arrivals.lock().expect("arrivals lock").clone()
+    }
+}
+
+impl Drop for SilentDnsServer {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }

@@ -1,0 +1,167 @@
+//! The SESv2 adapter's requests and error mapping, against aws-smithy-mocks.
+
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sesv2::operation::create_email_identity::{
+    CreateEmailIdentityError, CreateEmailIdentityOutput,
+};
+use aws_sdk_sesv2::operation::delete_email_identity::{
+    DeleteEmailIdentityError, DeleteEmailIdentityOutput,
+};
+use aws_sdk_sesv2::operation::get_email_identity::{GetEmailIdentityError, GetEmailIdentityOutput};
+use aws_sdk_sesv2::types::DkimAttributes;
+use aws_sdk_sesv2::types::error::{
+    AlreadyExistsException, NotFoundException, TooManyRequestsException,
+};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::RetryConfig;
+use shared::DomainName;
+use shared::identity::{IdentityError, IdentityProvider, SesIdentities};
+
+/// A client whose every request is answered by `rules`. Retries are off so each
+/// rule sees exactly the requests the adapter makes.
+fn ses(rules: &[&Rule]) -> SesIdentities {
+    let interceptor = rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        |interceptor, rule| interceptor.with_rule(rule),
+    );
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-2"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .retry_config(RetryConfig::disabled())
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    SesIdentities::new(Client::from_conf(config))
+}
+
+fn name() -> DomainName {
+    DomainName::parse("mail.example.com").expect("valid")
+}
+
+fn dkim(tokens: &[&str]) -> DkimAttributes {
+    tokens
+        .iter()
+        .fold(DkimAttributes::builder(), |b, t| b.tokens(*t))
+        .build()
+}
+
+fn server_error() -> HttpResponse {
+    HttpResponse::new(
+        StatusCode::try_from(500).expect("status"),
+        SdkBody::from(r#"{"message":"internal failure"}"#),
+    )
+}
+
+#[tokio::test]
+async fn create_asks_for_an_easy_dkim_domain_identity_and_returns_its_tokens() {
+    let create = mock!(Client::create_email_identity)
+        .match_requests(|req| {
+            req.email_identity() == Some("mail.example.com")
+                && req.dkim_signing_attributes().is_none()
+        })
+        .then_output(|| {
+            CreateEmailIdentityOutput::builder()
+                .dkim_attributes(dkim(&["t1", "t2", "t3"]))
+                .build()
+        });
+    let identities = ses(&[&create]);
+    assert_eq!(
+        identities.create(&name()).await,
+        Ok(vec!["t1".into(), "t2".into(), "t3".into()])
+    );
+    assert_eq!(create.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn create_maps_already_exists_and_throttling() {
+    let exists = mock!(Client::create_email_identity).then_error(|| {
+        CreateEmailIdentityError::AlreadyExistsException(AlreadyExistsException::builder().build())
+    });
+    assert_eq!(
+        ses(&[&exists]).create(&name()).await,
+        Err(IdentityError::AlreadyExists)
+    );
+
+    let throttled = mock!(Client::create_email_identity).then_error(|| {
+        CreateEmailIdentityError::TooManyRequestsException(
+            TooManyRequestsException::builder()
+                .message("Maximum sending rate exceeded")
+                .build(),
+        )
+    });
+    let result = ses(&[&throttled]).create(&name()).await;
+    assert!(
+        matches!(result, Err(IdentityError::Throttled(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_unavailable_not_caller_errors() {
+    let failing = mock!(Client::create_email_identity).then_http_response(server_error);
+    let result = ses(&[&failing]).create(&name()).await;
+    assert!(
+        matches!(result, Err(IdentityError::Unavailable(_))),
+        "{result:?}"
+    );
+
+    let failing_get = mock!(Client::get_email_identity).then_http_response(server_error);
+    let result = ses(&[&failing_get]).dkim_tokens(&name()).await;
+    assert!(
+        matches!(result, Err(IdentityError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn get_reads_tokens_and_maps_not_found() {
+    let found = mock!(Client::get_email_identity)
+        .match_requests(|req| req.email_identity() == Some("mail.example.com"))
+        .then_output(|| {
+            GetEmailIdentityOutput::builder()
+                .dkim_attributes(dkim(&["a", "b", "c"]))
+                .build()
+        });
+    assert_eq!(
+        ses(&[&found]).dkim_tokens(&name()).await,
+        Ok(vec!["a".into(), "b".into(), "c".into()])
+    );
+
+    let missing = mock!(Client::get_email_identity).then_error(|| {
+        GetEmailIdentityError::NotFoundException(NotFoundException::builder().build())
+    });
+    assert_eq!(
+        ses(&[&missing]).dkim_tokens(&name()).await,
+        Err(IdentityError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn delete_treats_not_found_as_done_and_reports_throttling() {
+    let deleted = mock!(Client::delete_email_identity)
+        .match_requests(|req| req.email_identity() == Some("mail.example.com"))
+        .then_output(|| DeleteEmailIdentityOutput::builder().build());
+    assert_eq!(ses(&[&deleted]).delete(&name()).await, Ok(()));
+    assert_eq!(deleted.num_calls(), 1);
+
+    let missing = mock!(Client::delete_email_identity).then_error(|| {
+        DeleteEmailIdentityError::NotFoundException(NotFoundException::builder().build())
+    });
+    assert_eq!(ses(&[&missing]).delete(&name()).await, Ok(()));
+
+    let throttled = mock!(Client::delete_email_identity).then_error(|| {
+        DeleteEmailIdentityError::TooManyRequestsException(
+            TooManyRequestsException::builder().build(),
+        )
+    });
+    let result = ses(&[&throttled]).delete(&name()).await;
+    assert!(
+        matches!(result, Err(IdentityError::Throttled(_))),
+        "{result:?}"
+    );
+}
