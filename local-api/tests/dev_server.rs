@@ -1,0 +1,281 @@
+//! The `local-api` binary, spawned as a user runs it, called over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use test_support::{moto_endpoint, unique_table_name};
+
+struct DevServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_local-api"));
+    command
+        .args(args)
+        .env("PORT", "0")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("DEV_API_KEYS")
+        .env_remove("TABLE_NAME");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Starts the server and waits for the line that names its URL.
+fn start(args: &[&str], env: &[(&str, &str)]) -> DevServer {
+    let mut child = command(args, env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn local-api");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("local-api exited before printing its URL")
+            .expect("stdout line");
+        if let Some(url) = line.strip_prefix("Domains API listening on ") {
+            break url.trim().to_string();
+        }
+    };
+    // Keep draining stdout (the request log) so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    DevServer { child, url }
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    fn new(server: &DevServer) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: server.url.clone(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("HTTP call");
+        let status = response.status();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{path}"
+        );
+        let body = response.json().await.expect("JSON body");
+        (status, body)
+    }
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["name"].as_str().expect("name"))
+        .collect()
+}
+
+async fn assert_two_organizations_are_isolated(client: &Client) {
+    let create = |name: &str| Some(json!({ "name": name }).to_string());
+    let (status, _) = client
+        .call("POST", "/domains", Some("key_a"), create("example.com"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = client
+        .call("POST", "/domains", Some("key_b"), create("b.example.org"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, body) = client
+        .call("POST", "/domains", Some("key_b"), create("Example.com."))
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::CONFLICT, Some("Domain already exists"))
+    );
+    for (method, path) in [
+        ("GET", "/domains/example.com"),
+        ("GET", "/domains/EXAMPLE.COM."),
+        ("GET", "/domains/example.com/dns-records"),
+        ("POST", "/domains/example.com/verify"),
+        ("DELETE", "/domains/example.com"),
+    ] {
+        let (status, body) = client.call(method, path, Some("key_b"), None).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (StatusCode::NOT_FOUND, Some("Domain not found")),
+            "{method} {path}"
+        );
+    }
+    let (_, listed) = client.call("GET", "/domains", Some("key_b"), None).await;
+    assert_eq!(names(&listed), ["b.example.org"]);
+    let (_, listed) = client.call("GET", "/domains", Some("key_a"), None).await;
+    assert_eq!(names(&listed), ["example.com"]);
+    let (status, _) = client
+        .call("DELETE", "/domains/example.com", Some("key_a"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn in_memory_default_isolates_organizations_and_checks_keys() {
+    let server = start(&[], &[("DEV_API_KEYS", "key_a=org_a,key_b=org_b")]);
+    let client = Client::new(&server);
+    assert_two_organizations_are_isolated(&client).await;
+
+    let (status, body) = client.call("GET", "/domains", None, None).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Unauthorized", "code": "unauthorized"})
+        )
+    );
+    let (status, body) = client
+        .call("GET", "/domains", Some("not_a_key"), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"message": "Forbidden", "code": "forbidden"})
+        )
+    );
+    let (status, _) = client.call("GET", "/nowhere", Some("key_a"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = client.call("PUT", "/domains", Some("key_a"), None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let huge = json!({ "name": "x.example.com", "pad": "x".repeat(20_000) }).to_string();
+    let (status, body) = client
+        .call("POST", "/domains", Some("key_a"), Some(huge))
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("Request body too large")
+        )
+    );
+    let (status, body) = client
+        .call("POST", "/domains", Some("key_a"), Some("{".into()))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+}
+
+#[tokio::test]
+async fn default_key_serves_the_readme_walkthrough_shape() {
+    let server = start(&[], &[]);
+    let client = Client::new(&server);
+    let key = Some("dk_dev_local");
+    let (status, created) = client
+        .call(
+            "POST",
+            "/domains",
+            key,
+            Some(r#"{"name": "mail.example.com"}"#.into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(created["organization_id"], "org_local");
+    assert_eq!(created["records"].as_array().map(Vec::len), Some(6));
+    let (status, records) = client
+        .call("GET", "/domains/mail.example.com/dns-records", key, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(records[0]["name"], "mail");
+    assert_eq!(records[2]["name"], "_dmarc.mail");
+}
+
+#[tokio::test]
+async fn aws_mode_on_moto_isolates_organizations() {
+    let endpoint = moto_endpoint();
+    let table = unique_table_name("local-api");
+    let server = start(
+        &["--aws", "--create-table"],
+        &[
+            ("DEV_API_KEYS", "key_a=org_a,key_b=org_b"),
+            ("TABLE_NAME", &table),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+            ("AWS_ENDPOINT_URL_SESV2", &endpoint),
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
+    let client = Client::new(&server);
+    assert_two_organizations_are_isolated(&client).await;
+    // moto's SESv2 issues no DKIM tokens (real SES does): the domain has its MX, SPF
+    // and DMARC records, and dns-records answers the contract's 400.
+    let (_, listed) = client.call("GET", "/domains", Some("key_b"), None).await;
+    assert_eq!(listed[0]["records"].as_array().map(Vec::len), Some(3));
+    let (status, body) = client
+        .call(
+            "GET",
+            "/domains/b.example.org/dns-records",
+            Some("key_b"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("Failed to get DKIM attributes")
+        )
+    );
+}
+
+#[test]
+fn bad_configuration_fails_at_start_with_a_clear_message() {
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--aws"], &[], "TABLE_NAME is not set"),
+        (
+            &[],
+            &[("DEV_API_KEYS", "no-equals-sign")],
+            "is not key=organization_id",
+        ),
+        (&["--bogus"], &[], "unknown argument"),
+        (&[], &[("PORT", "eighty")], "is not a port number"),
+    ];
+    for (args, env, message) in cases {
+        let output = command(args, env).output().expect("run local-api");
+        assert!(!output.status.success(), "{args:?} {env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -1,0 +1,674 @@
+//! The handlers, called with the API Gateway (HTTP API v2) events in `events/`
+//! exactly as the Lambda runtime would hand them over.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::Request;
+use lambda_http::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use shared::identity::{IdentityError, IdentityProvider, LocalIdentities};
+use shared::store::{DomainStore, DynamoDbStore, InMemoryStore, create_table};
+use shared::verify::DnsChecker;
+use shared::{App, DomainName, handlers};
+use test_support::{
+    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, unique_table_name,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Endpoint {
+    Create,
+    List,
+    Get,
+    DnsRecords,
+    Verify,
+    Delete,
+}
+
+impl Endpoint {
+    fn event_file(self) -> &'static str {
+        match self {
+            Self::Create => "create-domain.json",
+            Self::List => "list-domains.json",
+            Self::Get => "get-domain.json",
+            Self::DnsRecords => "get-dns-records.json",
+            Self::Verify => "verify-domain.json",
+            Self::Delete => "delete-domain.json",
+        }
+    }
+}
+
+/// An `events/` fixture, adjusted, then parsed by lambda_http as the runtime does.
+struct Call {
+    endpoint: Endpoint,
+    event: Value,
+}
+
+impl Call {
+    fn new(endpoint: Endpoint) -> Self {
+        let path = format!(
+            "{}/../events/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            endpoint.event_file()
+        );
+        let text = std::fs::read_to_string(&path).expect("event file");
+        Self {
+            endpoint,
+            event: serde_json::from_str(&text).expect("event JSON"),
+        }
+    }
+
+    fn org(mut self, org: &str) -> Self {
+        self.event["requestContext"]["authorizer"]["lambda"]["organization_id"] = json!(org);
+        self
+    }
+
+    fn without_authorizer(mut self) -> Self {
+        if let Some(context) = self.event["requestContext"].as_object_mut() {
+            context.remove("authorizer");
+        }
+        self
+    }
+
+    /// The `{domain}` path parameter (as API Gateway passes it: decoded, unnormalized).
+    fn domain(mut self, domain: &str) -> Self {
+        let suffix = match self.endpoint {
+            Endpoint::DnsRecords => "/dns-records",
+            Endpoint::Verify => "/verify",
+            _ => "",
+        };
+        self.event["pathParameters"]["domain"] = json!(domain);
+        self.event["rawPath"] = json!(format!("/domains/{domain}{suffix}"));
+        self
+    }
+
+    fn body(mut self, body: &str) -> Self {
+        self.event["body"] = json!(body);
+        self
+    }
+
+    fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.event.to_string()).expect("valid API Gateway event")
+    }
+
+    async fn send(self, app: &App) -> Reply {
+        let request = self.request();
+        let response = match self.endpoint {
+            Endpoint::Create => handlers::create_domain(app, request).await,
+            Endpoint::List => handlers::list_domains(app, request).await,
+            Endpoint::Get => handlers::get_domain(app, request).await,
+            Endpoint::DnsRecords => handlers::get_dns_records(app, request).await,
+            Endpoint::Verify => handlers::verify_domain(app, request).await,
+            Endpoint::Delete => handlers::delete_domain(app, request).await,
+        }
+        .expect("handlers always answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(self.body["message"], message, "{self:?}");
+        assert!(
+            self.body["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "{self:?}"
+        );
+        assert_eq!(self.headers["content-type"], "application/json");
+    }
+}
+
+fn create(name: &str) -> Call {
+    Call::new(Endpoint::Create).body(&json!({ "name": name }).to_string())
+}
+
+/// Every zone record a domain needs, for `example.com` with the given tokens.
+fn correct_zone(tokens: &[String]) -> String {
+    let mut zone = String::from(
+        "@ 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n\
+         @ 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n\
+         _dmarc 300 IN TXT \"v=DMARC1; p=reject;\"\n",
+    );
+    for token in tokens {
+        zone.push_str(&format!(
+            "{token}._domainkey 300 IN CNAME {token}.dkim.amazonses.com.\n"
+        ));
+    }
+    zone
+}
+
+struct World {
+    app: App,
+    dns: TestDnsServer,
+    identities: Arc<LocalIdentities>,
+}
+
+async fn in_memory_world() -> World {
+    world_with(Arc::new(InMemoryStore::new())).await
+}
+
+async fn world_with(store: Arc<dyn DomainStore>) -> World {
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let identities = Arc::new(LocalIdentities::new());
+    let app = App {
+        store,
+        identities: identities.clone(),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+    World {
+        app,
+        dns,
+        identities,
+    }
+}
+
+async fn dynamodb_world() -> (World, RequestCounter) {
+    let counter = RequestCounter::new();
+    let client = dynamodb_client(&moto_endpoint(), &counter);
+    let table = unique_table_name("handlers");
+    create_table(&client, &table).await.expect("create table");
+    counter.reset();
+    (
+        world_with(Arc::new(DynamoDbStore::new(client, table))).await,
+        counter,
+    )
+}
+
+fn tokens_of(domain: &Value) -> Vec<String> {
+    domain["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["record"] == "DKIM")
+        .map(|r| {
+            r["fqdn"]
+                .as_str()
+                .expect("fqdn")
+                .split('.')
+                .next()
+                .expect("token")
+                .to_string()
+        })
+        .collect()
+}
+
+fn is_timestamp(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| {
+        s.len() == 24 && s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+    })
+}
+
+#[tokio::test]
+async fn the_whole_lifecycle_create_records_verify_list_get_delete() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+
+    let created = create("  Example.COM. ").send(app).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.headers["location"], "/domains/example.com");
+    let domain = &created.body;
+    assert_eq!(domain["name"], "example.com");
+    assert_eq!(domain["organization_id"], "org_123");
+    assert_eq!(domain["verified"], false);
+    assert_eq!(domain["status"], "pending");
+    assert_eq!(domain["last_checked_at"], Value::Null);
+    assert_eq!(domain["verified_at"], Value::Null);
+    assert!(
+        is_timestamp(&domain["created_at"]) && is_timestamp(&domain["updated_at"]),
+        "{domain}"
+    );
+    assert!(
+        domain.get("dkim_tokens").is_none(),
+        "tokens travel in the records only"
+    );
+    let records = domain["records"].as_array().expect("records");
+    assert_eq!(records.len(), 6);
+    let tokens = tokens_of(domain);
+    assert_eq!(tokens.len(), 3);
+
+    let dns_records = Call::new(Endpoint::DnsRecords).send(app).await;
+    assert_eq!(dns_records.status, StatusCode::OK);
+    assert_eq!(&dns_records.body, &domain["records"]);
+    assert_eq!(dns_records.body[0]["priority"], 10);
+    assert!(dns_records.body[1].get("priority").is_none());
+
+    let unverified = Call::new(Endpoint::Verify).send(app).await;
+    assert_eq!(unverified.status, StatusCode::OK);
+    assert_eq!(unverified.body["verified"], false);
+    assert_eq!(unverified.body["status"], "pending");
+    assert!(is_timestamp(&unverified.body["last_checked_at"]));
+
+    world.dns.publish(0, &correct_zone(&tokens)).await;
+    let verified = Call::new(Endpoint::Verify).send(app).await;
+    assert_eq!(verified.status, StatusCode::OK);
+    assert_eq!(verified.body["verified"], true, "{}", verified.body);
+    assert_eq!(verified.body["status"], "verified");
+    assert!(is_timestamp(&verified.body["verified_at"]));
+    assert!(
+        verified.body["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .all(|r| r["status"] == "verified")
+    );
+
+    let fetched = Call::new(Endpoint::Get).send(app).await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(
+        fetched.body, verified.body,
+        "verify stored what it answered"
+    );
+
+    let listed = Call::new(Endpoint::List).send(app).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body, json!([verified.body]));
+
+    let deleted = Call::new(Endpoint::Delete).send(app).await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        deleted.body, verified.body,
+        "delete answers the domain as it was"
+    );
+    Call::new(Endpoint::Get)
+        .send(app)
+        .await
+        .assert_error(404, "Domain not found");
+    Call::new(Endpoint::Delete)
+        .send(app)
+        .await
+        .assert_error(404, "Domain not found");
+    assert_eq!(Call::new(Endpoint::List).send(app).await.body, json!([]));
+    let name = DomainName::parse("example.com").expect("valid");
+    assert_eq!(
+        world.identities.dkim_tokens(&name).await,
+        Err(IdentityError::NotFound),
+        "identity removed"
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_errors() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    for name in [
+        "",
+        "com",
+        "co.uk",
+        "github.io",
+        "not a domain",
+        "-x.com",
+        "1.2.3.4",
+        "a..b.com",
+    ] {
+        create(name)
+            .send(app)
+            .await
+            .assert_error(400, "Invalid domain name format");
+    }
+    for body in [
+        r#"{"name": 42}"#,
+        r#"{"name": null}"#,
+        r#"{"domain": "example.com"}"#,
+        "{}",
+    ] {
+        Call::new(Endpoint::Create)
+            .body(body)
+            .send(app)
+            .await
+            .assert_error(400, "Invalid domain name format");
+    }
+    for body in [
+        "",
+        "not json",
+        "[\"example.com\"]",
+        "\"example.com\"",
+        "{\"name\": \"example.com\"",
+    ] {
+        let reply = Call::new(Endpoint::Create).body(body).send(app).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_eq!(reply.body["code"], "invalid_json", "{body:?}");
+    }
+    let padding = "x".repeat(16 * 1024);
+    let huge = json!({ "name": "example.com", "padding": padding }).to_string();
+    Call::new(Endpoint::Create)
+        .body(&huge)
+        .send(app)
+        .await
+        .assert_error(413, "Request body too large");
+    assert_eq!(
+        Call::new(Endpoint::List).send(app).await.body,
+        json!([]),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn a_name_is_taken_for_every_organization() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    assert_eq!(
+        create("example.com").send(app).await.status,
+        StatusCode::CREATED
+    );
+    create("EXAMPLE.com.")
+        .send(app)
+        .await
+        .assert_error(409, "Domain already exists");
+    create("example.com")
+        .org("org_other")
+        .send(app)
+        .await
+        .assert_error(409, "Domain already exists");
+}
+
+#[tokio::test]
+async fn without_an_organization_every_endpoint_is_unauthorized() {
+    let world = in_memory_world().await;
+    for endpoint in [
+        Endpoint::Create,
+        Endpoint::List,
+        Endpoint::Get,
+        Endpoint::DnsRecords,
+        Endpoint::Verify,
+        Endpoint::Delete,
+    ] {
+        Call::new(endpoint)
+            .without_authorizer()
+            .send(&world.app)
+            .await
+            .assert_error(401, "Unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn path_names_are_normalized_and_invalid_ones_are_not_found() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    assert_eq!(
+        create("bücher.example.com").send(app).await.status,
+        StatusCode::CREATED
+    );
+    for spelling in [
+        "xn--bcher-kva.example.com",
+        "BÜCHER.example.com.",
+        " bücher.example.com",
+    ] {
+        let reply = Call::new(Endpoint::Get).domain(spelling).send(app).await;
+        assert_eq!(reply.status, StatusCode::OK, "{spelling}");
+        assert_eq!(reply.body["name"], "xn--bcher-kva.example.com");
+    }
+    for bad in ["com", "..", "not a name", "x".repeat(300).as_str()] {
+        Call::new(Endpoint::Get)
+            .domain(bad)
+            .send(app)
+            .await
+            .assert_error(404, "Domain not found");
+    }
+}
+
+#[tokio::test]
+async fn dkim_tokens_missing_and_unobtainable_is_the_contract_400() {
+    let world = in_memory_world().await;
+    // A domain stored before SES gave tokens, whose identity SES no longer has.
+    let name = DomainName::parse("example.com").expect("valid");
+    let domain = shared::Domain::new("org_123", name, shared::Timestamp::now());
+    world.app.store.insert(&domain).await.expect("insert");
+    Call::new(Endpoint::DnsRecords)
+        .send(&world.app)
+        .await
+        .assert_error(400, "Failed to get DKIM attributes");
+}
+
+/// SES that fails every call the way the given error says.
+struct FailingIdentities(fn() -> IdentityError);
+
+#[async_trait]
+impl IdentityProvider for FailingIdentities {
+    async fn create(&self, _: &DomainName) -> Result<Vec<String>, IdentityError> {
+        Err((self.0)())
+    }
+    async fn dkim_tokens(&self, _: &DomainName) -> Result<Vec<String>, IdentityError> {
+        Err((self.0)())
+    }
+    async fn delete(&self, _: &DomainName) -> Result<(), IdentityError> {
+        Err((self.0)())
+    }
+}
+
+#[tokio::test]
+async fn when_ses_fails_at_create_the_claim_is_released_and_the_caller_may_retry() {
+    let mut world = in_memory_world().await;
+    world.app.identities = Arc::new(FailingIdentities(|| {
+        IdentityError::Throttled("SES secret detail".into())
+    }));
+    let reply = create("example.com").send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert!(!reply.body.to_string().contains("secret"), "{reply:?}");
+    assert_eq!(
+        Call::new(Endpoint::List).send(&world.app).await.body,
+        json!([])
+    );
+
+    world.app.identities = Arc::new(FailingIdentities(|| {
+        IdentityError::Other("AccessDenied arn:aws:iam::123".into())
+    }));
+    let reply = create("example.com").send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        reply.body,
+        json!({"message": "Internal server error", "code": "internal_error"})
+    );
+
+    world.app.identities = world.identities.clone();
+    assert_eq!(
+        create("example.com").send(&world.app).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn a_failed_identity_delete_keeps_the_domain_for_a_retry() {
+    let mut world = in_memory_world().await;
+    assert_eq!(
+        create("example.com").send(&world.app).await.status,
+        StatusCode::CREATED
+    );
+    world.app.identities = Arc::new(FailingIdentities(|| {
+        IdentityError::Unavailable("timeout".into())
+    }));
+    let reply = Call::new(Endpoint::Delete).send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        Call::new(Endpoint::Get).send(&world.app).await.status,
+        StatusCode::OK
+    );
+    world.app.identities = world.identities.clone();
+    assert_eq!(
+        Call::new(Endpoint::Delete).send(&world.app).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_leftover_ses_identity_is_adopted() {
+    let world = in_memory_world().await;
+    let name = DomainName::parse("example.com").expect("valid");
+    let leftover = world.identities.create(&name).await.expect("identity");
+    let reply = create("example.com").send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(tokens_of(&reply.body), leftover);
+}
+
+async fn assert_organizations_are_isolated(app: &App) {
+    assert_eq!(
+        create("example.com").org("org_a").send(app).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        create("other.example.com")
+            .org("org_b")
+            .send(app)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    for endpoint in [
+        Endpoint::Get,
+        Endpoint::DnsRecords,
+        Endpoint::Verify,
+        Endpoint::Delete,
+    ] {
+        for spelling in ["example.com", "EXAMPLE.COM", "example.com."] {
+            Call::new(endpoint)
+                .org("org_b")
+                .domain(spelling)
+                .send(app)
+                .await
+                .assert_error(404, "Domain not found");
+        }
+    }
+    create("example.com")
+        .org("org_b")
+        .send(app)
+        .await
+        .assert_error(409, "Domain already exists");
+    let listed = Call::new(Endpoint::List).org("org_b").send(app).await;
+    let names: Vec<&Value> = listed
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| &d["name"])
+        .collect();
+    assert_eq!(names, [&json!("other.example.com")]);
+    // org_a's domain is untouched by all of that.
+    let own = Call::new(Endpoint::Get).org("org_a").send(app).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(
+        own.body["last_checked_at"],
+        Value::Null,
+        "org_b's verify did not run on it"
+    );
+}
+
+#[tokio::test]
+async fn organizations_are_isolated_in_memory() {
+    assert_organizations_are_isolated(&in_memory_world().await.app).await;
+}
+
+#[tokio::test]
+async fn organizations_are_isolated_on_dynamodb() {
+    let (world, _) = dynamodb_world().await;
+    assert_organizations_are_isolated(&world.app).await;
+}
+
+#[tokio::test]
+async fn dynamodb_requests_per_endpoint() {
+    let (world, counter) = dynamodb_world().await;
+    let app = &world.app;
+    let expect = |endpoint: &str, reply: Reply, status: StatusCode, requests: &[(&str, usize)]| {
+        assert_eq!(reply.status, status, "{endpoint}: {reply:?}");
+        let expected: Vec<(String, usize)> = requests
+            .iter()
+            .map(|(op, n)| (op.to_string(), *n))
+            .collect();
+        assert_eq!(counter.snapshot(), expected, "{endpoint}");
+        counter.reset();
+    };
+    expect(
+        "create",
+        create("example.com").send(app).await,
+        StatusCode::CREATED,
+        &[("PutItem", 1), ("TransactWriteItems", 1)],
+    );
+    expect(
+        "create conflict",
+        create("example.com").org("org_b").send(app).await,
+        StatusCode::CONFLICT,
+        &[("TransactWriteItems", 1)],
+    );
+    expect(
+        "get",
+        Call::new(Endpoint::Get).send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 1)],
+    );
+    expect(
+        "get missing",
+        Call::new(Endpoint::Get).org("org_b").send(app).await,
+        StatusCode::NOT_FOUND,
+        &[("GetItem", 1)],
+    );
+    expect(
+        "list",
+        Call::new(Endpoint::List).send(app).await,
+        StatusCode::OK,
+        &[("Query", 1)],
+    );
+    expect(
+        "dns-records",
+        Call::new(Endpoint::DnsRecords).send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 1)],
+    );
+    expect(
+        "verify",
+        Call::new(Endpoint::Verify).send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 1), ("PutItem", 1)],
+    );
+    expect(
+        "delete",
+        Call::new(Endpoint::Delete).send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 1), ("TransactWriteItems", 1)],
+    );
+}
+
+#[tokio::test]
+async fn verify_racing_a_delete_does_not_bring_the_domain_back() {
+    let (world, _) = dynamodb_world().await;
+    let app = &world.app;
+    assert_eq!(
+        create("example.com").send(app).await.status,
+        StatusCode::CREATED
+    );
+    let name = DomainName::parse("example.com").expect("valid");
+    // The verify read the domain; then the delete lands before its write.
+    let read_by_verify = app
+        .store
+        .get("org_123", &name)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(
+        Call::new(Endpoint::Delete).send(app).await.status,
+        StatusCode::OK
+    );
+    let mut checked = read_by_verify.clone();
+    shared::handlers::apply_check(&mut checked, shared::Timestamp::now());
+    assert!(app.store.update(&checked).await.is_err());
+    assert!(
+        app.store
+            .get("org_123", &name)
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
