@@ -261,7 +261,8 @@ async fn aws_mode_on_moto_isolates_organizations() {
 
 #[test]
 fn bad_configuration_fails_at_start_with_a_clear_message() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["--aws"], &[], "TABLE_NAME is not set"),
         (
             &[],

@@ -375,7 +375,7 @@ pub fn judge_dkim(expected_target: &str, answer: Answer<String>) -> Verdict {
         Answer::Failed(e) => return Err(e),
     };
     let expected = normalize_host(expected_target);
-    Ok(if targets.iter().any(|t| *t == expected) {
+    Ok(if targets.contains(&expected) {
         Judgement::verified(targets)
     } else {
         Judgement::with(
