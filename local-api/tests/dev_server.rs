@@ -10,6 +10,8 @@ use test_support::{moto_endpoint, unique_table_name};
 struct DevServer {
     child: Child,
     url: String,
+    /// Everything the server printed after its banner (its request log).
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for DevServer {
@@ -52,8 +54,14 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> DevServer {
         }
     };
     // Keep draining stdout (the request log) so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    DevServer { child, url }
+    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = output.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            collected.lock().expect("log lock").push(line);
+        }
+    });
+    DevServer { child, url, output }
 }
 
 struct Client {
@@ -279,4 +287,60 @@ fn bad_configuration_fails_at_start_with_a_clear_message() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn each_request_is_logged_once_as_json_with_its_request_id_and_never_the_key() {
+    let key = "dk_secret_key_that_must_not_be_logged";
+    let server = start(&[], &[("DEV_API_KEYS", &format!("{key}=org_log"))]);
+    let client = Client::new(&server);
+    let body = Some(r#"{"name": "logged.example.com"}"#.to_string());
+    client.call("POST", "/domains", Some(key), body).await;
+    client
+        .call("GET", "/domains/logged.example.com", Some(key), None)
+        .await;
+    client
+        .call("GET", "/domains/missing.example.com", Some(key), None)
+        .await;
+
+    // The log line is written before the response is sent; give the reader thread
+    // a moment to collect the last one.
+    let mut request_lines = Vec::new();
+    for _ in 0..50 {
+        let lines = server.output.lock().expect("log lock").clone();
+        request_lines = lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["message"] == "request")
+            .collect::<Vec<_>>();
+        if request_lines.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let operations: Vec<&str> = request_lines
+        .iter()
+        .map(|e| e["operation"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(operations, ["create_domain", "get_domain", "get_domain"]);
+    let statuses: Vec<u64> = request_lines
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [201, 200, 404]);
+    for entry in &request_lines {
+        assert!(
+            entry["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{entry}"
+        );
+        assert_eq!(entry["organization_id"], "org_log");
+    }
+    let all = server.output.lock().expect("log lock").join("\n");
+    assert!(!all.contains(key), "the API key appeared in the log");
+    assert!(
+        !all.to_lowercase().contains("bearer"),
+        "an Authorization header appeared in the log"
+    );
 }

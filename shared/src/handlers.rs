@@ -97,7 +97,8 @@ fn logged(error: ApiError) -> ApiError {
     error
 }
 
-async fn find(app: &App, request: &Request) -> Result<(String, Domain), ApiError> {
+/// The caller's domain named in the path, or 404.
+async fn find(app: &App, request: &Request) -> Result<Domain, ApiError> {
     let organization_id = organization_id(request)?;
     let name = path_domain(request)?;
     let domain = app
@@ -106,7 +107,7 @@ async fn find(app: &App, request: &Request) -> Result<(String, Domain), ApiError
         .await
         .map_err(|e| logged(store_error(e)))?
         .ok_or(ApiError::DomainNotFound)?;
-    Ok((organization_id, domain))
+    Ok(domain)
 }
 
 async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -170,12 +171,12 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
 }
 
 async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (_, domain) = find(app, request).await?;
+    let domain = find(app, request).await?;
     Ok(json_response(StatusCode::OK, &domain))
 }
 
 async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (_, mut domain) = find(app, request).await?;
+    let mut domain = find(app, request).await?;
     if domain.dkim_tokens.is_empty() {
         fill_dkim_tokens(app, &mut domain)
             .await
@@ -226,7 +227,7 @@ fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRec
 }
 
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (_, mut domain) = find(app, request).await?;
+    let mut domain = find(app, request).await?;
     if domain.dkim_tokens.is_empty()
         && let Err(error) = fill_dkim_tokens(app, &mut domain).await
     {
@@ -271,7 +272,7 @@ pub fn apply_check(domain: &mut Domain, now: Timestamp) {
 }
 
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (_, domain) = find(app, request).await?;
+    let domain = find(app, request).await?;
     // Identity first: if the store delete then fails, the domain is still listed
     // and the delete can simply be retried (a missing identity counts as deleted).
     app.identities
