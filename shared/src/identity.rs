@@ -6,6 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sesv2::operation::create_email_identity::CreateEmailIdentityError;
+use aws_sdk_sesv2::operation::delete_email_identity::DeleteEmailIdentityError;
+use aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use rand::Rng;
 
@@ -56,15 +59,46 @@ enum Known {
     Throttled,
 }
 
-/// Maps an SDK failure to what the caller can do about it. `known` recognizes the
-/// operation's modeled errors by type (their metadata code is not always set).
-fn classify<E>(
-    operation: &str,
-    error: SdkError<E, HttpResponse>,
-    known: impl Fn(&E) -> Option<Known>,
-) -> IdentityError
+/// An operation's modeled errors, recognized by type: their metadata code is not
+/// always set (errors built by hand or by mocks carry none).
+trait KnownErrors {
+    fn known(&self) -> Option<Known>;
+}
+
+impl KnownErrors for CreateEmailIdentityError {
+    fn known(&self) -> Option<Known> {
+        if self.is_already_exists_exception() {
+            Some(Known::AlreadyExists)
+        } else if self.is_too_many_requests_exception() {
+            Some(Known::Throttled)
+        } else {
+            None
+        }
+    }
+}
+
+/// Get and delete share their modeled errors.
+macro_rules! not_found_or_throttled {
+    ($($error:ty),*) => {$(
+        impl KnownErrors for $error {
+            fn known(&self) -> Option<Known> {
+                if self.is_not_found_exception() {
+                    Some(Known::NotFound)
+                } else if self.is_too_many_requests_exception() {
+                    Some(Known::Throttled)
+                } else {
+                    None
+                }
+            }
+        }
+    )*};
+}
+not_found_or_throttled!(GetEmailIdentityError, DeleteEmailIdentityError);
+
+/// Maps an SDK failure to what the caller can do about it.
+fn classify<E>(operation: &str, error: SdkError<E, HttpResponse>) -> IdentityError
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: KnownErrors + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let detail = format!(
         "{operation}: {}",
@@ -76,7 +110,7 @@ where
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            match known(service.err()) {
+            match service.err().known() {
                 Some(Known::AlreadyExists) => IdentityError::AlreadyExists,
                 Some(Known::NotFound) => IdentityError::NotFound,
                 Some(Known::Throttled) => IdentityError::Throttled(detail),
@@ -100,17 +134,7 @@ impl IdentityProvider for SesIdentities {
             .email_identity(name.as_str())
             .send()
             .await
-            .map_err(|e| {
-                classify("CreateEmailIdentity", e, |e| {
-                    if e.is_already_exists_exception() {
-                        Some(Known::AlreadyExists)
-                    } else if e.is_too_many_requests_exception() {
-                        Some(Known::Throttled)
-                    } else {
-                        None
-                    }
-                })
-            })?;
+            .map_err(|e| classify("CreateEmailIdentity", e))?;
         Ok(output
             .dkim_attributes()
             .map(|dkim| dkim.tokens().to_vec())
@@ -124,17 +148,7 @@ impl IdentityProvider for SesIdentities {
             .email_identity(name.as_str())
             .send()
             .await
-            .map_err(|e| {
-                classify("GetEmailIdentity", e, |e| {
-                    if e.is_not_found_exception() {
-                        Some(Known::NotFound)
-                    } else if e.is_too_many_requests_exception() {
-                        Some(Known::Throttled)
-                    } else {
-                        None
-                    }
-                })
-            })?;
+            .map_err(|e| classify("GetEmailIdentity", e))?;
         Ok(output
             .dkim_attributes()
             .map(|dkim| dkim.tokens().to_vec())
@@ -150,15 +164,7 @@ impl IdentityProvider for SesIdentities {
             .await
         {
             Ok(_) => Ok(()),
-            Err(error) => match classify("DeleteEmailIdentity", error, |e| {
-                if e.is_not_found_exception() {
-                    Some(Known::NotFound)
-                } else if e.is_too_many_requests_exception() {
-                    Some(Known::Throttled)
-                } else {
-                    None
-                }
-            }) {
+            Err(error) => match classify("DeleteEmailIdentity", error) {
                 IdentityError::NotFound => Ok(()),
                 other => Err(other),
             },

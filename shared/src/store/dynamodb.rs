@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
@@ -157,6 +158,38 @@ impl DynamoDbStore {
         self
     }
 
+    /// Runs `query` page after page until it is exhausted or `limit` domains are read:
+    /// one request per page.
+    async fn query_domains(
+        &self,
+        operation: &str,
+        query: QueryFluentBuilder,
+        limit: usize,
+    ) -> Result<Vec<Domain>, StoreError> {
+        let mut domains = Vec::new();
+        let mut start_key = None;
+        while domains.len() < limit {
+            let remaining = i32::try_from(limit - domains.len()).unwrap_or(i32::MAX);
+            let page_size = self.page_size.map_or(remaining, |size| size.min(remaining));
+            let output = query
+                .clone()
+                .set_limit((page_size < i32::MAX).then_some(page_size))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| classify(operation, e))?;
+            for item in output.items.unwrap_or_default() {
+                domains.push(domain_from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        domains.truncate(limit);
+        Ok(domains)
+    }
+
     async fn transact(
         &self,
         operation: &str,
@@ -260,30 +293,15 @@ impl DomainStore for DynamoDbStore {
     }
 
     async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError> {
-        let mut domains = Vec::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(organization_pk(organization_id)))
-                .expression_attribute_values(":prefix", s("DOMAIN#"))
-                .consistent_read(true)
-                .set_limit(self.page_size)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| classify("list domains", e))?;
-            for item in output.items.unwrap_or_default() {
-                domains.push(domain_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(domains),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(organization_pk(organization_id)))
+            .expression_attribute_values(":prefix", s("DOMAIN#"))
+            .consistent_read(true);
+        self.query_domains("list domains", query, usize::MAX).await
     }
 
     async fn update(&self, domain: &Domain) -> Result<(), StoreError> {
@@ -336,32 +354,15 @@ impl DomainStore for DynamoDbStore {
     }
 
     async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError> {
-        let mut domains = Vec::new();
-        let mut start_key = None;
-        while domains.len() < limit {
-            let page_limit = i32::try_from(limit - domains.len()).unwrap_or(i32::MAX);
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(PENDING_INDEX)
-                .key_condition_expression("gsi_pending_pk = :pk")
-                .expression_attribute_values(":pk", s(PENDING_PARTITION))
-                .limit(page_limit)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| classify("query pending domains", e))?;
-            for item in output.items.unwrap_or_default() {
-                domains.push(domain_from_item(item)?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => break,
-            }
-        }
-        domains.truncate(limit);
-        Ok(domains)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("gsi_pending_pk = :pk")
+            .expression_attribute_values(":pk", s(PENDING_PARTITION));
+        self.query_domains("query pending domains", query, limit)
+            .await
     }
 }
 
