@@ -156,11 +156,18 @@ pub async fn serve(listener: TcpListener, server: Arc<DevServer>) -> std::io::Re
 }
 
 async fn handle(
-    server: &DevServer,
+    server: &Arc<DevServer>,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
     let response = match to_lambda_request(server, request).await {
-        Ok((route, lambda_request)) => run(&server.app, route, lambda_request).await,
+        Ok((route, lambda_request)) => {
+            // On its own task, so a panicking handler becomes a 500 (as the Lambda
+            // runtime reports a failed invocation) instead of a dropped connection.
+            let server = server.clone();
+            tokio::spawn(async move { run(&server.app, route, lambda_request).await })
+                .await
+                .unwrap_or_else(|_| ApiError::Internal("handler panicked".into()).to_response())
+        }
         Err(error) => error.to_response(),
     };
     let (parts, body) = response.into_parts();
