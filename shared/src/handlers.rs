@@ -74,6 +74,7 @@ fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NameTaken => ApiError::DomainAlreadyExists,
         StoreError::DomainGone => ApiError::DomainNotFound,
+        StoreError::KeyNotFound => ApiError::Internal("API key vanished".into()),
         StoreError::Throttled(detail) => ApiError::Throttled(detail),
         StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
         StoreError::Internal(detail) => ApiError::Internal(detail),

@@ -7,6 +7,7 @@ pub mod domain_name;
 pub mod error;
 pub mod handlers;
 pub mod identity;
+pub mod keys;
 pub mod model;
 pub mod records;
 pub mod request;

@@ -4,18 +4,26 @@
 use shared::DomainName;
 use shared::model::{DnsRecord, Domain, DomainStatus, RecordStatus, Timestamp};
 use shared::records::expected_records;
-use shared::store::{DomainStore, DynamoDbStore, InMemoryStore, StoreError, create_table};
+use std::sync::Arc;
+
+use shared::keys::{NewApiKey, hash_key};
+use shared::store::{
+    DomainStore, DynamoDbStore, InMemoryStore, KeyStore, StoreError, create_table,
+};
 use test_support::{RequestCounter, dynamodb_client, moto_endpoint, unique_table_name};
 
 struct Backend {
-    store: Box<dyn DomainStore>,
+    store: Arc<dyn DomainStore>,
+    keys: Arc<dyn KeyStore>,
     /// DynamoDB requests by operation; `None` for the in-memory store.
     counter: Option<RequestCounter>,
 }
 
 async fn in_memory() -> Backend {
+    let store = Arc::new(InMemoryStore::new());
     Backend {
-        store: Box::new(InMemoryStore::new()),
+        store: store.clone(),
+        keys: store,
         counter: None,
     }
 }
@@ -26,8 +34,10 @@ async fn dynamodb() -> Backend {
     let table = unique_table_name("store-suite");
     assert!(create_table(&client, &table).await.expect("create table"));
     counter.reset();
+    let store = Arc::new(DynamoDbStore::new(client, table).with_page_size(2));
     Backend {
-        store: Box::new(DynamoDbStore::new(client, table).with_page_size(2)),
+        store: store.clone(),
+        keys: store,
         counter: Some(counter),
     }
 }
@@ -260,6 +270,96 @@ async fn insert_is_one_transaction_and_get_one_read(backend: &Backend) {
     }
 }
 
+async fn api_keys_are_found_by_hash_listed_by_organization_and_revoked_once(backend: &Backend) {
+    let first = NewApiKey::generate("org_a", Timestamp::now());
+    let second = NewApiKey::generate("org_a", Timestamp::now());
+    let other = NewApiKey::generate("org_b", Timestamp::now());
+    for key in [&first, &second, &other] {
+        backend
+            .keys
+            .put_key(&key.record, &hash_key(&key.secret))
+            .await
+            .expect("put key");
+    }
+    // A domain in the same organization does not show up as a key, nor the reverse.
+    backend
+        .store
+        .insert(&domain("org_a", "example.com"))
+        .await
+        .expect("insert");
+    assert_eq!(backend.store.list("org_a").await.expect("list").len(), 1);
+
+    let found = backend
+        .keys
+        .find_key(&hash_key(&first.secret))
+        .await
+        .expect("find");
+    assert_eq!(found.as_ref(), Some(&first.record));
+    assert!(
+        backend
+            .keys
+            .find_key(&hash_key("dk_unknown"))
+            .await
+            .expect("find")
+            .is_none()
+    );
+
+    let mut expected = vec![first.record.clone(), second.record.clone()];
+    expected.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    assert_eq!(
+        backend.keys.list_keys("org_a").await.expect("list keys"),
+        expected
+    );
+
+    let revoked_at = Timestamp::now();
+    let revoked = backend
+        .keys
+        .revoke_key(&first.record.key_id, revoked_at)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.revoked_at, Some(revoked_at));
+    let later = Timestamp::from(revoked_at.as_datetime() + chrono::Duration::seconds(5));
+    let again = backend
+        .keys
+        .revoke_key(&first.record.key_id, later)
+        .await
+        .expect("revoke again");
+    assert_eq!(
+        again.revoked_at,
+        Some(revoked_at),
+        "the first revocation time stays"
+    );
+    let found = backend
+        .keys
+        .find_key(&hash_key(&first.secret))
+        .await
+        .expect("find")
+        .expect("still stored");
+    assert!(!found.is_active());
+    let listed = backend.keys.list_keys("org_a").await.expect("list keys");
+    assert!(
+        listed
+            .iter()
+            .any(|k| k.key_id == first.record.key_id && !k.is_active())
+    );
+    assert!(
+        backend
+            .keys
+            .find_key(&hash_key(&second.secret))
+            .await
+            .expect("find")
+            .is_some_and(|k| k.is_active())
+    );
+    let missing = backend
+        .keys
+        .revoke_key("key_missing", Timestamp::now())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::KeyNotFound)),
+        "{missing:?}"
+    );
+}
+
 macro_rules! store_suite {
     ($($case:ident),* $(,)?) => {
         mod in_memory {
@@ -287,4 +387,5 @@ store_suite!(
     delete_of_another_organizations_domain_is_refused,
     pending_index_holds_only_pending_domains,
     insert_is_one_transaction_and_get_one_read,
+    api_keys_are_found_by_hash_listed_by_organization_and_revoked_once,
 );

@@ -4,6 +4,9 @@
 //! |---------------|------------------|-----------------|-----------------------------------------|
 //! | domain        | `ORG#<org id>`   | `DOMAIN#<name>` | the domain; `gsi_pending_*` while pending |
 //! | name claim    | `NAME#<name>`    | `CLAIM`         | `organization_id`, `domain_id`          |
+//! | key by hash   | `APIKEY#<sha256>`| `APIKEY`        | the key record (never the key)          |
+//! | key by org    | `ORG#<org id>`   | `APIKEY#<key id>` | the key record, `key_hash`            |
+//! | key by id     | `APIKEYID#<key id>` | `APIKEYID`   | `key_hash`, `organization_id`           |
 //!
 //! The claim makes a name belong to one organization at a time; it is written and
 //! deleted together with the domain item in one transaction. The `pending` GSI is
@@ -20,13 +23,14 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem,
+    TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{DomainStore, StoreError};
+use super::{DomainStore, KeyStore, StoreError};
 use crate::domain_name::DomainName;
-use crate::model::{Domain, DomainStatus};
+use crate::keys::ApiKeyRecord;
+use crate::model::{Domain, DomainStatus, Timestamp};
 
 pub const PENDING_INDEX: &str = "pending";
 const PENDING_PARTITION: &str = "PENDING";
@@ -158,18 +162,19 @@ impl DynamoDbStore {
         self
     }
 
-    /// Runs `query` page after page until it is exhausted or `limit` domains are read:
+    /// Runs `query` page after page until it is exhausted or `limit` items are read:
     /// one request per page.
-    async fn query_domains(
+    async fn query_items<T>(
         &self,
         operation: &str,
         query: QueryFluentBuilder,
         limit: usize,
-    ) -> Result<Vec<Domain>, StoreError> {
-        let mut domains = Vec::new();
+        convert: fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut items = Vec::new();
         let mut start_key = None;
-        while domains.len() < limit {
-            let remaining = i32::try_from(limit - domains.len()).unwrap_or(i32::MAX);
+        while items.len() < limit {
+            let remaining = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
             let page_size = self.page_size.map_or(remaining, |size| size.min(remaining));
             let output = query
                 .clone()
@@ -179,15 +184,15 @@ impl DynamoDbStore {
                 .await
                 .map_err(|e| classify(operation, e))?;
             for item in output.items.unwrap_or_default() {
-                domains.push(domain_from_item(item)?);
+                items.push(convert(item)?);
             }
             match output.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
                 _ => break,
             }
         }
-        domains.truncate(limit);
-        Ok(domains)
+        items.truncate(limit);
+        Ok(items)
     }
 
     async fn transact(
@@ -301,7 +306,8 @@ impl DomainStore for DynamoDbStore {
             .expression_attribute_values(":pk", s(organization_pk(organization_id)))
             .expression_attribute_values(":prefix", s("DOMAIN#"))
             .consistent_read(true);
-        self.query_domains("list domains", query, usize::MAX).await
+        self.query_items("list domains", query, usize::MAX, domain_from_item)
+            .await
     }
 
     async fn update(&self, domain: &Domain) -> Result<(), StoreError> {
@@ -361,8 +367,157 @@ impl DomainStore for DynamoDbStore {
             .index_name(PENDING_INDEX)
             .key_condition_expression("gsi_pending_pk = :pk")
             .expression_attribute_values(":pk", s(PENDING_PARTITION));
-        self.query_domains("query pending domains", query, limit)
+        self.query_items("query pending domains", query, limit, domain_from_item)
             .await
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    record: ApiKeyRecord,
+    key_hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyIdItem {
+    pk: String,
+    sk: String,
+    key_hash: String,
+    organization_id: String,
+}
+
+fn key_hash_pk(key_hash: &str) -> String {
+    format!("APIKEY#{key_hash}")
+}
+
+fn key_org_sk(key_id: &str) -> String {
+    format!("APIKEY#{key_id}")
+}
+
+fn key_id_pk(key_id: &str) -> String {
+    format!("APIKEYID#{key_id}")
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(
+    item: HashMap<String, AttributeValue>,
+) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::Internal(format!("deserialize item: {e}")))
+}
+
+#[async_trait]
+impl KeyStore for DynamoDbStore {
+    async fn put_key(&self, record: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError> {
+        let by_hash = to_item(&KeyItem {
+            pk: key_hash_pk(key_hash),
+            sk: "APIKEY".into(),
+            record: record.clone(),
+            key_hash: key_hash.into(),
+        })?;
+        let by_org = to_item(&KeyItem {
+            pk: organization_pk(&record.organization_id),
+            sk: key_org_sk(&record.key_id),
+            record: record.clone(),
+            key_hash: key_hash.into(),
+        })?;
+        let by_id = to_item(&KeyIdItem {
+            pk: key_id_pk(&record.key_id),
+            sk: "APIKEYID".into(),
+            key_hash: key_hash.into(),
+            organization_id: record.organization_id.clone(),
+        })?;
+        let items = [by_hash, by_org, by_id]
+            .into_iter()
+            .map(|item| {
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map(|put| TransactWriteItem::builder().put(put).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.transact("put API key", items).await? {
+            TransactionOutcome::Done => Ok(()),
+            TransactionOutcome::ConditionFailed => Err(StoreError::Internal(
+                "API key id or hash already stored".into(),
+            )),
+        }
+    }
+
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_hash_pk(key_hash)))
+            .key("sk", s("APIKEY"))
+            .send()
+            .await
+            .map_err(|e| classify("find API key", e))?;
+        output
+            .item
+            .map(|item| from_item::<KeyItem>(item).map(|k| k.record))
+            .transpose()
+    }
+
+    async fn list_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(organization_pk(organization_id)))
+            .expression_attribute_values(":prefix", s("APIKEY#"))
+            .consistent_read(true);
+        self.query_items("list API keys", query, usize::MAX, |item| {
+            from_item::<KeyItem>(item).map(|k| k.record)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, key_id: &str, now: Timestamp) -> Result<ApiKeyRecord, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_id_pk(key_id)))
+            .key("sk", s("APIKEYID"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("find API key id", e))?;
+        let id_item: KeyIdItem = from_item(output.item.ok_or(StoreError::KeyNotFound)?)?;
+        let revoked_at = s(now.to_string());
+        let update = |pk: String, sk: String| {
+            Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":now", revoked_at.clone())
+                .build()
+                .map(|update| TransactWriteItem::builder().update(update).build())
+                .map_err(build_error)
+        };
+        let items = vec![
+            update(key_hash_pk(&id_item.key_hash), "APIKEY".into())?,
+            update(
+                organization_pk(&id_item.organization_id),
+                key_org_sk(key_id),
+            )?,
+        ];
+        if let TransactionOutcome::ConditionFailed = self.transact("revoke API key", items).await? {
+            return Err(StoreError::KeyNotFound);
+        }
+        self.find_key(&id_item.key_hash)
+            .await?
+            .ok_or(StoreError::KeyNotFound)
     }
 }
 

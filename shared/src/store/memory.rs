@@ -3,9 +3,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DomainStore, StoreError};
+use super::{DomainStore, KeyStore, StoreError};
 use crate::domain_name::DomainName;
-use crate::model::{Domain, DomainStatus};
+use crate::keys::ApiKeyRecord;
+use crate::model::{Domain, DomainStatus, Timestamp};
 
 /// In-memory store with the DynamoDB store's semantics (claims, conditions).
 #[derive(Default)]
@@ -19,6 +20,8 @@ struct State {
     domains: BTreeMap<(String, DomainName), Domain>,
     /// name -> organization holding it.
     claims: HashMap<DomainName, String>,
+    /// key hash -> key.
+    keys: HashMap<String, ApiKeyRecord>,
 }
 
 impl InMemoryStore {
@@ -115,5 +118,42 @@ impl DomainStore for InMemoryStore {
         pending.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         pending.truncate(limit);
         Ok(pending)
+    }
+}
+
+#[async_trait]
+impl KeyStore for InMemoryStore {
+    async fn put_key(&self, record: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError> {
+        self.lock()?
+            .keys
+            .insert(key_hash.to_string(), record.clone());
+        Ok(())
+    }
+
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.lock()?.keys.get(key_hash).cloned())
+    }
+
+    async fn list_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut keys: Vec<ApiKeyRecord> = self
+            .lock()?
+            .keys
+            .values()
+            .filter(|k| k.organization_id == organization_id)
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        Ok(keys)
+    }
+
+    async fn revoke_key(&self, key_id: &str, now: Timestamp) -> Result<ApiKeyRecord, StoreError> {
+        let mut state = self.lock()?;
+        let record = state
+            .keys
+            .values_mut()
+            .find(|k| k.key_id == key_id)
+            .ok_or(StoreError::KeyNotFound)?;
+        record.revoked_at.get_or_insert(now);
+        Ok(record.clone())
     }
 }

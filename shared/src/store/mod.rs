@@ -11,7 +11,8 @@ pub use memory::InMemoryStore;
 use async_trait::async_trait;
 
 use crate::domain_name::DomainName;
-use crate::model::Domain;
+use crate::keys::ApiKeyRecord;
+use crate::model::{Domain, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,6 +22,8 @@ pub enum StoreError {
     /// The domain this write was conditioned on is gone (or was replaced).
     #[error("the domain no longer exists")]
     DomainGone,
+    #[error("no such API key")]
+    KeyNotFound,
     #[error("store throttled: {0}")]
     Throttled(String),
     #[error("store unavailable: {0}")]
@@ -56,4 +59,20 @@ pub trait DomainStore: Send + Sync {
     /// Up to `limit` domains whose status is pending, oldest first, across all
     /// organizations (read by the scheduled re-verification).
     async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError>;
+}
+
+/// API keys, stored by the hash of the key.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn put_key(&self, record: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError>;
+
+    /// The key with this hash, revoked or not.
+    async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The organization's keys, ordered by key id.
+    async fn list_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Marks the key revoked (once: revoking again keeps the first time).
+    /// `KeyNotFound` if there is no such key.
+    async fn revoke_key(&self, key_id: &str, now: Timestamp) -> Result<ApiKeyRecord, StoreError>;
 }
