@@ -57,3 +57,13 @@ pub fn dns_checker(
         None => DnsChecker::system(),
     }
 }
+
+/// The key store alone (the authorizer needs nothing else): DynamoDB, `TABLE_NAME`.
+pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.table_name,
+    ))
+}

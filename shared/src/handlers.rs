@@ -286,3 +286,12 @@ async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         .map_err(|e| logged(store_error(e)))?;
     Ok(json_response(StatusCode::OK, &domain))
 }
+
+/// Scheduled (EventBridge) re-verification of pending domains. The event's content
+/// is not used: any schedule tick (or a manual invoke) runs one pass.
+pub async fn reverify_pending(
+    app: &App,
+    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<crate::scheduler::Summary, crate::scheduler::SchedulerError> {
+    crate::scheduler::reverify_pending(app, Timestamp::now()).await
+}

@@ -2,6 +2,7 @@
 //! errors and the handlers every Lambda (and the dev server) runs.
 
 pub mod app;
+pub mod authorizer;
 pub mod config;
 pub mod domain_name;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod keys;
 pub mod model;
 pub mod records;
 pub mod request;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;
 pub mod verify;
@@ -18,4 +20,5 @@ pub mod verify;
 pub use app::{App, StartupError};
 pub use domain_name::DomainName;
 pub use error::ApiError;
+pub use lambda_http::aws_lambda_events::apigw as lambda_events;
 pub use model::{DnsRecord, Domain, DomainStatus, RecordStatus, Timestamp};
