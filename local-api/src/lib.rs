@@ -15,6 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_http::http::{Method, header};
 use serde_json::{Value, json};
+use shared::authorizer::{Decision, decide};
+use shared::store::KeyStore;
 use shared::{ApiError, App, handlers};
 use tokio::net::TcpListener;
 
@@ -114,10 +116,7 @@ impl DevKeys {
     /// 403 for a key that is not known.
     pub fn authorize(&self, authorization: Option<&str>) -> Result<String, ApiError> {
         let key = authorization
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim())
-            .filter(|key| !key.is_empty())
+            .and_then(shared::keys::bearer_key)
             .ok_or(ApiError::Unauthorized)?;
         self.0.get(key).cloned().ok_or(ApiError::Forbidden)
     }
@@ -132,7 +131,33 @@ impl DevKeys {
 
 pub struct DevServer {
     pub app: App,
-    pub keys: DevKeys,
+    /// `DEV_API_KEYS`, checked first.
+    pub dev_keys: Option<DevKeys>,
+    /// With `--aws`: keys made by `domains-admin`, checked by the authorizer's code.
+    pub key_store: Option<Arc<dyn KeyStore>>,
+}
+
+impl DevServer {
+    /// The organization for an `Authorization` header, as API Gateway and the
+    /// authorizer would decide it: 401 without a bearer key, 403 for a refused one.
+    pub async fn authorize(&self, authorization: Option<&str>) -> Result<String, ApiError> {
+        let dev = match &self.dev_keys {
+            Some(keys) => keys.authorize(authorization),
+            None => Err(ApiError::Unauthorized),
+        };
+        match (dev, &self.key_store) {
+            (Ok(organization_id), _) => Ok(organization_id),
+            (Err(dev_error), None) => Err(dev_error),
+            (Err(_), Some(store)) => match decide(store.as_ref(), authorization).await {
+                Ok(Decision::Allowed {
+                    organization_id, ..
+                }) => Ok(organization_id),
+                Ok(Decision::MissingKey) => Err(ApiError::Unauthorized),
+                Ok(Decision::Refused) => Err(ApiError::Forbidden),
+                Err(error) => Err(ApiError::Unavailable(error.to_string())),
+            },
+        }
+    }
 }
 
 /// Serves until the listener fails; each connection on its own task.
@@ -200,7 +225,7 @@ async fn to_lambda_request(
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let organization_id = server.keys.authorize(authorization)?;
+    let organization_id = server.authorize(authorization).await?;
     let body = Limited::new(body, MAX_SERVER_BODY_BYTES)
         .collect()
         .await

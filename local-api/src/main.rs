@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use local_api::{DevKeys, DevServer, serve};
 use shared::identity::LocalIdentities;
-use shared::store::{InMemoryStore, create_table};
+use shared::store::{InMemoryStore, KeyStore, create_table};
 use shared::{App, app::dns_checker, config, telemetry};
 
 const DEFAULT_PORT: u16 = 3000;
@@ -59,16 +59,16 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
-async fn build_app(options: &Options) -> Result<App, String> {
+/// The app, and the key store whose keys the dev server accepts (`--aws` only).
+async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>), String> {
     if options.aws {
-        let app = App::from_env().await.map_err(|e| e.to_string())?;
+        let config = config::Config::from_env().map_err(|e| e.to_string())?;
+        let (app, store) = App::on_aws(&config).await.map_err(|e| e.to_string())?;
         if options.create_table {
-            let table = config::Config::from_env()
-                .map_err(|e| e.to_string())?
-                .table_name;
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            let created = create_table(&client, &table)
+            let table = &config.table_name;
+            let created = create_table(&client, table)
                 .await
                 .map_err(|e| format!("cannot create table {table}: {e}"))?;
             println!(
@@ -76,15 +76,26 @@ async fn build_app(options: &Options) -> Result<App, String> {
                 if created { "created" } else { "already exists" }
             );
         }
-        Ok(app)
+        Ok((app, Some(store)))
     } else {
         let nameservers = config::nameservers_from_env().map_err(|e| e.to_string())?;
-        Ok(App {
+        let app = App {
             store: Arc::new(InMemoryStore::new()),
             identities: Arc::new(LocalIdentities::new()),
             dns: Arc::new(dns_checker(nameservers.as_deref()).map_err(|e| e.to_string())?),
             receiving_region: config::receiving_region_from_env().map_err(|e| e.to_string())?,
-        })
+        };
+        Ok((app, None))
+    }
+}
+
+/// `DEV_API_KEYS`; without it, the fixed dev key in the default mode and none with
+/// `--aws` (where `domains-admin` keys serve).
+fn dev_keys(options: &Options) -> Result<Option<DevKeys>, String> {
+    match std::env::var("DEV_API_KEYS") {
+        Ok(value) => DevKeys::parse(&value).map(Some),
+        Err(_) if options.aws => Ok(None),
+        Err(_) => DevKeys::parse(DEFAULT_DEV_KEYS).map(Some),
     }
 }
 
@@ -98,16 +109,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let keys_env = std::env::var("DEV_API_KEYS").ok();
-    let keys = match DevKeys::parse(keys_env.as_deref().unwrap_or(DEFAULT_DEV_KEYS)) {
+    let dev_keys = match dev_keys(&options) {
         Ok(keys) => keys,
         Err(message) => {
             eprintln!("local-api: {message}");
             return ExitCode::from(2);
         }
     };
-    let app = match build_app(&options).await {
-        Ok(app) => app,
+    let (app, key_store) = match build_app(&options).await {
+        Ok(parts) => parts,
         Err(message) => {
             eprintln!("local-api: {message}");
             return ExitCode::from(2);
@@ -136,14 +146,22 @@ async fn main() -> ExitCode {
             "in-memory store, local DKIM tokens"
         }
     );
-    match keys_env {
-        None => println!("dev API key: dk_dev_local (organization org_local)"),
-        Some(_) => println!(
+    match (&dev_keys, std::env::var_os("DEV_API_KEYS")) {
+        (Some(_), None) => println!("dev API key: dk_dev_local (organization org_local)"),
+        (Some(keys), Some(_)) => println!(
             "API keys from DEV_API_KEYS for: {}",
             keys.organizations().join(", ")
         ),
+        (None, _) => {}
     }
-    let server = Arc::new(DevServer { app, keys });
+    if key_store.is_some() {
+        println!("API keys made with domains-admin in the table are accepted");
+    }
+    let server = Arc::new(DevServer {
+        app,
+        dev_keys,
+        key_store,
+    });
     tokio::select! {
         result = serve(listener, server) => {
             if let Err(error) = result {

@@ -35,16 +35,23 @@ impl App {
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
     /// and the standard AWS configuration chain.
     pub async fn from_env() -> Result<Self, StartupError> {
-        let config = Config::from_env()?;
+        Ok(Self::on_aws(&Config::from_env()?).await?.0)
+    }
+
+    /// The app on DynamoDB, SESv2 and DNS, and its DynamoDB store (which also holds
+    /// the API keys).
+    pub async fn on_aws(config: &Config) -> Result<(Self, Arc<DynamoDbStore>), StartupError> {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let ses = aws_sdk_sesv2::Client::new(&sdk);
-        Ok(Self {
-            store: Arc::new(DynamoDbStore::new(dynamodb, config.table_name)),
+        let store = Arc::new(DynamoDbStore::new(dynamodb, config.table_name.clone()));
+        let app = Self {
+            store: store.clone(),
             identities: Arc::new(SesIdentities::new(ses)),
             dns: Arc::new(dns_checker(config.dns_nameservers.as_deref())?),
-            receiving_region: config.receiving_region,
-        })
+            receiving_region: config.receiving_region.clone(),
+        };
+        Ok((app, store))
     }
 }
 

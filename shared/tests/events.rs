@@ -1,0 +1,132 @@
+//! Every file in `events/` (what `sam local invoke -e` and `cargo lambda invoke`
+//! take) runs through the handler of the function it is for, so none goes stale.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use lambda_http::http::StatusCode;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use shared::authorizer::authorize;
+use shared::identity::LocalIdentities;
+use shared::keys::{ApiKeyRecord, hash_key};
+use shared::lambda_events::ApiGatewayV2CustomAuthorizerV2Request;
+use shared::store::{InMemoryStore, KeyStore};
+use shared::verify::DnsChecker;
+use shared::{App, Timestamp, handlers};
+use test_support::TestDnsServer;
+
+/// The key in `authorizer-valid-key.json`.
+const EXAMPLE_KEY: &str = "dk_Ex4mpleKeyF0rSamLocalInvokeOnly000000000";
+
+fn events_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(events_dir().join(file)).expect("event file")
+}
+
+async fn http(app: &App, file: &str) -> (StatusCode, Value) {
+    let request = lambda_http::request::from_str(&read(file)).expect("valid API Gateway event");
+    let response = match file {
+        "create-domain.json" => handlers::create_domain(app, request).await,
+        "list-domains.json" => handlers::list_domains(app, request).await,
+        "get-domain.json" => handlers::get_domain(app, request).await,
+        "get-dns-records.json" => handlers::get_dns_records(app, request).await,
+        "verify-domain.json" => handlers::verify_domain(app, request).await,
+        "delete-domain.json" => handlers::delete_domain(app, request).await,
+        other => panic!("no handler for {other}"),
+    }
+    .expect("handlers always answer");
+    let body = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+    (response.status(), body)
+}
+
+async fn authorizer(keys: &dyn KeyStore, file: &str) -> Value {
+    let event: ApiGatewayV2CustomAuthorizerV2Request =
+        serde_json::from_str(&read(file)).expect("valid authorizer event");
+    let response = authorize(keys, &event).await.expect("authorizer answers");
+    serde_json::to_value(response).expect("serializes")
+}
+
+#[tokio::test]
+async fn every_event_file_runs_through_its_handler() {
+    // Run in an order that makes each succeed: create before the rest, delete last.
+    let plan = [
+        "authorizer-valid-key.json",
+        "authorizer-unknown-key.json",
+        "authorizer-no-header.json",
+        "create-domain.json",
+        "list-domains.json",
+        "get-domain.json",
+        "get-dns-records.json",
+        "verify-domain.json",
+        "reverify-pending.json",
+        "delete-domain.json",
+    ];
+    let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .expect("events dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    let planned: BTreeSet<String> = plan.iter().map(|s| s.to_string()).collect();
+    assert_eq!(on_disk, planned, "every events/ file must be run here");
+
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let store = Arc::new(InMemoryStore::new());
+    let example_key = ApiKeyRecord {
+        key_id: "key_example".into(),
+        organization_id: "org_123".into(),
+        hint: "dk_Ex4m…".into(),
+        created_at: Timestamp::now(),
+        revoked_at: None,
+    };
+    store
+        .put_key(&example_key, &hash_key(EXAMPLE_KEY))
+        .await
+        .expect("put key");
+    let app = App {
+        store: store.clone(),
+        identities: Arc::new(LocalIdentities::new()),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+
+    for file in plan {
+        match file {
+            "authorizer-valid-key.json" => {
+                let answer = authorizer(store.as_ref(), file).await;
+                assert_eq!(answer["isAuthorized"], true, "{answer}");
+                assert_eq!(answer["context"]["organization_id"], "org_123");
+            }
+            "authorizer-unknown-key.json" | "authorizer-no-header.json" => {
+                let answer = authorizer(store.as_ref(), file).await;
+                assert_eq!(answer["isAuthorized"], false, "{file}: {answer}");
+            }
+            "reverify-pending.json" => {
+                let payload: Value = serde_json::from_str(&read(file)).expect("JSON");
+                let summary =
+                    handlers::reverify_pending(&app, LambdaEvent::new(payload, Context::default()))
+                        .await
+                        .expect("scheduled run");
+                assert_eq!(summary.checked, 1, "{summary:?}");
+            }
+            "create-domain.json" => {
+                let (status, body) = http(&app, file).await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                assert_eq!(body["organization_id"], "org_123");
+            }
+            _ => {
+                let (status, body) = http(&app, file).await;
+                assert_eq!(status, StatusCode::OK, "{file}: {body}");
+            }
+        }
+    }
+}
