@@ -81,10 +81,22 @@ fn every_function_builds_a_workspace_binary_named_consistently() {
     let template = template();
     let functions = functions(&template);
     let binaries: BTreeSet<String> = functions.values().map(binary).collect();
-    assert_eq!(binaries, workspace_function_crates(), "template functions vs functions/*");
+    assert_eq!(
+        binaries,
+        workspace_function_crates(),
+        "template functions vs functions/*"
+    );
     for (name, function) in &functions {
-        assert_eq!(name, &resource_name(&binary(function)), "resource name of {}", binary(function));
-        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        assert_eq!(
+            name,
+            &resource_name(&binary(function)),
+            "resource name of {}",
+            binary(function)
+        );
+        assert_eq!(
+            function["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name}"
+        );
     }
     let globals = &template["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
@@ -97,11 +109,23 @@ fn routes_are_exactly_the_contract_and_reach_the_matching_handler() {
     let template = template();
     let mut routes = BTreeMap::new();
     for (name, function) in functions(&template) {
-        let Some(events) = function["Properties"]["Events"].as_mapping() else { continue };
+        let Some(events) = function["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
         for event in events.values().filter(|e| e["Type"] == "HttpApi") {
-            let method = event["Properties"]["Method"].as_str().expect("method").to_string();
-            let path = event["Properties"]["Path"].as_str().expect("path").to_string();
-            assert_eq!(plain(&event["Properties"]["ApiId"]), "!Ref DomainsApi", "{name}");
+            let method = event["Properties"]["Method"]
+                .as_str()
+                .expect("method")
+                .to_string();
+            let path = event["Properties"]["Path"]
+                .as_str()
+                .expect("path")
+                .to_string();
+            assert_eq!(
+                plain(&event["Properties"]["ApiId"]),
+                "!Ref DomainsApi",
+                "{name}"
+            );
             routes.insert(format!("{method} {path}"), binary(&function));
         }
     }
@@ -109,19 +133,37 @@ fn routes_are_exactly_the_contract_and_reach_the_matching_handler() {
         ("POST /domains", Route::CreateDomain, "create-domain"),
         ("GET /domains", Route::ListDomains, "list-domains"),
         ("GET /domains/{domain}", Route::GetDomain, "get-domain"),
-        ("GET /domains/{domain}/dns-records", Route::GetDnsRecords, "get-dns-records"),
-        ("POST /domains/{domain}/verify", Route::VerifyDomain, "verify-domain"),
-        ("DELETE /domains/{domain}", Route::DeleteDomain, "delete-domain"),
+        (
+            "GET /domains/{domain}/dns-records",
+            Route::GetDnsRecords,
+            "get-dns-records",
+        ),
+        (
+            "POST /domains/{domain}/verify",
+            Route::VerifyDomain,
+            "verify-domain",
+        ),
+        (
+            "DELETE /domains/{domain}",
+            Route::DeleteDomain,
+            "delete-domain",
+        ),
     ];
-    let expected: BTreeMap<String, String> =
-        contract.iter().map(|(key, _, bin)| (key.to_string(), bin.to_string())).collect();
+    let expected: BTreeMap<String, String> = contract
+        .iter()
+        .map(|(key, _, bin)| (key.to_string(), bin.to_string()))
+        .collect();
     assert_eq!(routes, expected);
     for (key, dev_route, _) in contract {
         assert_eq!(dev_route.key(), key);
         let (method, path) = key.split_once(' ').expect("route key");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let concrete = path.replace("{domain}", "example.com");
-        assert_eq!(route(&method, &concrete).expect("dev server route").0, dev_route, "{key}");
+        assert_eq!(
+            route(&method, &concrete).expect("dev server route").0,
+            dev_route,
+            "{key}"
+        );
     }
 }
 
@@ -131,14 +173,27 @@ fn the_api_uses_the_key_authorizer_with_throttling_and_cors() {
     let api = &template["Resources"]["DomainsApi"]["Properties"];
     assert_eq!(api["Auth"]["DefaultAuthorizer"], "ApiKeyAuthorizer");
     let authorizer = &api["Auth"]["Authorizers"]["ApiKeyAuthorizer"];
-    assert_eq!(plain(&authorizer["FunctionArn"]), "!GetAtt AuthorizerFunction.Arn");
+    assert_eq!(
+        plain(&authorizer["FunctionArn"]),
+        "!GetAtt AuthorizerFunction.Arn"
+    );
     assert_eq!(authorizer["AuthorizerPayloadFormatVersion"], "2.0");
     assert_eq!(authorizer["EnableSimpleResponses"], true);
     assert_eq!(authorizer["EnableFunctionDefaultPermissions"], true);
     assert_eq!(authorizer["Identity"]["Headers"][0], "Authorization");
-    assert!(authorizer["Identity"]["ReauthorizeEvery"].as_u64().is_some_and(|s| s > 0));
-    assert_eq!(plain(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]), "!Ref ThrottlingRateLimit");
-    assert_eq!(plain(&api["DefaultRouteSettings"]["ThrottlingBurstLimit"]), "!Ref ThrottlingBurstLimit");
+    assert!(
+        authorizer["Identity"]["ReauthorizeEvery"]
+            .as_u64()
+            .is_some_and(|s| s > 0)
+    );
+    assert_eq!(
+        plain(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]),
+        "!Ref ThrottlingRateLimit"
+    );
+    assert_eq!(
+        plain(&api["DefaultRouteSettings"]["ThrottlingBurstLimit"]),
+        "!Ref ThrottlingBurstLimit"
+    );
     assert!(!api["CorsConfiguration"]["AllowOrigins"].is_null());
 }
 
@@ -147,12 +202,41 @@ fn the_api_uses_the_key_authorizer_with_throttling_and_cors() {
 fn actions_the_code_calls() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     [
         ("authorizer", &["dynamodb:GetItem"][..]),
-        ("create-domain", &["dynamodb:PutItem", "dynamodb:DeleteItem", "ses:CreateEmailIdentity", "ses:GetEmailIdentity"]),
+        (
+            "create-domain",
+            &[
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "ses:CreateEmailIdentity",
+                "ses:GetEmailIdentity",
+            ],
+        ),
         ("list-domains", &["dynamodb:Query"]),
         ("get-domain", &["dynamodb:GetItem"]),
-        ("get-dns-records", &["dynamodb:GetItem", "dynamodb:PutItem", "ses:GetEmailIdentity"]),
-        ("verify-domain", &["dynamodb:GetItem", "dynamodb:PutItem", "ses:GetEmailIdentity"]),
-        ("delete-domain", &["dynamodb:GetItem", "dynamodb:DeleteItem", "ses:DeleteEmailIdentity"]),
+        (
+            "get-dns-records",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "ses:GetEmailIdentity",
+            ],
+        ),
+        (
+            "verify-domain",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "ses:GetEmailIdentity",
+            ],
+        ),
+        (
+            "delete-domain",
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:DeleteItem",
+                "ses:DeleteEmailIdentity",
+            ],
+        ),
         ("reverify-pending", &["dynamodb:Query", "dynamodb:PutItem"]),
     ]
     .into_iter()
@@ -167,7 +251,10 @@ fn policies_grant_exactly_what_each_function_calls() {
     for function in functions(&template).values() {
         let bin = binary(function);
         let mut granted = BTreeSet::new();
-        for policy in function["Properties"]["Policies"].as_sequence().expect("inline policies") {
+        for policy in function["Properties"]["Policies"]
+            .as_sequence()
+            .expect("inline policies")
+        {
             for statement in policy["Statement"].as_sequence().expect("statements") {
                 assert_eq!(statement["Effect"], "Allow");
                 let resource = plain(&statement["Resource"]);
@@ -175,15 +262,24 @@ fn policies_grant_exactly_what_each_function_calls() {
                     let action = action.as_str().expect("action").to_string();
                     assert!(!action.contains('*'), "{bin}: wildcard action {action}");
                     if action.starts_with("dynamodb:") {
-                        assert!(resource.contains("DomainsTable"), "{bin}: {action} on {resource}");
+                        assert!(
+                            resource.contains("DomainsTable"),
+                            "{bin}: {action} on {resource}"
+                        );
                     } else {
-                        assert!(resource.contains(":identity/*"), "{bin}: {action} on {resource}");
+                        assert!(
+                            resource.contains(":identity/*"),
+                            "{bin}: {action} on {resource}"
+                        );
                     }
                     granted.insert(action);
                 }
             }
         }
-        let wanted: BTreeSet<String> = expected[bin.as_str()].iter().map(|a| a.to_string()).collect();
+        let wanted: BTreeSet<String> = expected[bin.as_str()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         assert_eq!(granted, wanted, "{bin}");
     }
 }
@@ -193,12 +289,20 @@ fn the_table_matches_the_store() {
     let template = template();
     let table = &template["Resources"]["DomainsTable"]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
-    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
     let keys: Vec<(&str, &str)> = table["KeySchema"]
         .as_sequence()
         .expect("key schema")
         .iter()
-        .map(|k| (k["AttributeName"].as_str().expect("name"), k["KeyType"].as_str().expect("type")))
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().expect("name"),
+                k["KeyType"].as_str().expect("type"),
+            )
+        })
         .collect();
     assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
     let gsi = &table["GlobalSecondaryIndexes"][0];
@@ -219,10 +323,20 @@ fn the_scheduled_function_runs_on_a_schedule_with_deliberate_retries() {
     let function = &template["Resources"]["ReverifyPendingFunction"]["Properties"];
     let schedule = &function["Events"]["Schedule"];
     assert_eq!(schedule["Type"], "ScheduleV2");
-    assert!(schedule["Properties"]["ScheduleExpression"].as_str().is_some_and(|e| e.starts_with("rate(")));
+    assert!(
+        schedule["Properties"]["ScheduleExpression"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("rate("))
+    );
     assert_eq!(function["EventInvokeConfig"]["MaximumRetryAttempts"], 0);
-    assert_eq!(function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert_eq!(
+        function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"],
+        "SQS"
+    );
     let outputs = template["Outputs"].as_mapping().expect("outputs");
     assert!(outputs.contains_key("ApiUrl") && outputs.contains_key("TableName"));
-    assert_eq!(template["Parameters"]["SesReceivingRegion"]["Default"], "us-east-2");
+    assert_eq!(
+        template["Parameters"]["SesReceivingRegion"]["Default"],
+        "us-east-2"
+    );
 }
