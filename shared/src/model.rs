@@ -110,6 +110,10 @@ pub struct DnsRecord {
     pub reason: Option<String>,
     #[serde(default)]
     pub observed: Vec<String>,
+    /// A value that would fix a failed record (e.g. the SPF record to publish
+    /// instead of the existing ones); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_value: Option<String>,
 }
 
 /// A registered domain. `dkim_tokens` is kept with the domain but is not part of
@@ -177,6 +181,7 @@ mod tests {
             status: RecordStatus::Pending,
             reason: None,
             observed: vec![],
+            suggested_value: None,
         };
         let json = serde_json::to_value(&record).expect("serializes");
         assert!(json.get("priority").is_none());

@@ -84,6 +84,7 @@ fn pending(
         status: RecordStatus::Pending,
         reason: None,
         observed: Vec::new(),
+        suggested_value: None,
     }
 }
 
