@@ -14,6 +14,8 @@ pub enum ApiError {
     InvalidDomainName,
     #[error("invalid JSON body")]
     InvalidJson,
+    #[error("unsupported format")]
+    InvalidFormat,
     #[error("DKIM attributes unavailable")]
     DkimUnavailable,
     #[error("no organization in the request")]
@@ -49,9 +51,10 @@ struct ErrorBody<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidDomainName | Self::InvalidJson | Self::DkimUnavailable => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidDomainName
+            | Self::InvalidJson
+            | Self::InvalidFormat
+            | Self::DkimUnavailable => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::DomainNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
@@ -70,6 +73,10 @@ impl ApiError {
             Self::InvalidJson => (
                 "Invalid JSON body: expected an object like {\"name\": \"example.com\"}",
                 "invalid_json",
+            ),
+            Self::InvalidFormat => (
+                "Unsupported format: use format=json (the default) or format=bind",
+                "invalid_format",
             ),
             Self::DkimUnavailable => ("Failed to get DKIM attributes", "dkim_unavailable"),
             Self::Unauthorized => ("Unauthorized", "unauthorized"),

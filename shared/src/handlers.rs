@@ -6,14 +6,14 @@ use std::future::Future;
 use std::time::Instant;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::error::{ApiError, json_response};
 use crate::identity::IdentityError;
 use crate::model::{DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp};
-use crate::records::expected_records;
+use crate::records::{expected_records, zone_file};
 use crate::request::{body_domain, organization_id, path_domain, request_id};
 use crate::store::StoreError;
 
@@ -176,7 +176,25 @@ async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     Ok(json_response(StatusCode::OK, &domain))
 }
 
+/// How `GET .../dns-records` answers, from `?format=`.
+enum RecordsFormat {
+    Json,
+    Bind,
+}
+
+fn records_format(request: &Request) -> Result<RecordsFormat, ApiError> {
+    let format = request
+        .query_string_parameters_ref()
+        .and_then(|query| query.first("format").map(str::to_ascii_lowercase));
+    match format.as_deref() {
+        None | Some("json") => Ok(RecordsFormat::Json),
+        Some("bind") => Ok(RecordsFormat::Bind),
+        Some(_) => Err(ApiError::InvalidFormat),
+    }
+}
+
 async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let format = records_format(request)?;
     let mut domain = find(app, request).await?;
     if domain.dkim_tokens.is_empty() {
         fill_dkim_tokens(app, &mut domain)
@@ -189,7 +207,17 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
                 }
             })?;
     }
-    Ok(json_response(StatusCode::OK, &domain.records))
+    Ok(match format {
+        RecordsFormat::Json => json_response(StatusCode::OK, &domain.records),
+        RecordsFormat::Bind => {
+            let mut response = Response::new(Body::Text(zone_file(&domain.name, &domain.records)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/dns; charset=utf-8"),
+            );
+            response
+        }
+    })
 }
 
 /// Reads the DKIM tokens from SES for a domain stored without them, adds the

@@ -130,3 +130,83 @@ mod tests {
         assert_eq!(records[5].fqdn, "tok3._domainkey.mail.company.co.uk");
     }
 }
+
+/// TTL suggested for the records in a zone-file snippet.
+pub const ZONE_FILE_TTL: u32 = 3600;
+
+/// The records as a BIND zone-file snippet, owners fully qualified so it is right
+/// whatever the zone's `$ORIGIN`.
+pub fn zone_file(name: &DomainName, records: &[DnsRecord]) -> String {
+    let mut out = format!(
+        "; DNS records for {name}, from the Domains API.\n; Add them to the zone of {}.\n",
+        name.registrable_domain()
+    );
+    for record in records {
+        let value = match record.record_type {
+            RecordType::Mx => format!(
+                "{} {}.",
+                record.priority.unwrap_or(MX_PRIORITY),
+                record.value
+            ),
+            RecordType::Cname => format!("{}.", record.value),
+            RecordType::Txt => quoted_txt(&record.value),
+        };
+        let kind = match record.record_type {
+            RecordType::Mx => "MX",
+            RecordType::Txt => "TXT",
+            RecordType::Cname => "CNAME",
+        };
+        out.push_str(&format!(
+            "{}.\t{ZONE_FILE_TTL}\tIN\t{kind}\t{value}\n",
+            record.fqdn
+        ));
+    }
+    out
+}
+
+/// A TXT value as zone-file character strings: quoted, escaped, and split into
+/// strings of at most 255 bytes.
+fn quoted_txt(value: &str) -> String {
+    let escaped: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| {
+            let text = String::from_utf8_lossy(chunk);
+            format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        })
+        .collect();
+    escaped.join(" ")
+}
+
+#[cfg(test)]
+mod zone_file_tests {
+    use super::*;
+
+    #[test]
+    fn zone_file_lines_are_fully_qualified_and_quoted() {
+        let name = DomainName::parse("mail.example.com").expect("valid");
+        let text = zone_file(
+            &name,
+            &expected_records(&name, &["tok".into()], "us-east-2"),
+        );
+        assert!(
+            text.contains(
+                "mail.example.com.\t3600\tIN\tMX\t10 inbound-smtp.us-east-2.amazonaws.com.\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "mail.example.com.\t3600\tIN\tTXT\t\"v=spf1 include:amazonses.com ~all\"\n"
+            )
+        );
+        assert!(
+            text.contains("_dmarc.mail.example.com.\t3600\tIN\tTXT\t\"v=DMARC1; p=reject;\"\n")
+        );
+        assert!(text.contains(
+            "tok._domainkey.mail.example.com.\t3600\tIN\tCNAME\ttok.dkim.amazonses.com.\n"
+        ));
+        assert_eq!(quoted_txt("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(quoted_txt(&"x".repeat(300)).matches('"').count(), 4);
+    }
+}

@@ -87,6 +87,22 @@ impl Call {
         self
     }
 
+    fn query(mut self, key: &str, value: &str) -> Self {
+        self.event["queryStringParameters"][key] = json!(value);
+        self.event["rawQueryString"] = json!(format!("{key}={value}"));
+        self
+    }
+
+    /// Sends and returns the raw text body (for non-JSON answers).
+    async fn send_text(self, app: &App) -> (StatusCode, HeaderMap, String) {
+        let request = self.request();
+        let response = handlers::get_dns_records(app, request)
+            .await
+            .expect("handlers always answer");
+        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        (response.status(), response.headers().clone(), text)
+    }
+
     fn request(&self) -> Request {
         lambda_http::request::from_str(&self.event.to_string()).expect("valid API Gateway event")
     }
@@ -671,4 +687,50 @@ async fn verify_racing_a_delete_does_not_bring_the_domain_back() {
             .expect("get")
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn dns_records_as_a_bind_snippet_verify_once_pasted_into_the_zone() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    assert_eq!(
+        create("mail.example.com").send(app).await.status,
+        StatusCode::CREATED
+    );
+    let (status, headers, zone) = Call::new(Endpoint::DnsRecords)
+        .domain("mail.example.com")
+        .query("format", "bind")
+        .send_text(app)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/dns; charset=utf-8");
+    assert_eq!(
+        zone.lines().filter(|l| !l.starts_with(';')).count(),
+        6,
+        "{zone}"
+    );
+
+    // Paste it into the zone as a user would, then verify.
+    world.dns.publish(0, &zone).await;
+    let verified = Call::new(Endpoint::Verify)
+        .domain("mail.example.com")
+        .send(app)
+        .await;
+    assert_eq!(verified.body["verified"], true, "{}", verified.body);
+
+    let json = Call::new(Endpoint::DnsRecords)
+        .domain("mail.example.com")
+        .query("format", "json")
+        .send(app)
+        .await;
+    assert_eq!(json.status, StatusCode::OK);
+    Call::new(Endpoint::DnsRecords)
+        .domain("mail.example.com")
+        .query("format", "yaml")
+        .send(app)
+        .await
+        .assert_error(
+            400,
+            "Unsupported format: use format=json (the default) or format=bind",
+        );
 }
