@@ -12,7 +12,9 @@ use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::error::{ApiError, json_response};
 use crate::identity::IdentityError;
-use crate::model::{DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp};
+use crate::model::{
+    CheckSchedule, DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp,
+};
 use crate::records::{expected_records, zone_file};
 use crate::request::{body_domain, organization_id, path_domain, request_id};
 use crate::store::StoreError;
@@ -74,6 +76,7 @@ fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NameTaken => ApiError::DomainAlreadyExists,
         StoreError::DomainGone => ApiError::DomainNotFound,
+        StoreError::Conflict => ApiError::Unavailable("the domain kept changing".into()),
         StoreError::KeyNotFound => ApiError::Internal("API key vanished".into()),
         StoreError::Throttled(detail) => ApiError::Throttled(detail),
         StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
@@ -136,7 +139,7 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 
     domain.dkim_tokens = tokens;
     domain.records = expected_records(&name, &domain.dkim_tokens, &app.receiving_region);
-    if let Err(error) = app.store.update(&domain).await {
+    if let Err(error) = app.store.update(&mut domain).await {
         // The domain and its identity both exist; the tokens can be read from SES
         // again by dns-records and verify.
         tracing::warn!(domain = %name, error = %error, "could not store DKIM tokens");
@@ -255,6 +258,10 @@ fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRec
         .collect()
 }
 
+/// Writes of a verify that lose a race (to the scheduled job) are retried this
+/// many times on a fresh read.
+const VERIFY_WRITE_ATTEMPTS: usize = 3;
+
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let mut domain = find(app, request).await?;
     if domain.dkim_tokens.is_empty()
@@ -265,18 +272,28 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         tracing::warn!(domain = %domain.name, error = %error, "verifying without DKIM tokens");
     }
 
-    domain.records = app.dns.check(&domain.name, &domain.records).await;
+    let checked = app.dns.check(&domain.name, &domain.records).await;
     let now = Timestamp::now();
-    apply_check(&mut domain, now);
-    app.store
-        .update(&domain)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
-    Ok(json_response(StatusCode::OK, &domain))
+    for attempt in 1..=VERIFY_WRITE_ATTEMPTS {
+        domain.records = checked.clone();
+        apply_check(&mut domain, now);
+        match app.store.update(&mut domain).await {
+            Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
+            // This check is the newest: apply it to what is stored now.
+            Err(StoreError::Conflict) if attempt < VERIFY_WRITE_ATTEMPTS => {
+                domain = find(app, request).await?;
+            }
+            Err(error) => return Err(logged(store_error(error))),
+        }
+    }
+    Err(logged(ApiError::Unavailable(
+        "verify kept losing write races".into(),
+    )))
 }
 
-/// Sets the domain's state from its checked records. A manual verify that does not
-/// verify leaves the domain pending (it restarts the verification window).
+/// Sets the domain's state from its checked records. A manual verify restarts the
+/// verification window: not all verified leaves the domain pending, checked again
+/// by the scheduled job a minute later.
 pub fn apply_check(domain: &mut Domain, now: Timestamp) {
     let has_dkim = domain
         .records
@@ -289,10 +306,12 @@ pub fn apply_check(domain: &mut Domain, now: Timestamp) {
             .all(|r| r.status == RecordStatus::Verified);
     domain.last_checked_at = Some(now);
     domain.updated_at = now;
+    domain.schedule = CheckSchedule::starting(now, domain.schedule.version);
     if all_verified {
         domain.verified = true;
         domain.status = DomainStatus::Verified;
         domain.verified_at.get_or_insert(now);
+        domain.schedule.next_check_at = Some(now.plus(crate::scheduler::VERIFIED_RECHECK));
     } else {
         domain.verified = false;
         domain.status = DomainStatus::Pending;
@@ -315,11 +334,30 @@ async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     Ok(json_response(StatusCode::OK, &domain))
 }
 
-/// Scheduled (EventBridge) re-verification of pending domains. The event's content
-/// is not used: any schedule tick (or a manual invoke) runs one pass.
+/// Time kept back from the invocation deadline: a domain check can take a few
+/// seconds when DNS is slow, and the run must answer before the Lambda timeout.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Scheduled (EventBridge) re-verification. The event's content is not used: any
+/// schedule tick (or a manual invoke) runs one pass, until the deadline.
 pub async fn reverify_pending(
     app: &App,
-    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<crate::scheduler::Summary, crate::scheduler::SchedulerError> {
-    crate::scheduler::reverify_pending(app, Timestamp::now()).await
+    // 0 (no deadline) when invoked outside Lambda, e.g. in tests.
+    let deadline_ms = event.context.deadline;
+    let should_stop = move || {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        deadline_ms > 0 && now_ms + DEADLINE_MARGIN.as_millis() as u64 >= deadline_ms
+    };
+    crate::scheduler::run(
+        app,
+        Timestamp::now(),
+        crate::scheduler::RunOptions::default(),
+        &should_stop,
+    )
+    .await
 }

@@ -17,6 +17,15 @@ impl Timestamp {
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }
+
+    pub fn plus(&self, duration: chrono::Duration) -> Self {
+        Self::from(self.0 + duration)
+    }
+
+    /// Time from `earlier` to this instant (zero if `earlier` is later).
+    pub fn since(&self, earlier: Timestamp) -> std::time::Duration {
+        (self.0 - earlier.0).to_std().unwrap_or_default()
+    }
 }
 
 impl From<DateTime<Utc>> for Timestamp {
@@ -116,8 +125,38 @@ pub struct DnsRecord {
     pub suggested_value: Option<String>,
 }
 
-/// A registered domain. `dkim_tokens` is kept with the domain but is not part of
-/// the API object (the DKIM records carry the tokens).
+/// When the scheduled job looks at a domain next, and what it needs to decide.
+/// Stored with the domain; not part of the API object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckSchedule {
+    /// Bumped by every write; a write is conditioned on the version it read, so
+    /// an older view never overwrites a newer one.
+    pub version: u64,
+    /// Creation or the last manual verify: the 72-hour window starts here.
+    pub window_started_at: Timestamp,
+    /// `None`: not watched any more (failed).
+    pub next_check_at: Option<Timestamp>,
+    /// Scheduled checks since the window started (the back-off step).
+    pub checks_in_window: u32,
+    /// When a verified domain's records went missing (temporary failure).
+    pub failing_since: Option<Timestamp>,
+}
+
+impl CheckSchedule {
+    /// A new window starting `now`, first check a minute later.
+    pub fn starting(now: Timestamp, version: u64) -> Self {
+        Self {
+            version,
+            window_started_at: now,
+            next_check_at: Some(now.plus(chrono::Duration::minutes(1))),
+            checks_in_window: 0,
+            failing_since: None,
+        }
+    }
+}
+
+/// A registered domain. `dkim_tokens` and `schedule` are kept with the domain but
+/// are not part of the API object (the DKIM records carry the tokens).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Domain {
     pub id: String,
@@ -132,6 +171,15 @@ pub struct Domain {
     pub verified_at: Option<Timestamp>,
     #[serde(skip)]
     pub dkim_tokens: Vec<String>,
+    #[serde(skip, default = "CheckSchedule::unknown")]
+    pub schedule: CheckSchedule,
+}
+
+impl CheckSchedule {
+    /// Placeholder when deserializing the API object alone (never stored).
+    fn unknown() -> Self {
+        Self::starting(Timestamp::from(DateTime::<Utc>::UNIX_EPOCH), 0)
+    }
 }
 
 impl Domain {
@@ -149,6 +197,7 @@ impl Domain {
             last_checked_at: None,
             verified_at: None,
             dkim_tokens: Vec::new(),
+            schedule: CheckSchedule::starting(now, 0),
         }
     }
 }

@@ -116,7 +116,9 @@ async fn every_event_file_runs_through_its_handler() {
                     handlers::reverify_pending(&app, LambdaEvent::new(payload, Context::default()))
                         .await
                         .expect("scheduled run");
-                assert_eq!(summary.checked, 1, "{summary:?}");
+                // The domain was just created and verified: its next check is a
+                // minute away, so a run now has nothing due.
+                assert_eq!(summary, shared::scheduler::Summary::default());
             }
             "create-domain.json" => {
                 let (status, body) = http(&app, file).await;

@@ -679,7 +679,10 @@ async fn verify_racing_a_delete_does_not_bring_the_domain_back() {
     );
     let mut checked = read_by_verify.clone();
     shared::handlers::apply_check(&mut checked, shared::Timestamp::now());
-    assert!(app.store.update(&checked).await.is_err());
+    assert!(matches!(
+        app.store.update(&mut checked).await,
+        Err(shared::store::StoreError::DomainGone)
+    ));
     assert!(
         app.store
             .get("org_123", &name)

@@ -161,7 +161,7 @@ async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
     backend.store.insert(&original).await.expect("insert");
     original.verified = true;
     original.status = DomainStatus::Verified;
-    backend.store.update(&original).await.expect("update");
+    backend.store.update(&mut original).await.expect("update");
     assert!(
         backend
             .store
@@ -172,7 +172,7 @@ async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
     );
 
     backend.store.delete(&original).await.expect("delete");
-    let late = backend.store.update(&original).await;
+    let late = backend.store.update(&mut original).await;
     assert!(matches!(late, Err(StoreError::DomainGone)), "{late:?}");
     assert!(
         backend
@@ -190,7 +190,7 @@ async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
         .insert(&recreated)
         .await
         .expect("insert again");
-    let stale = backend.store.update(&original).await;
+    let stale = backend.store.update(&mut original).await;
     assert!(matches!(stale, Err(StoreError::DomainGone)), "{stale:?}");
     let stored = backend
         .store
@@ -237,18 +237,66 @@ async fn delete_of_another_organizations_domain_is_refused(backend: &Backend) {
     );
 }
 
-async fn pending_index_holds_only_pending_domains(backend: &Backend) {
-    let stays_pending = domain("org_a", "pending.example.com");
-    let mut gets_verified = domain("org_b", "verified.example.com");
-    backend.store.insert(&stays_pending).await.expect("insert");
-    backend.store.insert(&gets_verified).await.expect("insert");
-    gets_verified.status = DomainStatus::Verified;
-    gets_verified.verified = true;
-    backend.store.update(&gets_verified).await.expect("update");
-    let pending = backend.store.pending(10).await.expect("pending");
-    let names: Vec<String> = pending.iter().map(|d| d.name.to_string()).collect();
-    assert_eq!(names, ["pending.example.com"]);
-    assert_eq!(pending[0].dkim_tokens.len(), 3);
+async fn the_due_index_holds_watched_domains_by_next_check(backend: &Backend) {
+    let now = Timestamp::now();
+    let at = |minutes: i64| now.plus(chrono::Duration::minutes(minutes));
+    let mut overdue = domain("org_a", "overdue.example.com");
+    let mut due_now = domain("org_b", "due-now.example.com");
+    let mut later = domain("org_a", "later.example.com");
+    let mut failed = domain("org_b", "failed.example.com");
+    for d in [&overdue, &due_now, &later, &failed] {
+        backend.store.insert(d).await.expect("insert");
+    }
+    overdue.schedule.next_check_at = Some(at(-30));
+    due_now.schedule.next_check_at = Some(now);
+    later.schedule.next_check_at = Some(at(5));
+    failed.status = DomainStatus::Failed;
+    failed.schedule.next_check_at = None;
+    for d in [&mut overdue, &mut due_now, &mut later, &mut failed] {
+        backend.store.update(d).await.expect("update");
+    }
+    let due = backend.store.due(now, 10).await.expect("due");
+    let names: Vec<String> = due.iter().map(|d| d.name.to_string()).collect();
+    assert_eq!(names, ["overdue.example.com", "due-now.example.com"]);
+    assert_eq!(due[0].dkim_tokens.len(), 3);
+    assert_eq!(
+        due[0].schedule, overdue.schedule,
+        "the schedule is stored with the domain"
+    );
+    assert_eq!(backend.store.due(now, 1).await.expect("due").len(), 1);
+    let everything = backend.store.due(at(10), 10).await.expect("due");
+    assert_eq!(everything.len(), 3, "failed domains are not in the index");
+}
+
+async fn a_write_from_a_stale_read_is_a_conflict(backend: &Backend) {
+    let original = domain("org_a", "example.com");
+    backend.store.insert(&original).await.expect("insert");
+    let mut first = backend
+        .store
+        .get("org_a", &original.name)
+        .await
+        .expect("get")
+        .expect("found");
+    let mut second = first.clone();
+    first.verified = true;
+    backend.store.update(&mut first).await.expect("first write");
+    assert_eq!(first.schedule.version, original.schedule.version + 1);
+    let stale = backend.store.update(&mut second).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    let stored = backend
+        .store
+        .get("org_a", &original.name)
+        .await
+        .expect("get")
+        .expect("found");
+    assert!(stored.verified, "the newer write stays");
+    assert_eq!(stored.schedule.version, first.schedule.version);
+    let mut again = stored.clone();
+    backend
+        .store
+        .update(&mut again)
+        .await
+        .expect("a fresh read writes");
 }
 
 async fn insert_is_one_transaction_and_get_one_read(backend: &Backend) {
@@ -385,7 +433,8 @@ store_suite!(
     update_never_recreates_a_deleted_domain,
     delete_releases_the_name,
     delete_of_another_organizations_domain_is_refused,
-    pending_index_holds_only_pending_domains,
+    the_due_index_holds_watched_domains_by_next_check,
+    a_write_from_a_stale_read_is_a_conflict,
     insert_is_one_transaction_and_get_one_read,
     api_keys_are_found_by_hash_listed_by_organization_and_revoked_once,
 );

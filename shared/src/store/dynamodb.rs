@@ -2,15 +2,17 @@
 //!
 //! | item          | pk               | sk              | notes                                   |
 //! |---------------|------------------|-----------------|-----------------------------------------|
-//! | domain        | `ORG#<org id>`   | `DOMAIN#<name>` | the domain; `gsi_pending_*` while pending |
+//! | domain        | `ORG#<org id>`   | `DOMAIN#<name>` | the domain, its schedule; `gsi_due_*` while watched |
 //! | name claim    | `NAME#<name>`    | `CLAIM`         | `organization_id`, `domain_id`          |
 //! | key by hash   | `APIKEY#<sha256>`| `APIKEY`        | the key record (never the key)          |
 //! | key by org    | `ORG#<org id>`   | `APIKEY#<key id>` | the key record, `key_hash`            |
 //! | key by id     | `APIKEYID#<key id>` | `APIKEYID`   | `key_hash`, `organization_id`           |
 //!
 //! The claim makes a name belong to one organization at a time; it is written and
-//! deleted together with the domain item in one transaction. The `pending` GSI is
-//! sparse: only pending domains carry its key attributes.
+//! deleted together with the domain item in one transaction. The `due-checks` GSI
+//! is sparse: only domains the scheduled job still watches (pending, verified,
+//! temporarily failing; not failed) carry its keys, sharded over `DUE_SHARDS`
+//! partitions and sorted by when their next check is due.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,10 +32,12 @@ use serde::{Deserialize, Serialize};
 use super::{DomainStore, KeyStore, StoreError};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
-use crate::model::{Domain, DomainStatus, Timestamp};
+use crate::model::{CheckSchedule, Domain, Timestamp};
 
-pub const PENDING_INDEX: &str = "pending";
-const PENDING_PARTITION: &str = "PENDING";
+pub const DUE_INDEX: &str = "due-checks";
+/// Partitions of the due-checks index: every scheduled write lands in it, and
+/// one partition key takes at most 1,000 writes per second.
+pub const DUE_SHARDS: u32 = 4;
 const CLAIM_SORT_KEY: &str = "CLAIM";
 /// A transaction that loses a race on the same items is cancelled with
 /// TransactionConflict; retried a few times so the caller gets the real answer
@@ -55,10 +59,12 @@ struct DomainItem {
     domain: Domain,
     #[serde(default)]
     dkim_tokens: Vec<String>,
+    #[serde(flatten)]
+    schedule: CheckSchedule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi_pending_pk: Option<String>,
+    gsi_due_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi_pending_sk: Option<String>,
+    gsi_due_sk: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +83,18 @@ fn domain_sk(name: &DomainName) -> String {
     format!("DOMAIN#{name}")
 }
 
+fn due_partition(shard: u32) -> String {
+    format!("DUE#{shard}")
+}
+
+/// A stable spread of names over the shards (FNV-1a).
+fn due_shard(name: &DomainName) -> u32 {
+    let hash = name.as_str().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    hash % DUE_SHARDS
+}
+
 fn claim_pk(name: &DomainName) -> String {
     format!("NAME#{name}")
 }
@@ -87,20 +105,22 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 impl DomainItem {
     fn from_domain(domain: &Domain) -> Self {
-        let pending = domain.status == DomainStatus::Pending;
+        let due = domain.schedule.next_check_at;
         Self {
             pk: organization_pk(&domain.organization_id),
             sk: domain_sk(&domain.name),
             domain: domain.clone(),
             dkim_tokens: domain.dkim_tokens.clone(),
-            gsi_pending_pk: pending.then(|| PENDING_PARTITION.to_string()),
-            gsi_pending_sk: pending.then(|| format!("{}#{}", domain.created_at, domain.name)),
+            schedule: domain.schedule.clone(),
+            gsi_due_pk: due.map(|_| due_partition(due_shard(&domain.name))),
+            gsi_due_sk: due.map(|at| format!("{at}#{}", domain.name)),
         }
     }
 
     fn into_domain(self) -> Domain {
         let mut domain = self.domain;
         domain.dkim_tokens = self.dkim_tokens;
+        domain.schedule = self.schedule;
         domain
     }
 }
@@ -310,23 +330,46 @@ impl DomainStore for DynamoDbStore {
             .await
     }
 
-    async fn update(&self, domain: &Domain) -> Result<(), StoreError> {
-        let item = to_item(&DomainItem::from_domain(domain))?;
+    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        let read_version = domain.schedule.version;
+        let mut next = domain.clone();
+        next.schedule.version = read_version + 1;
+        let item = to_item(&DomainItem::from_domain(&next))?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("id = :id")
+            .condition_expression("id = :id AND version = :version")
             .expression_attribute_values(":id", s(domain.id.clone()))
+            .expression_attribute_values(":version", AttributeValue::N(read_version.to_string()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                *domain = next;
+                Ok(())
+            }
             Err(SdkError::ServiceError(service))
                 if service.err().is_conditional_check_failed_exception() =>
             {
-                Err(StoreError::DomainGone)
+                // Gone, or written since it was read? The failed write says, where
+                // the server returns the old item; otherwise ask.
+                let old = match service.err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item().cloned(),
+                    _ => None,
+                };
+                let current = match old {
+                    Some(item) => Some(domain_from_item(item)?),
+                    None => self.get(&domain.organization_id, &domain.name).await?,
+                };
+                match current {
+                    Some(current) if current.id == domain.id => Err(StoreError::Conflict),
+                    _ => Err(StoreError::DomainGone),
+                }
             }
             Err(error) => Err(classify("update domain", error)),
         }
@@ -359,16 +402,29 @@ impl DomainStore for DynamoDbStore {
         }
     }
 
-    async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(PENDING_INDEX)
-            .key_condition_expression("gsi_pending_pk = :pk")
-            .expression_attribute_values(":pk", s(PENDING_PARTITION));
-        self.query_items("query pending domains", query, limit, domain_from_item)
-            .await
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        // Sort keys are "<next check>#<name>"; "~" sorts after every name character.
+        let upto = format!("{now}#~");
+        let shards = (0..DUE_SHARDS).map(|shard| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("gsi_due_pk = :pk AND gsi_due_sk <= :upto")
+                .expression_attribute_values(":pk", s(due_partition(shard)))
+                .expression_attribute_values(":upto", s(upto.clone()));
+            self.query_items("query due domains", query, limit, domain_from_item)
+        });
+        let mut due: Vec<Domain> = Vec::new();
+        for shard in futures::future::join_all(shards).await {
+            due.extend(shard?);
+        }
+        due.sort_by(|a, b| {
+            (a.schedule.next_check_at, &a.name).cmp(&(b.schedule.next_check_at, &b.name))
+        });
+        due.truncate(limit);
+        Ok(due)
     }
 }
 
@@ -521,7 +577,7 @@ impl KeyStore for DynamoDbStore {
     }
 }
 
-/// Creates the table with its keys and the sparse pending GSI (on-demand billing).
+/// Creates the table with its keys and the sparse due-checks GSI (on-demand billing).
 /// `Ok(false)` if it already existed.
 pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     let key = |name: &str, key_type| {
@@ -538,10 +594,10 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
             .build()
             .map_err(build_error)
     };
-    let pending_index = GlobalSecondaryIndex::builder()
-        .index_name(PENDING_INDEX)
-        .key_schema(key("gsi_pending_pk", KeyType::Hash)?)
-        .key_schema(key("gsi_pending_sk", KeyType::Range)?)
+    let due_index = GlobalSecondaryIndex::builder()
+        .index_name(DUE_INDEX)
+        .key_schema(key("gsi_due_pk", KeyType::Hash)?)
+        .key_schema(key("gsi_due_sk", KeyType::Range)?)
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -557,9 +613,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
         .key_schema(key("sk", KeyType::Range)?)
         .attribute_definitions(attribute("pk")?)
         .attribute_definitions(attribute("sk")?)
-        .attribute_definitions(attribute("gsi_pending_pk")?)
-        .attribute_definitions(attribute("gsi_pending_sk")?)
-        .global_secondary_indexes(pending_index)
+        .attribute_definitions(attribute("gsi_due_pk")?)
+        .attribute_definitions(attribute("gsi_due_sk")?)
+        .global_secondary_indexes(due_index)
         .send()
         .await;
     match result {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::{DomainStore, KeyStore, StoreError};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
-use crate::model::{Domain, DomainStatus, Timestamp};
+use crate::model::{Domain, Timestamp};
 
 /// In-memory store with the DynamoDB store's semantics (claims, conditions).
 #[derive(Default)]
@@ -80,17 +80,22 @@ impl DomainStore for InMemoryStore {
             .collect())
     }
 
-    async fn update(&self, domain: &Domain) -> Result<(), StoreError> {
+    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         match state
             .domains
             .get_mut(&key(&domain.organization_id, &domain.name))
         {
-            Some(stored) if stored.id == domain.id => {
+            Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
+            Some(stored) if stored.schedule.version != domain.schedule.version => {
+                Err(StoreError::Conflict)
+            }
+            Some(stored) => {
+                domain.schedule.version += 1;
                 *stored = domain.clone();
                 Ok(())
             }
-            _ => Err(StoreError::DomainGone),
+            None => Err(StoreError::DomainGone),
         }
     }
 
@@ -107,17 +112,19 @@ impl DomainStore for InMemoryStore {
         }
     }
 
-    async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError> {
-        let mut pending: Vec<Domain> = self
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        let mut due: Vec<Domain> = self
             .lock()?
             .domains
             .values()
-            .filter(|d| d.status == DomainStatus::Pending)
+            .filter(|d| d.schedule.next_check_at.is_some_and(|at| at <= now))
             .cloned()
             .collect();
-        pending.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        pending.truncate(limit);
-        Ok(pending)
+        due.sort_by(|a, b| {
+            (a.schedule.next_check_at, &a.name).cmp(&(b.schedule.next_check_at, &b.name))
+        });
+        due.truncate(limit);
+        Ok(due)
     }
 }
 

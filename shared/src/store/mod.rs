@@ -5,7 +5,7 @@
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::{DynamoDbStore, PENDING_INDEX, create_table};
+pub use dynamodb::{DUE_INDEX, DUE_SHARDS, DynamoDbStore, create_table};
 pub use memory::InMemoryStore;
 
 use async_trait::async_trait;
@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The domain this write was conditioned on is gone (or was replaced).
     #[error("the domain no longer exists")]
     DomainGone,
+    /// The domain was written by someone else since it was read.
+    #[error("the domain changed since it was read")]
+    Conflict,
     #[error("no such API key")]
     KeyNotFound,
     #[error("store throttled: {0}")]
@@ -47,18 +50,19 @@ pub trait DomainStore: Send + Sync {
     /// Every domain of the organization, ordered by name.
     async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError>;
 
-    /// Replaces the stored domain with the same organization, name and id.
-    /// `DomainGone` if it was deleted (or deleted and created again) meanwhile:
-    /// an update never brings a domain back.
-    async fn update(&self, domain: &Domain) -> Result<(), StoreError>;
+    /// Replaces the stored domain with the same organization, name, id and
+    /// `schedule.version`, and bumps the version (in `domain` too). `DomainGone` if
+    /// it was deleted (or deleted and created again) meanwhile: an update never
+    /// brings a domain back. `Conflict` if it was written since it was read.
+    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError>;
 
     /// Deletes the domain with this id and releases its name, atomically.
     /// `DomainGone` if it is no longer there.
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError>;
 
-    /// Up to `limit` domains whose status is pending, oldest first, across all
-    /// organizations (read by the scheduled re-verification).
-    async fn pending(&self, limit: usize) -> Result<Vec<Domain>, StoreError>;
+    /// Up to `limit` domains whose scheduled check is due at `now`, most overdue
+    /// first, across all organizations (read by the scheduled re-verification).
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError>;
 }
 
 /// API keys, stored by the hash of the key.

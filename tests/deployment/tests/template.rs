@@ -306,14 +306,14 @@ fn the_table_matches_the_store() {
         .collect();
     assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
     let gsi = &table["GlobalSecondaryIndexes"][0];
-    assert_eq!(gsi["IndexName"], shared::store::PENDING_INDEX);
+    assert_eq!(gsi["IndexName"], shared::store::DUE_INDEX);
     let gsi_keys: Vec<&str> = gsi["KeySchema"]
         .as_sequence()
         .expect("gsi keys")
         .iter()
         .map(|k| k["AttributeName"].as_str().expect("name"))
         .collect();
-    assert_eq!(gsi_keys, ["gsi_pending_pk", "gsi_pending_sk"]);
+    assert_eq!(gsi_keys, ["gsi_due_pk", "gsi_due_sk"]);
     assert_eq!(gsi["Projection"]["ProjectionType"], "ALL");
 }
 
