@@ -81,6 +81,24 @@ impl TestDnsServer {
     }
 }
 
+impl TestDnsServer {
+    /// Replaces everything in the zone at `index` by `records` (as a user
+    /// removing or changing records would).
+    pub async fn replace(&self, index: usize, records: &str) {
+        let zone = &self.zones[index];
+        let origin = Name::from(zone.origin().clone());
+        let text = format!("{SOA}{records}");
+        let (_, parsed) = Parser::new(text, None, Some(origin))
+            .parse()
+            .expect("zone text parses");
+        let mut stored = zone.records_mut().await;
+        stored.clear();
+        for (key, record_set) in parsed {
+            stored.insert(key, Arc::new(record_set));
+        }
+    }
+}
+
 /// UDP and TCP on one port number, so a resolver configured with one port can
 /// use both.
 async fn bind_same_port() -> (UdpSocket, TcpListener) {

@@ -1,0 +1,314 @@
+//! The scheduled re-verification with a controlled clock (each run is given its
+//! `now`; nothing sleeps), against a real DNS server on 127.0.0.1.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::Duration as Span;
+use shared::identity::LocalIdentities;
+use shared::model::{CheckSchedule, Domain, DomainStatus, Timestamp};
+use shared::records::expected_records;
+use shared::scheduler::{RunOptions, SchedulerError, Summary, run};
+use shared::store::{DomainStore, InMemoryStore, StoreError};
+use shared::verify::DnsChecker;
+use shared::{App, DomainName};
+use test_support::TestDnsServer;
+
+const TOKENS: [&str; 3] = ["tok1", "tok2", "tok3"];
+
+fn all_records(prefix: &str) -> String {
+    let owner = |name: &str| if prefix.is_empty() { name.to_string() } else if name == "@" { prefix.to_string() } else { format!("{name}.{prefix}") };
+    let mut zone = format!(
+        "{} 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n{} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n{} 300 IN TXT \"v=DMARC1; p=reject;\"\n",
+        owner("@"),
+        owner("@"),
+        owner("_dmarc")
+    );
+    for token in TOKENS {
+        zone.push_str(&format!("{} 300 IN CNAME {token}.dkim.amazonses.com.\n", owner(&format!("{token}._domainkey"))));
+    }
+    zone
+}
+
+/// What a store does to a write, to stage races deterministically.
+#[derive(Clone, Copy, PartialEq)]
+enum Interference {
+    None,
+    /// The domain is deleted between the job's read and its write.
+    DeleteBeforeWrite,
+    /// A manual verify writes between the job's read and its write.
+    ManualWriteBeforeWrite,
+    /// Writes of this domain fail.
+    FailWrites,
+}
+
+struct StagedStore {
+    inner: InMemoryStore,
+    victim: Option<(String, Interference)>,
+    fail_reads: bool,
+}
+
+#[async_trait]
+impl DomainStore for StagedStore {
+    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
+        self.inner.insert(domain).await
+    }
+    async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
+        self.inner.get(org, name).await
+    }
+    async fn list(&self, org: &str) -> Result<Vec<Domain>, StoreError> {
+        self.inner.list(org).await
+    }
+    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        let interference = match &self.victim {
+            Some((name, interference)) if *name == domain.name.as_str() => *interference,
+            _ => Interference::None,
+        };
+        match interference {
+            Interference::None => {}
+            Interference::DeleteBeforeWrite => self.inner.delete(domain).await?,
+            Interference::ManualWriteBeforeWrite => {
+                let mut manual = self.inner.get(&domain.organization_id, &domain.name).await?.expect("exists");
+                manual.last_checked_at = Some(Timestamp::now());
+                manual.schedule = CheckSchedule::starting(Timestamp::now(), manual.schedule.version);
+                self.inner.update(&mut manual).await?;
+            }
+            Interference::FailWrites => return Err(StoreError::Unavailable("injected".into())),
+        }
+        self.inner.update(domain).await
+    }
+    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
+        self.inner.delete(domain).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        if self.fail_reads {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        self.inner.due(now, limit).await
+    }
+}
+
+struct World {
+    app: App,
+    store: Arc<StagedStore>,
+    dns: TestDnsServer,
+    start: Timestamp,
+}
+
+async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> World {
+    let dns = TestDnsServer::start(&[("example.com", zone_records)]).await;
+    let store = Arc::new(StagedStore {
+        inner: InMemoryStore::new(),
+        victim: victim.map(|(name, i)| (name.to_string(), i)),
+        fail_reads: false,
+    });
+    let app = App {
+        store: store.clone(),
+        identities: Arc::new(LocalIdentities::new()),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+    World { app, store, dns, start: Timestamp::now() }
+}
+
+impl World {
+    async fn add(&self, name: &str) -> Domain {
+        let name = DomainName::parse(name).expect("valid");
+        let mut domain = Domain::new("org_a", name.clone(), self.start);
+        domain.dkim_tokens = TOKENS.iter().map(|t| t.to_string()).collect();
+        domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
+        self.store.inner.insert(&domain).await.expect("insert");
+        domain
+    }
+
+    fn at(&self, minutes: i64) -> Timestamp {
+        self.start.plus(Span::minutes(minutes))
+    }
+
+    async fn run_at(&self, minutes: i64) -> Summary {
+        run(&self.app, self.at(minutes), RunOptions::default(), &|| false).await.expect("run")
+    }
+
+    async fn stored(&self, name: &str) -> Option<Domain> {
+        self.store.inner.get("org_a", &DomainName::parse(name).expect("valid")).await.expect("get")
+    }
+}
+
+fn minutes_between(later: Option<Timestamp>, earlier: Timestamp) -> i64 {
+    later.map(|t| (t.as_datetime() - earlier.as_datetime()).num_minutes()).unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn pending_domains_back_off_1_5_15_30_60_then_hourly() {
+    let w = world("", None).await;
+    w.add("example.com").await;
+    assert_eq!(w.run_at(0).await.checked, 0, "the first check is a minute after creation");
+
+    let mut now = 1;
+    let mut gaps = Vec::new();
+    for _ in 0..6 {
+        let summary = w.run_at(now).await;
+        assert_eq!(summary.still_pending, 1, "{summary:?}");
+        let domain = w.stored("example.com").await.expect("stored");
+        assert_eq!(domain.status, DomainStatus::Pending);
+        assert_eq!(domain.last_checked_at, Some(w.at(now)));
+        let gap = minutes_between(domain.schedule.next_check_at, w.at(now));
+        assert_eq!(w.run_at(now + gap - 1).await.checked, 0, "not due before its time");
+        gaps.push(gap);
+        now += gap;
+    }
+    assert_eq!(gaps, [5, 15, 30, 60, 60, 60]);
+}
+
+#[tokio::test]
+async fn a_domain_verified_by_dns_is_verified_without_anyone_calling_verify() {
+    let w = world(&all_records(""), None).await;
+    w.add("example.com").await;
+    let summary = w.run_at(1).await;
+    assert_eq!(summary.verified, 1, "{summary:?}");
+    let domain = w.stored("example.com").await.expect("stored");
+    assert!(domain.verified);
+    assert_eq!(domain.status, DomainStatus::Verified);
+    assert_eq!(domain.verified_at, Some(w.at(1)));
+    assert_eq!(minutes_between(domain.schedule.next_check_at, w.at(1)), 24 * 60, "verified: daily");
+}
+
+#[tokio::test]
+async fn unverified_72_hours_after_the_window_started_is_failed_and_unwatched() {
+    let w = world("", None).await;
+    w.add("example.com").await;
+    let end = 72 * 60;
+    assert_eq!(w.run_at(1).await.still_pending, 1);
+    // Overdue (its next check was 5 minutes later), still inside the window.
+    let summary = w.run_at(end - 1).await;
+    assert_eq!(summary.still_pending, 1, "{summary:?}");
+    // Next check 15 minutes later: past the window.
+    let summary = w.run_at(end + 14).await;
+    assert_eq!(summary.failed, 1, "{summary:?}");
+    let domain = w.stored("example.com").await.expect("stored");
+    assert_eq!((domain.status, domain.verified), (DomainStatus::Failed, false));
+    assert_eq!(domain.schedule.next_check_at, None, "left the index");
+    assert_eq!(w.run_at(end + 10_000).await, Summary::default());
+
+    // A manual verify restarts the window and brings it back.
+    let mut manual = domain.clone();
+    manual.records = w.app.dns.check(&manual.name, &manual.records).await;
+    shared::handlers::apply_check(&mut manual, w.at(end + 60));
+    w.store.inner.update(&mut manual).await.expect("manual verify");
+    assert_eq!(manual.status, DomainStatus::Pending);
+    assert_eq!(w.run_at(end + 61).await.still_pending, 1);
+    assert_eq!(w.run_at(end + 60 + 72 * 60 - 1).await.still_pending, 1, "a new 72-hour window");
+}
+
+#[tokio::test]
+async fn drift_is_a_temporary_failure_that_recovers_or_fails_after_72_hours() {
+    let w = world(&all_records(""), None).await;
+    w.add("example.com").await;
+    assert_eq!(w.run_at(1).await.verified, 1);
+
+    // The SPF record disappears.
+    let without_spf: String = all_records("").lines().filter(|l| !l.contains("spf1")).map(|l| format!("{l}\n")).collect();
+    w.dns.replace(0, &without_spf).await;
+    let day = 24 * 60 + 1;
+    let summary = w.run_at(day).await;
+    assert_eq!(summary.temporary_failures, 1, "{summary:?}");
+    let domain = w.stored("example.com").await.expect("stored");
+    assert_eq!((domain.status, domain.verified), (DomainStatus::TemporaryFailure, true));
+    assert_eq!(minutes_between(domain.schedule.next_check_at, w.at(day)), 60, "failing: hourly");
+
+    // Fixed: verified again.
+    w.dns.replace(0, &all_records("")).await;
+    assert_eq!(w.run_at(day + 60).await.verified, 1);
+    let domain = w.stored("example.com").await.expect("stored");
+    assert_eq!((domain.status, domain.verified), (DomainStatus::Verified, true));
+    assert_eq!(domain.schedule.failing_since, None);
+
+    // Gone again and never fixed: failed 72 hours after it went missing.
+    w.dns.replace(0, &without_spf).await;
+    let second_drift = day + 60 + 24 * 60;
+    assert_eq!(w.run_at(second_drift).await.temporary_failures, 1);
+    assert_eq!(w.run_at(second_drift + 72 * 60 - 1).await.temporary_failures, 1);
+    // The next hourly check is past the 72 hours.
+    assert_eq!(w.run_at(second_drift + 72 * 60 + 59).await.failed, 1);
+    let domain = w.stored("example.com").await.expect("stored");
+    assert_eq!((domain.status, domain.verified), (DomainStatus::Failed, false));
+    assert_eq!(domain.schedule.next_check_at, None);
+}
+
+#[tokio::test]
+async fn a_delete_racing_a_check_is_not_undone() {
+    let w = world("", Some(("doomed.example.com", Interference::DeleteBeforeWrite))).await;
+    w.add("doomed.example.com").await;
+    w.add("fine.example.com").await;
+    let summary = w.run_at(1).await;
+    assert_eq!((summary.gone, summary.still_pending), (1, 1), "{summary:?}");
+    assert!(w.stored("doomed.example.com").await.is_none(), "not resurrected");
+}
+
+#[tokio::test]
+async fn a_newer_manual_check_is_never_overwritten() {
+    let w = world("", Some(("example.com", Interference::ManualWriteBeforeWrite))).await;
+    w.add("example.com").await;
+    let summary = w.run_at(1).await;
+    assert_eq!(summary.superseded, 1, "{summary:?}");
+    let domain = w.stored("example.com").await.expect("stored");
+    assert_eq!(domain.schedule.checks_in_window, 0, "the manual verify's state stands");
+    assert_ne!(domain.last_checked_at, Some(w.at(1)));
+}
+
+#[tokio::test]
+async fn one_bad_domain_never_stops_the_batch() {
+    let w = world("", Some(("bad.example.com", Interference::FailWrites))).await;
+    for name in ["a.example.com", "bad.example.com", "c.example.com"] {
+        w.add(name).await;
+    }
+    let summary = w.run_at(1).await;
+    assert_eq!((summary.errors, summary.still_pending, summary.checked), (1, 2, 2), "{summary:?}");
+}
+
+#[tokio::test]
+async fn the_run_stops_at_the_deadline_and_the_next_takes_the_rest() {
+    let w = world("", None).await;
+    for i in 0..5 {
+        w.add(&format!("d{i}.example.com")).await;
+    }
+    let started = AtomicUsize::new(0);
+    // The deadline comes after two domains were started.
+    let should_stop = || started.fetch_add(1, Ordering::SeqCst) >= 2;
+    let options = RunOptions { batch_size: 10, concurrency: 1 };
+    let first = run(&w.app, w.at(1), options, &should_stop).await.expect("run");
+    assert_eq!((first.checked, first.left_for_later), (2, 3), "{first:?}");
+    let second = w.run_at(1).await;
+    assert_eq!(second.checked, 3, "{second:?}");
+}
+
+#[tokio::test]
+async fn more_domains_than_a_batch_are_all_checked() {
+    let w = world("", None).await;
+    for i in 0..7 {
+        w.add(&format!("d{i}.example.com")).await;
+    }
+    let options = RunOptions { batch_size: 3, concurrency: 2 };
+    let summary = run(&w.app, w.at(1), options, &|| false).await.expect("run");
+    assert_eq!(summary.checked, 7, "{summary:?}");
+}
+
+#[tokio::test]
+async fn systemic_failures_are_errors() {
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let store = Arc::new(StagedStore { inner: InMemoryStore::new(), victim: None, fail_reads: true });
+    let app = App {
+        store,
+        identities: Arc::new(LocalIdentities::new()),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+    let result = run(&app, Timestamp::now(), RunOptions::default(), &|| false).await;
+    assert!(matches!(result, Err(SchedulerError::Read(_))), "{result:?}");
+
+    let w = world("", Some(("only.example.com", Interference::FailWrites))).await;
+    w.add("only.example.com").await;
+    let result = run(&w.app, w.at(1), RunOptions::default(), &|| false).await;
+    assert!(matches!(result, Err(SchedulerError::NoWrites(1))), "{result:?}");
+}
