@@ -18,7 +18,15 @@ use test_support::TestDnsServer;
 const TOKENS: [&str; 3] = ["tok1", "tok2", "tok3"];
 
 fn all_records(prefix: &str) -> String {
-    let owner = |name: &str| if prefix.is_empty() { name.to_string() } else if name == "@" { prefix.to_string() } else { format!("{name}.{prefix}") };
+    let owner = |name: &str| {
+        if prefix.is_empty() {
+            name.to_string()
+        } else if name == "@" {
+            prefix.to_string()
+        } else {
+            format!("{name}.{prefix}")
+        }
+    };
     let mut zone = format!(
         "{} 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n{} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n{} 300 IN TXT \"v=DMARC1; p=reject;\"\n",
         owner("@"),
@@ -26,7 +34,10 @@ fn all_records(prefix: &str) -> String {
         owner("_dmarc")
     );
     for token in TOKENS {
-        zone.push_str(&format!("{} 300 IN CNAME {token}.dkim.amazonses.com.\n", owner(&format!("{token}._domainkey"))));
+        zone.push_str(&format!(
+            "{} 300 IN CNAME {token}.dkim.amazonses.com.\n",
+            owner(&format!("{token}._domainkey"))
+        ));
     }
     zone
 }
@@ -69,9 +80,14 @@ impl DomainStore for StagedStore {
             Interference::None => {}
             Interference::DeleteBeforeWrite => self.inner.delete(domain).await?,
             Interference::ManualWriteBeforeWrite => {
-                let mut manual = self.inner.get(&domain.organization_id, &domain.name).await?.expect("exists");
+                let mut manual = self
+                    .inner
+                    .get(&domain.organization_id, &domain.name)
+                    .await?
+                    .expect("exists");
                 manual.last_checked_at = Some(Timestamp::now());
-                manual.schedule = CheckSchedule::starting(Timestamp::now(), manual.schedule.version);
+                manual.schedule =
+                    CheckSchedule::starting(Timestamp::now(), manual.schedule.version);
                 self.inner.update(&mut manual).await?;
             }
             Interference::FailWrites => return Err(StoreError::Unavailable("injected".into())),
@@ -109,7 +125,12 @@ async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> Worl
         dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
         receiving_region: "us-east-2".into(),
     };
-    World { app, store, dns, start: Timestamp::now() }
+    World {
+        app,
+        store,
+        dns,
+        start: Timestamp::now(),
+    }
 }
 
 impl World {
@@ -127,23 +148,37 @@ impl World {
     }
 
     async fn run_at(&self, minutes: i64) -> Summary {
-        run(&self.app, self.at(minutes), RunOptions::default(), &|| false).await.expect("run")
+        run(&self.app, self.at(minutes), RunOptions::default(), &|| {
+            false
+        })
+        .await
+        .expect("run")
     }
 
     async fn stored(&self, name: &str) -> Option<Domain> {
-        self.store.inner.get("org_a", &DomainName::parse(name).expect("valid")).await.expect("get")
+        self.store
+            .inner
+            .get("org_a", &DomainName::parse(name).expect("valid"))
+            .await
+            .expect("get")
     }
 }
 
 fn minutes_between(later: Option<Timestamp>, earlier: Timestamp) -> i64 {
-    later.map(|t| (t.as_datetime() - earlier.as_datetime()).num_minutes()).unwrap_or(-1)
+    later
+        .map(|t| (t.as_datetime() - earlier.as_datetime()).num_minutes())
+        .unwrap_or(-1)
 }
 
 #[tokio::test]
 async fn pending_domains_back_off_1_5_15_30_60_then_hourly() {
     let w = world("", None).await;
     w.add("example.com").await;
-    assert_eq!(w.run_at(0).await.checked, 0, "the first check is a minute after creation");
+    assert_eq!(
+        w.run_at(0).await.checked,
+        0,
+        "the first check is a minute after creation"
+    );
 
     let mut now = 1;
     let mut gaps = Vec::new();
@@ -154,7 +189,11 @@ async fn pending_domains_back_off_1_5_15_30_60_then_hourly() {
         assert_eq!(domain.status, DomainStatus::Pending);
         assert_eq!(domain.last_checked_at, Some(w.at(now)));
         let gap = minutes_between(domain.schedule.next_check_at, w.at(now));
-        assert_eq!(w.run_at(now + gap - 1).await.checked, 0, "not due before its time");
+        assert_eq!(
+            w.run_at(now + gap - 1).await.checked,
+            0,
+            "not due before its time"
+        );
         gaps.push(gap);
         now += gap;
     }
@@ -171,7 +210,11 @@ async fn a_domain_verified_by_dns_is_verified_without_anyone_calling_verify() {
     assert!(domain.verified);
     assert_eq!(domain.status, DomainStatus::Verified);
     assert_eq!(domain.verified_at, Some(w.at(1)));
-    assert_eq!(minutes_between(domain.schedule.next_check_at, w.at(1)), 24 * 60, "verified: daily");
+    assert_eq!(
+        minutes_between(domain.schedule.next_check_at, w.at(1)),
+        24 * 60,
+        "verified: daily"
+    );
 }
 
 #[tokio::test]
@@ -187,7 +230,10 @@ async fn unverified_72_hours_after_the_window_started_is_failed_and_unwatched() 
     let summary = w.run_at(end + 14).await;
     assert_eq!(summary.failed, 1, "{summary:?}");
     let domain = w.stored("example.com").await.expect("stored");
-    assert_eq!((domain.status, domain.verified), (DomainStatus::Failed, false));
+    assert_eq!(
+        (domain.status, domain.verified),
+        (DomainStatus::Failed, false)
+    );
     assert_eq!(domain.schedule.next_check_at, None, "left the index");
     assert_eq!(w.run_at(end + 10_000).await, Summary::default());
 
@@ -195,10 +241,18 @@ async fn unverified_72_hours_after_the_window_started_is_failed_and_unwatched() 
     let mut manual = domain.clone();
     manual.records = w.app.dns.check(&manual.name, &manual.records).await;
     shared::handlers::apply_check(&mut manual, w.at(end + 60));
-    w.store.inner.update(&mut manual).await.expect("manual verify");
+    w.store
+        .inner
+        .update(&mut manual)
+        .await
+        .expect("manual verify");
     assert_eq!(manual.status, DomainStatus::Pending);
     assert_eq!(w.run_at(end + 61).await.still_pending, 1);
-    assert_eq!(w.run_at(end + 60 + 72 * 60 - 1).await.still_pending, 1, "a new 72-hour window");
+    assert_eq!(
+        w.run_at(end + 60 + 72 * 60 - 1).await.still_pending,
+        1,
+        "a new 72-hour window"
+    );
 }
 
 #[tokio::test]
@@ -208,52 +262,88 @@ async fn drift_is_a_temporary_failure_that_recovers_or_fails_after_72_hours() {
     assert_eq!(w.run_at(1).await.verified, 1);
 
     // The SPF record disappears.
-    let without_spf: String = all_records("").lines().filter(|l| !l.contains("spf1")).map(|l| format!("{l}\n")).collect();
+    let without_spf: String = all_records("")
+        .lines()
+        .filter(|l| !l.contains("spf1"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     w.dns.replace(0, &without_spf).await;
     let day = 24 * 60 + 1;
     let summary = w.run_at(day).await;
     assert_eq!(summary.temporary_failures, 1, "{summary:?}");
     let domain = w.stored("example.com").await.expect("stored");
-    assert_eq!((domain.status, domain.verified), (DomainStatus::TemporaryFailure, true));
-    assert_eq!(minutes_between(domain.schedule.next_check_at, w.at(day)), 60, "failing: hourly");
+    assert_eq!(
+        (domain.status, domain.verified),
+        (DomainStatus::TemporaryFailure, true)
+    );
+    assert_eq!(
+        minutes_between(domain.schedule.next_check_at, w.at(day)),
+        60,
+        "failing: hourly"
+    );
 
     // Fixed: verified again.
     w.dns.replace(0, &all_records("")).await;
     assert_eq!(w.run_at(day + 60).await.verified, 1);
     let domain = w.stored("example.com").await.expect("stored");
-    assert_eq!((domain.status, domain.verified), (DomainStatus::Verified, true));
+    assert_eq!(
+        (domain.status, domain.verified),
+        (DomainStatus::Verified, true)
+    );
     assert_eq!(domain.schedule.failing_since, None);
 
     // Gone again and never fixed: failed 72 hours after it went missing.
     w.dns.replace(0, &without_spf).await;
     let second_drift = day + 60 + 24 * 60;
     assert_eq!(w.run_at(second_drift).await.temporary_failures, 1);
-    assert_eq!(w.run_at(second_drift + 72 * 60 - 1).await.temporary_failures, 1);
+    assert_eq!(
+        w.run_at(second_drift + 72 * 60 - 1)
+            .await
+            .temporary_failures,
+        1
+    );
     // The next hourly check is past the 72 hours.
     assert_eq!(w.run_at(second_drift + 72 * 60 + 59).await.failed, 1);
     let domain = w.stored("example.com").await.expect("stored");
-    assert_eq!((domain.status, domain.verified), (DomainStatus::Failed, false));
+    assert_eq!(
+        (domain.status, domain.verified),
+        (DomainStatus::Failed, false)
+    );
     assert_eq!(domain.schedule.next_check_at, None);
 }
 
 #[tokio::test]
 async fn a_delete_racing_a_check_is_not_undone() {
-    let w = world("", Some(("doomed.example.com", Interference::DeleteBeforeWrite))).await;
+    let w = world(
+        "",
+        Some(("doomed.example.com", Interference::DeleteBeforeWrite)),
+    )
+    .await;
     w.add("doomed.example.com").await;
     w.add("fine.example.com").await;
     let summary = w.run_at(1).await;
     assert_eq!((summary.gone, summary.still_pending), (1, 1), "{summary:?}");
-    assert!(w.stored("doomed.example.com").await.is_none(), "not resurrected");
+    assert!(
+        w.stored("doomed.example.com").await.is_none(),
+        "not resurrected"
+    );
 }
 
 #[tokio::test]
 async fn a_newer_manual_check_is_never_overwritten() {
-    let w = world("", Some(("example.com", Interference::ManualWriteBeforeWrite))).await;
+    let w = world(
+        "",
+        Some(("example.com", Interference::ManualWriteBeforeWrite)),
+    )
+    .await;
     w.add("example.com").await;
     let summary = w.run_at(1).await;
     assert_eq!(summary.superseded, 1, "{summary:?}");
     let domain = w.stored("example.com").await.expect("stored");
-    assert_eq!(domain.schedule.checks_in_window, 0, "the manual verify's state stands");
+    assert_eq!(
+        domain.schedule.checks_in_window, 0,
+        "the manual verify's state stands"
+    );
     assert_ne!(domain.last_checked_at, Some(w.at(1)));
 }
 
@@ -264,7 +354,11 @@ async fn one_bad_domain_never_stops_the_batch() {
         w.add(name).await;
     }
     let summary = w.run_at(1).await;
-    assert_eq!((summary.errors, summary.still_pending, summary.checked), (1, 2, 2), "{summary:?}");
+    assert_eq!(
+        (summary.errors, summary.still_pending, summary.checked),
+        (1, 2, 2),
+        "{summary:?}"
+    );
 }
 
 #[tokio::test]
@@ -276,8 +370,13 @@ async fn the_run_stops_at_the_deadline_and_the_next_takes_the_rest() {
     let started = AtomicUsize::new(0);
     // The deadline comes after two domains were started.
     let should_stop = || started.fetch_add(1, Ordering::SeqCst) >= 2;
-    let options = RunOptions { batch_size: 10, concurrency: 1 };
-    let first = run(&w.app, w.at(1), options, &should_stop).await.expect("run");
+    let options = RunOptions {
+        batch_size: 10,
+        concurrency: 1,
+    };
+    let first = run(&w.app, w.at(1), options, &should_stop)
+        .await
+        .expect("run");
     assert_eq!((first.checked, first.left_for_later), (2, 3), "{first:?}");
     let second = w.run_at(1).await;
     assert_eq!(second.checked, 3, "{second:?}");
@@ -289,7 +388,10 @@ async fn more_domains_than_a_batch_are_all_checked() {
     for i in 0..7 {
         w.add(&format!("d{i}.example.com")).await;
     }
-    let options = RunOptions { batch_size: 3, concurrency: 2 };
+    let options = RunOptions {
+        batch_size: 3,
+        concurrency: 2,
+    };
     let summary = run(&w.app, w.at(1), options, &|| false).await.expect("run");
     assert_eq!(summary.checked, 7, "{summary:?}");
 }
@@ -297,7 +399,11 @@ async fn more_domains_than_a_batch_are_all_checked() {
 #[tokio::test]
 async fn systemic_failures_are_errors() {
     let dns = TestDnsServer::start(&[("example.com", "")]).await;
-    let store = Arc::new(StagedStore { inner: InMemoryStore::new(), victim: None, fail_reads: true });
+    let store = Arc::new(StagedStore {
+        inner: InMemoryStore::new(),
+        victim: None,
+        fail_reads: true,
+    });
     let app = App {
         store,
         identities: Arc::new(LocalIdentities::new()),
@@ -310,5 +416,8 @@ async fn systemic_failures_are_errors() {
     let w = world("", Some(("only.example.com", Interference::FailWrites))).await;
     w.add("only.example.com").await;
     let result = run(&w.app, w.at(1), RunOptions::default(), &|| false).await;
-    assert!(matches!(result, Err(SchedulerError::NoWrites(1))), "{result:?}");
+    assert!(
+        matches!(result, Err(SchedulerError::NoWrites(1))),
+        "{result:?}"
+    );
 }

@@ -6,10 +6,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::rr::{LowerName, Name, Record};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
+use hickory_resolver::net::runtime::Time;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_server::Server;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
@@ -19,7 +21,49 @@ type Zone = InMemoryZoneHandler<TokioRuntimeProvider>;
 pub struct TestDnsServer {
     address: SocketAddr,
     zones: Vec<Arc<Zone>>,
-    _server: Server<Catalog>,
+    _server: Server<Delayed>,
+}
+
+/// How long the server waits before answering, by record type (for benchmarks
+/// that need a DNS server with a realistic latency).
+#[derive(Clone, Debug, Default)]
+pub struct Latency {
+    pub default: Duration,
+    pub by_type: Vec<(RecordType, Duration)>,
+}
+
+impl Latency {
+    fn of(&self, record_type: RecordType) -> Duration {
+        self.by_type
+            .iter()
+            .find(|(t, _)| *t == record_type)
+            .map_or(self.default, |(_, d)| *d)
+    }
+}
+
+/// The catalog, answering after the configured latency.
+pub struct Delayed {
+    catalog: Catalog,
+    latency: Latency,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Delayed {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        if let Ok(info) = request.request_info() {
+            let delay = self.latency.of(info.query.query_type());
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
 }
 
 const SOA: &str = "@ 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n";
@@ -28,6 +72,11 @@ impl TestDnsServer {
     /// Serves each `(origin, records)` zone. `records` is zone-file text relative to
     /// the origin (an SOA is added), e.g. `"@ 300 IN MX 10 mx.example.net."`.
     pub async fn start(zones: &[(&str, &str)]) -> Self {
+        Self::start_with_latency(zones, Latency::default()).await
+    }
+
+    /// As `start`, answering each query after `latency`.
+    pub async fn start_with_latency(zones: &[(&str, &str)], latency: Latency) -> Self {
         let mut catalog = Catalog::new();
         let mut handlers = Vec::new();
         for (origin, records) in zones {
@@ -49,7 +98,7 @@ impl TestDnsServer {
         }
         let (udp, tcp) = bind_same_port().await;
         let address = udp.local_addr().expect("bound address");
-        let mut server = Server::new(catalog);
+        let mut server = Server::new(Delayed { catalog, latency });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 4096);
         Self {

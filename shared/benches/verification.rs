@@ -1,0 +1,185 @@
+//! Verification speed against a local DNS server with a fixed answer latency.
+//!
+//! `cargo bench -p shared --bench verification` prints:
+//! - the scheduled sweep of `BENCH_DOMAINS` (10,000) due domains, half with every
+//!   record published, against a server answering each query in 20 ms (target: 60 s);
+//! - one verify's wall time against its slowest single answer (TXT at 60 ms, the
+//!   rest at 20 ms), cold (the zone's name servers not yet known) and warm
+//!   (target: at most 1.2x).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+use shared::identity::LocalIdentities;
+use shared::model::{Domain, Timestamp};
+use shared::records::expected_records;
+use shared::scheduler::{RunOptions, run};
+use shared::store::{DomainStore, InMemoryStore};
+use shared::verify::DnsChecker;
+use shared::{App, DomainName};
+use test_support::TestDnsServer;
+use test_support::dns::Latency;
+
+const TOKENS: [&str; 3] = ["tok1", "tok2", "tok3"];
+
+/// Zone-file lines for a domain `prefix` labels below the zone apex ("" for the apex).
+fn records_for(prefix: &str) -> String {
+    let at = |label: &str| match (label, prefix) {
+        ("@", "") => "@".to_string(),
+        ("@", p) => p.to_string(),
+        (l, "") => l.to_string(),
+        (l, p) => format!("{l}.{p}"),
+    };
+    let mut zone = format!(
+        "{} 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n\
+         {} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n\
+         {} 300 IN TXT \"v=DMARC1; p=reject;\"\n",
+        at("@"),
+        at("@"),
+        at("_dmarc")
+    );
+    for token in TOKENS {
+        zone.push_str(&format!(
+            "{} 300 IN CNAME {token}.dkim.amazonses.com.\n",
+            at(&format!("{token}._domainkey"))
+        ));
+    }
+    zone
+}
+
+fn tokens() -> Vec<String> {
+    TOKENS.iter().map(|t| t.to_string()).collect()
+}
+
+async fn sweep(domains: usize, concurrency: usize) {
+    // Each domain is its own zone, as customers' domains are; every other one has
+    // all its records published.
+    let published = records_for("");
+    let zones: Vec<(String, &str)> = (0..domains)
+        .map(|i| {
+            (
+                format!("d{i}.example"),
+                if i % 2 == 0 { published.as_str() } else { "" },
+            )
+        })
+        .collect();
+    let zones: Vec<(&str, &str)> = zones
+        .iter()
+        .map(|(name, records)| (name.as_str(), *records))
+        .collect();
+    let latency = Latency {
+        default: Duration::from_millis(20),
+        by_type: vec![],
+    };
+    let dns = TestDnsServer::start_with_latency(&zones, latency).await;
+    let store = Arc::new(InMemoryStore::new());
+    let created = Timestamp::now().plus(chrono::Duration::minutes(-2));
+    for i in 0..domains {
+        let name = DomainName::parse(&format!("d{i}.example")).expect("valid name");
+        let mut domain = Domain::new("org_bench", name.clone(), created);
+        domain.dkim_tokens = tokens();
+        domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
+        store.insert(&domain).await.expect("insert");
+    }
+    let app = App {
+        store,
+        identities: Arc::new(LocalIdentities::new()),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+    let options = RunOptions {
+        batch_size: 1000,
+        concurrency,
+    };
+    let started = Instant::now();
+    let summary = run(&app, Timestamp::now(), options, &|| false)
+        .await
+        .expect("sweep");
+    let elapsed = started.elapsed();
+    println!(
+        "| sweep | {domains} due domains, 20 ms per answer, {concurrency} at a time | {:.1} s ({:.0} domains/s) | 60 s | verified {}, pending {}, errors {} |",
+        elapsed.as_secs_f64(),
+        domains as f64 / elapsed.as_secs_f64(),
+        summary.verified,
+        summary.still_pending,
+        summary.errors
+    );
+}
+
+async fn verify_against_slowest_answer() {
+    let latency = Latency {
+        default: Duration::from_millis(20),
+        by_type: vec![(RecordType::TXT, Duration::from_millis(60))],
+    };
+    let dns =
+        TestDnsServer::start_with_latency(&[("example.com", &records_for(""))], latency).await;
+    let name = DomainName::parse("example.com").expect("valid name");
+    let records = expected_records(&name, &tokens(), "us-east-2");
+
+    // The slowest single answer, as a client sees it: one TXT lookup, alone.
+    let probe = DnsChecker::with_nameservers(&[dns.address()]).expect("resolver");
+    let spf_only = vec![records[1].clone()];
+    let mut single = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        probe.check(&name, &spf_only).await;
+        single.push(started.elapsed());
+    }
+    single.sort();
+    let slowest_answer = single[single.len() / 2];
+
+    let checker = DnsChecker::with_nameservers(&[dns.address()]).expect("resolver");
+    let started = Instant::now();
+    let first = checker.check(&name, &records).await;
+    let cold = started.elapsed();
+    assert!(
+        first
+            .iter()
+            .all(|r| r.status == shared::RecordStatus::Verified),
+        "{first:?}"
+    );
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        checker.check(&name, &records).await;
+        warm.push(started.elapsed());
+    }
+    warm.sort();
+    let median = warm[warm.len() / 2];
+    let worst = warm[warm.len() - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "| verify, warm | 6 records, slowest answer {:.1} ms (TXT at 60 ms, others 20 ms) | median {:.1} ms, max {:.1} ms: {:.2}x | 1.2x | 20 runs |",
+        ms(slowest_answer),
+        ms(median),
+        ms(worst),
+        ms(median) / ms(slowest_answer)
+    );
+    println!(
+        "| verify, cold | the same, name servers not yet known (NS lookup first) | {:.1} ms: {:.2}x | - | first verify of a zone in a process |",
+        ms(cold),
+        ms(cold) / ms(slowest_answer)
+    );
+}
+
+fn main() {
+    let domains = std::env::var("BENCH_DOMAINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let concurrency = std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RunOptions::default().concurrency);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| benchmark | setup | result | target | notes |");
+    println!("|---|---|---|---|---|");
+    runtime.block_on(async {
+        verify_against_slowest_answer().await;
+        sweep(domains, concurrency).await;
+    });
+}
