@@ -16,6 +16,10 @@ pub enum ApiError {
     InvalidJson,
     #[error("unsupported format")]
     InvalidFormat,
+    #[error("invalid limit")]
+    InvalidLimit,
+    #[error("invalid cursor")]
+    InvalidCursor,
     #[error("DKIM attributes unavailable")]
     DkimUnavailable,
     #[error("no organization in the request")]
@@ -54,6 +58,8 @@ impl ApiError {
             Self::InvalidDomainName
             | Self::InvalidJson
             | Self::InvalidFormat
+            | Self::InvalidLimit
+            | Self::InvalidCursor
             | Self::DkimUnavailable => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -77,6 +83,14 @@ impl ApiError {
             Self::InvalidFormat => (
                 "Unsupported format: use format=json (the default) or format=bind",
                 "invalid_format",
+            ),
+            Self::InvalidLimit => (
+                "Invalid limit: use a whole number from 1 to 1000",
+                "invalid_limit",
+            ),
+            Self::InvalidCursor => (
+                "Invalid cursor: use the value of the last page's X-Next-Cursor header",
+                "invalid_cursor",
             ),
             Self::DkimUnavailable => ("Failed to get DKIM attributes", "dkim_unavailable"),
             Self::Unauthorized => ("Unauthorized", "unauthorized"),

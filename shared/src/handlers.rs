@@ -164,14 +164,62 @@ async fn create_identity(app: &App, name: &DomainName) -> Result<Vec<String>, Id
     }
 }
 
+/// Most domains in one list response (and the default): about 2 MB of JSON,
+/// well inside Lambda's 6 MB response limit.
+pub const MAX_PAGE: usize = 1000;
+
+/// `?limit=` and `?cursor=` of `GET /domains`.
+fn page_request(request: &Request) -> Result<(usize, Option<DomainName>), ApiError> {
+    let query = request.query_string_parameters_ref();
+    let limit = match query.and_then(|q| q.first("limit")) {
+        None => MAX_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or(ApiError::InvalidLimit)?,
+    };
+    let after = match query.and_then(|q| q.first("cursor")) {
+        None => None,
+        Some(cursor) => Some(decode_cursor(cursor).ok_or(ApiError::InvalidCursor)?),
+    };
+    Ok((limit, after))
+}
+
+/// Cursors are opaque to callers: the last name of a page, base64url-encoded.
+fn encode_cursor(name: &DomainName) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.as_str())
+}
+
+fn decode_cursor(cursor: &str) -> Option<DomainName> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    DomainName::parse(std::str::from_utf8(&bytes).ok()?).ok()
+}
+
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
-    let domains = app
+    let (limit, after) = page_request(request)?;
+    let page = app
         .store
-        .list(&organization_id)
+        .list_page(&organization_id, after.as_ref(), limit)
         .await
         .map_err(|e| logged(store_error(e)))?;
-    Ok(json_response(StatusCode::OK, &domains))
+    let mut response = json_response(StatusCode::OK, &page.domains);
+    if let Some(next) = page.next {
+        let cursor = encode_cursor(&next);
+        let link = format!("</domains?limit={limit}&cursor={cursor}>; rel=\"next\"");
+        if let (Ok(cursor), Ok(link)) =
+            (HeaderValue::from_str(&cursor), HeaderValue::from_str(&link))
+        {
+            response.headers_mut().insert("x-next-cursor", cursor);
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
 }
 
 async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {

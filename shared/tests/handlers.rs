@@ -87,9 +87,25 @@ impl Call {
         self
     }
 
-    fn query(mut self, key: &str, value: &str) -> Self {
-        self.event["queryStringParameters"][key] = json!(value);
-        self.event["rawQueryString"] = json!(format!("{key}={value}"));
+    fn query(self, key: &str, value: &str) -> Self {
+        self.queries(&[(key, value)])
+    }
+
+    /// Query parameters, as API Gateway passes them (raw and parsed).
+    fn queries(mut self, params: &[(&str, &str)]) -> Self {
+        let encode = |s: &str| {
+            s.replace('%', "%25")
+                .replace('&', "%26")
+                .replace('=', "%3D")
+        };
+        let raw: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        for (key, value) in params {
+            self.event["queryStringParameters"][*key] = json!(value);
+        }
+        self.event["rawQueryString"] = json!(raw.join("&"));
         self
     }
 
@@ -736,4 +752,128 @@ async fn dns_records_as_a_bind_snippet_verify_once_pasted_into_the_zone() {
             400,
             "Unsupported format: use format=json (the default) or format=bind",
         );
+}
+
+async fn list_everything(app: &App, org: &str, limit: Option<usize>) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut query = Vec::new();
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.clone()));
+        }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = Call::new(Endpoint::List)
+            .org(org)
+            .queries(&query)
+            .send(app)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        let page = reply.body.as_array().expect("array");
+        assert!(
+            page.len() <= limit.unwrap_or(handlers::MAX_PAGE),
+            "a page holds at most its limit"
+        );
+        pages += 1;
+        names.extend(
+            page.iter()
+                .map(|d| d["name"].as_str().expect("name").to_string()),
+        );
+        match reply.headers.get("x-next-cursor") {
+            Some(next) => {
+                let next = next.to_str().expect("ascii").to_string();
+                let link = reply.headers["link"].to_str().expect("ascii");
+                assert!(
+                    link.contains(&format!("cursor={next}")) && link.ends_with("rel=\"next\""),
+                    "{link}"
+                );
+                cursor = Some(next);
+            }
+            None => return (names, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_organization_with_10000_domains_lists_completely_page_by_page() {
+    let world = in_memory_world().await;
+    let mut expected = Vec::new();
+    for i in 0..10_000 {
+        let name = DomainName::parse(&format!("d{i:05}.example.com")).expect("valid");
+        let mut domain = shared::Domain::new("org_big", name.clone(), shared::Timestamp::now());
+        domain.records = shared::records::expected_records(
+            &name,
+            &["t1".into(), "t2".into(), "t3".into()],
+            "us-east-2",
+        );
+        world.app.store.insert(&domain).await.expect("insert");
+        expected.push(name.to_string());
+    }
+    world
+        .app
+        .store
+        .insert(&shared::Domain::new(
+            "org_other",
+            DomainName::parse("zzz.example.org").expect("valid"),
+            shared::Timestamp::now(),
+        ))
+        .await
+        .expect("insert");
+
+    let (names, pages) = list_everything(&world.app, "org_big", None).await;
+    assert_eq!(
+        names, expected,
+        "default pages of 1000, in name order, nothing lost or repeated"
+    );
+    assert_eq!(pages, 11, "10 full pages, then an empty one");
+    let (names, pages) = list_everything(&world.app, "org_big", Some(333)).await;
+    assert_eq!((names.len(), pages), (10_000, 31));
+}
+
+#[tokio::test]
+async fn bad_paging_parameters_are_400() {
+    let world = in_memory_world().await;
+    for limit in ["0", "1001", "-1", "ten", "1.5", ""] {
+        Call::new(Endpoint::List)
+            .query("limit", limit)
+            .send(&world.app)
+            .await
+            .assert_error(400, "Invalid limit: use a whole number from 1 to 1000");
+    }
+    for cursor in ["%%%", "bm90IGEgZG9tYWlu", "Y29t"] {
+        Call::new(Endpoint::List)
+            .query("cursor", cursor)
+            .send(&world.app)
+            .await
+            .assert_error(
+                400,
+                "Invalid cursor: use the value of the last page's X-Next-Cursor header",
+            );
+    }
+}
+
+#[tokio::test]
+async fn paging_on_dynamodb_reads_one_page_per_request() {
+    let (world, counter) = dynamodb_world().await;
+    for i in 0..25 {
+        let name = DomainName::parse(&format!("d{i:02}.example.com")).expect("valid");
+        world
+            .app
+            .store
+            .insert(&shared::Domain::new(
+                "org_pages",
+                name,
+                shared::Timestamp::now(),
+            ))
+            .await
+            .expect("insert");
+    }
+    counter.reset();
+    let (names, pages) = list_everything(&world.app, "org_pages", Some(10)).await;
+    assert_eq!((names.len(), pages), (25, 3));
+    assert_eq!(counter.snapshot(), [("Query".to_string(), 3)]);
 }

@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{DomainStore, KeyStore, StoreError};
+use super::{DomainPage, DomainStore, KeyStore, StoreError};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{CheckSchedule, Domain, Timestamp};
@@ -192,7 +192,7 @@ impl DynamoDbStore {
         convert: fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut items = Vec::new();
-        let mut start_key = None;
+        let mut start_key = query.get_exclusive_start_key().clone();
         while items.len() < limit {
             let remaining = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
             let page_size = self.page_size.map_or(remaining, |size| size.min(remaining));
@@ -317,17 +317,32 @@ impl DomainStore for DynamoDbStore {
         output.item.map(domain_from_item).transpose()
     }
 
-    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError> {
+    async fn list_page(
+        &self,
+        organization_id: &str,
+        after: Option<&DomainName>,
+        limit: usize,
+    ) -> Result<DomainPage, StoreError> {
+        let pk = organization_pk(organization_id);
+        let start = after.map(|name| {
+            HashMap::from([
+                ("pk".to_string(), s(pk.clone())),
+                ("sk".to_string(), s(domain_sk(name))),
+            ])
+        });
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(organization_pk(organization_id)))
+            .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":prefix", s("DOMAIN#"))
-            .consistent_read(true);
-        self.query_items("list domains", query, usize::MAX, domain_from_item)
-            .await
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        let domains = self
+            .query_items("list domains", query, limit, domain_from_item)
+            .await?;
+        Ok(DomainPage::of(domains, limit))
     }
 
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DomainStore, KeyStore, StoreError};
+use super::{DomainPage, DomainStore, KeyStore, StoreError};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
@@ -70,14 +70,21 @@ impl DomainStore for InMemoryStore {
             .cloned())
     }
 
-    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError> {
-        Ok(self
+    async fn list_page(
+        &self,
+        organization_id: &str,
+        after: Option<&DomainName>,
+        limit: usize,
+    ) -> Result<DomainPage, StoreError> {
+        let domains: Vec<Domain> = self
             .lock()?
             .domains
             .iter()
-            .filter(|((org, _), _)| org == organization_id)
+            .filter(|((org, name), _)| org == organization_id && after.is_none_or(|a| name > a))
+            .take(limit)
             .map(|(_, domain)| domain.clone())
-            .collect())
+            .collect();
+        Ok(DomainPage::of(domains, limit))
     }
 
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {

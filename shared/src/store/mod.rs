@@ -14,6 +14,26 @@ use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
 
+/// Page size used by `DomainStore::list`.
+const LIST_ALL_PAGE: usize = 1000;
+
+/// One page of a listing. `next`: the name to continue after, when more may follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainPage {
+    pub domains: Vec<Domain>,
+    pub next: Option<DomainName>,
+}
+
+impl DomainPage {
+    /// A page of `limit` asked for: more may follow if it is full.
+    pub fn of(domains: Vec<Domain>, limit: usize) -> Self {
+        let next = (domains.len() >= limit)
+            .then(|| domains.last().map(|d| d.name.clone()))
+            .flatten();
+        Self { domains, next }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The name is claimed by a domain of this or another organization.
@@ -47,8 +67,29 @@ pub trait DomainStore: Send + Sync {
         name: &DomainName,
     ) -> Result<Option<Domain>, StoreError>;
 
-    /// Every domain of the organization, ordered by name.
-    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError>;
+    /// Up to `limit` of the organization's domains, ordered by name, after `after`.
+    async fn list_page(
+        &self,
+        organization_id: &str,
+        after: Option<&DomainName>,
+        limit: usize,
+    ) -> Result<DomainPage, StoreError>;
+
+    /// Every domain of the organization, ordered by name (page after page).
+    async fn list(&self, organization_id: &str) -> Result<Vec<Domain>, StoreError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .list_page(organization_id, after.as_ref(), LIST_ALL_PAGE)
+                .await?;
+            all.extend(page.domains);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
 
     /// Replaces the stored domain with the same organization, name, id and
     /// `schedule.version`, and bumps the version (in `domain` too). `DomainGone` if
