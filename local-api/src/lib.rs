@@ -90,6 +90,18 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Option<String>), Api
         .ok_or(ApiError::MethodNotAllowed)
 }
 
+/// The `Allow` header of a 405 for `path` (RFC 9110 15.5.6).
+pub fn allow_header(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["domains"] => Some("GET, POST"),
+        ["domains", d] if !d.is_empty() => Some("GET, DELETE"),
+        ["domains", d, "dns-records"] if !d.is_empty() => Some("GET"),
+        ["domains", d, "verify"] if !d.is_empty() => Some("POST"),
+        _ => None,
+    }
+}
+
 /// API keys of the dev server: key -> organization id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevKeys(HashMap<String, String>);
@@ -184,6 +196,7 @@ async fn handle(
     server: &Arc<DevServer>,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
     let response = match to_lambda_request(server, request).await {
         Ok((route, lambda_request)) => {
             // On its own task, so a panicking handler becomes a 500 (as the Lambda
@@ -193,7 +206,16 @@ async fn handle(
                 .await
                 .unwrap_or_else(|_| ApiError::Internal("handler panicked".into()).to_response())
         }
-        Err(error) => error.to_response(),
+        Err(error) => {
+            let mut response = error.to_response();
+            if let (ApiError::MethodNotAllowed, Some(allow)) = (&error, allow_header(&path)) {
+                response.headers_mut().insert(
+                    header::ALLOW,
+                    lambda_http::http::HeaderValue::from_static(allow),
+                );
+            }
+            response
+        }
     };
     let (parts, body) = response.into_parts();
     hyper::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))

@@ -184,6 +184,17 @@ async fn in_memory_default_isolates_organizations_and_checks_keys() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = client.call("PUT", "/domains", Some("key_a"), None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let response = reqwest::Client::new()
+        .request(
+            reqwest::Method::TRACE,
+            format!("{}/domains/x.example.com/verify", server.url),
+        )
+        .bearer_auth("key_a")
+        .send()
+        .await
+        .expect("HTTP call");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
     let huge = json!({ "name": "x.example.com", "pad": "x".repeat(20_000) }).to_string();
     let (status, body) = client
         .call("POST", "/domains", Some("key_a"), Some(huge))

@@ -180,7 +180,8 @@ fn page_request(request: &Request) -> Result<(usize, Option<DomainName>), ApiErr
             .ok_or(ApiError::InvalidLimit)?,
     };
     let after = match query.and_then(|q| q.first("cursor")) {
-        None => None,
+        // An empty cursor (a URL template with nothing filled in) is no cursor.
+        None | Some("") => None,
         Some(cursor) => Some(decode_cursor(cursor).ok_or(ApiError::InvalidCursor)?),
     };
     Ok((limit, after))

@@ -844,7 +844,7 @@ async fn bad_paging_parameters_are_400() {
             .await
             .assert_error(400, "Invalid limit: use a whole number from 1 to 1000");
     }
-    for cursor in ["%%%", "bm90IGEgZG9tYWlu", "Y29t"] {
+    for cursor in ["%%%", "bm90IGEgZG9tYWlu", "Y29t", "  "] {
         Call::new(Endpoint::List)
             .query("cursor", cursor)
             .send(&world.app)
@@ -854,6 +854,22 @@ async fn bad_paging_parameters_are_400() {
                 "Invalid cursor: use the value of the last page's X-Next-Cursor header",
             );
     }
+}
+
+/// Found by schemathesis: `?cursor=` (a URL template with nothing filled in).
+#[tokio::test]
+async fn an_empty_cursor_is_the_first_page() {
+    let world = in_memory_world().await;
+    assert_eq!(
+        create("example.com").send(&world.app).await.status,
+        StatusCode::CREATED
+    );
+    let reply = Call::new(Endpoint::List)
+        .query("cursor", "")
+        .send(&world.app)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body.as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]
