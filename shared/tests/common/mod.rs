@@ -1,0 +1,252 @@
+//! Calling the handlers with the API Gateway events in `events/`, as the Lambda
+//! runtime hands them over, on either store.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use lambda_http::Request;
+use lambda_http::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use shared::identity::LocalIdentities;
+use shared::store::{DomainStore, DynamoDbStore, InMemoryStore, create_table};
+use shared::verify::DnsChecker;
+use shared::{App, handlers};
+use test_support::{
+    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, unique_table_name,
+};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Endpoint {
+    Create,
+    List,
+    Get,
+    DnsRecords,
+    Verify,
+    Delete,
+}
+
+impl Endpoint {
+    pub fn event_file(self) -> &'static str {
+        match self {
+            Self::Create => "create-domain.json",
+            Self::List => "list-domains.json",
+            Self::Get => "get-domain.json",
+            Self::DnsRecords => "get-dns-records.json",
+            Self::Verify => "verify-domain.json",
+            Self::Delete => "delete-domain.json",
+        }
+    }
+}
+
+/// An `events/` fixture, adjusted, then parsed by lambda_http as the runtime does.
+pub struct Call {
+    pub endpoint: Endpoint,
+    pub event: Value,
+}
+
+impl Call {
+    pub fn new(endpoint: Endpoint) -> Self {
+        let path = format!(
+            "{}/../events/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            endpoint.event_file()
+        );
+        let text = std::fs::read_to_string(&path).expect("event file");
+        Self {
+            endpoint,
+            event: serde_json::from_str(&text).expect("event JSON"),
+        }
+    }
+
+    pub fn org(mut self, org: &str) -> Self {
+        self.event["requestContext"]["authorizer"]["lambda"]["organization_id"] = json!(org);
+        self
+    }
+
+    pub fn without_authorizer(mut self) -> Self {
+        if let Some(context) = self.event["requestContext"].as_object_mut() {
+            context.remove("authorizer");
+        }
+        self
+    }
+
+    /// The `{domain}` path parameter (as API Gateway passes it: decoded, unnormalized).
+    pub fn domain(mut self, domain: &str) -> Self {
+        let suffix = match self.endpoint {
+            Endpoint::DnsRecords => "/dns-records",
+            Endpoint::Verify => "/verify",
+            _ => "",
+        };
+        self.event["pathParameters"]["domain"] = json!(domain);
+        self.event["rawPath"] = json!(format!("/domains/{domain}{suffix}"));
+        self
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.event["body"] = json!(body);
+        self
+    }
+
+    pub fn query(self, key: &str, value: &str) -> Self {
+        self.queries(&[(key, value)])
+    }
+
+    /// Query parameters, as API Gateway passes them (raw and parsed).
+    pub fn queries(mut self, params: &[(&str, &str)]) -> Self {
+        // API Gateway passes the raw query string percent-encoded.
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let raw: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        for (key, value) in params {
+            self.event["queryStringParameters"][*key] = json!(value);
+        }
+        self.event["rawQueryString"] = json!(raw.join("&"));
+        self
+    }
+
+    /// Sends and returns the raw text body (for non-JSON answers).
+    pub async fn send_text(self, app: &App) -> (StatusCode, HeaderMap, String) {
+        let request = self.request();
+        let response = handlers::get_dns_records(app, request)
+            .await
+            .expect("handlers always answer");
+        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        (response.status(), response.headers().clone(), text)
+    }
+
+    pub fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.event.to_string()).expect("valid API Gateway event")
+    }
+
+    pub async fn send(self, app: &App) -> Reply {
+        let request = self.request();
+        let response = match self.endpoint {
+            Endpoint::Create => handlers::create_domain(app, request).await,
+            Endpoint::List => handlers::list_domains(app, request).await,
+            Endpoint::Get => handlers::get_domain(app, request).await,
+            Endpoint::DnsRecords => handlers::get_dns_records(app, request).await,
+            Endpoint::Verify => handlers::verify_domain(app, request).await,
+            Endpoint::Delete => handlers::delete_domain(app, request).await,
+        }
+        .expect("handlers always answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body: Value = serde_json::from_slice(response.body().as_ref()).expect("JSON body");
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(self.body["message"], message, "{self:?}");
+        assert!(
+            self.body["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "{self:?}"
+        );
+        assert_eq!(self.headers["content-type"], "application/json");
+    }
+}
+
+pub fn create(name: &str) -> Call {
+    Call::new(Endpoint::Create).body(&json!({ "name": name }).to_string())
+}
+
+/// Every zone record a domain needs, for `example.com` with the given tokens.
+pub fn correct_zone(tokens: &[String]) -> String {
+    let mut zone = String::from(
+        "@ 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n\
+         @ 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n\
+         _dmarc 300 IN TXT \"v=DMARC1; p=reject;\"\n",
+    );
+    for token in tokens {
+        zone.push_str(&format!(
+            "{token}._domainkey 300 IN CNAME {token}.dkim.amazonses.com.\n"
+        ));
+    }
+    zone
+}
+
+pub struct World {
+    pub app: App,
+    pub dns: TestDnsServer,
+    pub identities: Arc<LocalIdentities>,
+}
+
+pub async fn in_memory_world() -> World {
+    world_with(Arc::new(InMemoryStore::new())).await
+}
+
+pub async fn world_with(store: Arc<dyn DomainStore>) -> World {
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let identities = Arc::new(LocalIdentities::new());
+    let app = App {
+        store,
+        identities: identities.clone(),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+    World {
+        app,
+        dns,
+        identities,
+    }
+}
+
+pub async fn dynamodb_world() -> (World, RequestCounter) {
+    let counter = RequestCounter::new();
+    let client = dynamodb_client(&moto_endpoint(), &counter);
+    let table = unique_table_name("handlers");
+    create_table(&client, &table).await.expect("create table");
+    counter.reset();
+    (
+        world_with(Arc::new(DynamoDbStore::new(client, table))).await,
+        counter,
+    )
+}
+
+pub fn tokens_of(domain: &Value) -> Vec<String> {
+    domain["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["record"] == "DKIM")
+        .map(|r| {
+            r["fqdn"]
+                .as_str()
+                .expect("fqdn")
+                .split('.')
+                .next()
+                .expect("token")
+                .to_string()
+        })
+        .collect()
+}
+
+pub fn is_timestamp(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| {
+        s.len() == 24 && s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+    })
+}
