@@ -10,7 +10,7 @@ use shared::identity::LocalIdentities;
 use shared::model::{CheckSchedule, Domain, DomainStatus, Timestamp};
 use shared::records::expected_records;
 use shared::scheduler::{RunOptions, SchedulerError, Summary, run};
-use shared::store::{DomainStore, InMemoryStore, StoreError};
+use shared::store::{DomainPage, DomainStore, InMemoryStore, StoreError};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::TestDnsServer;
@@ -68,8 +68,13 @@ impl DomainStore for StagedStore {
     async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
         self.inner.get(org, name).await
     }
-    async fn list(&self, org: &str) -> Result<Vec<Domain>, StoreError> {
-        self.inner.list(org).await
+    async fn list_page(
+        &self,
+        org: &str,
+        after: Option<&DomainName>,
+        limit: usize,
+    ) -> Result<DomainPage, StoreError> {
+        self.inner.list_page(org, after, limit).await
     }
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
         let interference = match &self.victim {
