@@ -105,3 +105,17 @@ pub fn dynamodb_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_dyna
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
+
+/// An SESv2 client for the test server (moto), counting its requests.
+pub fn sesv2_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_sesv2::Client {
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_sesv2::config::Region::new("us-east-2"))
+        .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(endpoint)
+        .interceptor(counter.clone())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(config)
+}

@@ -6,4 +6,6 @@ pub mod dns;
 pub mod dynamodb;
 
 pub use dns::TestDnsServer;
-pub use dynamodb::{RequestCounter, dynamodb_client, moto_endpoint, unique_table_name};
+pub use dynamodb::{
+    RequestCounter, dynamodb_client, moto_endpoint, sesv2_client, unique_table_name,
+};
