@@ -114,25 +114,40 @@ async fn find(app: &App, request: &Request) -> Result<Domain, ApiError> {
     Ok(domain)
 }
 
+/// A domain left without its DKIM tokens by a create that failed half-way is taken
+/// over by the next create of the same name by the same organization after this
+/// long (a create in progress takes well under a second).
+pub const CREATE_RESUME_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
     let name = body_domain(request)?;
-    let mut domain = Domain::new(&organization_id, name.clone(), Timestamp::now());
+    let now = Timestamp::now();
+    let mut domain = Domain::new(&organization_id, name.clone(), now);
     domain.records = expected_records(&name, &[], &app.receiving_region);
 
-    // Claim the name first: if anything below fails, the claim is released and
-    // nothing is left behind; an identity never exists without its claim.
-    app.store
-        .insert(&domain)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
+    // Claim the name first: an identity is only ever created for a claimed name.
+    match app.store.insert(&domain).await {
+        Ok(()) => {}
+        Err(StoreError::NameTaken) => {
+            domain = match app.store.get(&organization_id, &name).await {
+                Ok(Some(leftover))
+                    if leftover.dkim_tokens.is_empty()
+                        && now.since(leftover.created_at) >= CREATE_RESUME_AFTER =>
+                {
+                    tracing::info!(domain = %name, "resuming a create that failed half-way");
+                    leftover
+                }
+                _ => return Err(ApiError::DomainAlreadyExists),
+            };
+        }
+        Err(error) => return Err(logged(store_error(error))),
+    }
 
     let tokens = match create_identity(app, &name).await {
         Ok(tokens) => tokens,
         Err(error) => {
-            if let Err(release) = app.store.delete(&domain).await {
-                tracing::error!(domain = %name, error = %release, "could not release the claim after SES failed");
-            }
+            undo_claim(app, &domain, &error).await;
             return Err(logged(identity_error(error)));
         }
     };
@@ -140,7 +155,7 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     domain.dkim_tokens = tokens;
     domain.records = expected_records(&name, &domain.dkim_tokens, &app.receiving_region);
     if let Err(error) = app.store.update(&mut domain).await {
-        // The domain and its identity both exist; the tokens can be read from SES
+        // The domain and its identity both exist; the tokens are read from SES
         // again by dns-records and verify.
         tracing::warn!(domain = %name, error = %error, "could not store DKIM tokens");
     }
@@ -150,6 +165,22 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// After SES failed to create the identity: remove what SES may have made anyway
+/// (a 5xx or timeout leaves that open), then release the claim. If either step
+/// fails, the domain stays as the record of the leftover: dns-records, verify,
+/// delete or a later create of it finish or clean up the job.
+async fn undo_claim(app: &App, domain: &Domain, cause: &IdentityError) {
+    if matches!(cause, IdentityError::Unavailable(_))
+        && let Err(error) = app.identities.delete(&domain.name).await
+    {
+        tracing::error!(domain = %domain.name, %error, "SES may hold an identity; keeping the domain to clean it up later");
+        return;
+    }
+    if let Err(error) = app.store.delete(domain).await {
+        tracing::error!(domain = %domain.name, %error, "could not release the claim after SES failed; the domain is kept");
+    }
 }
 
 /// Creates the SES identity. An identity that already exists for a name we have
@@ -276,7 +307,14 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
 /// DKIM records and stores the domain (best effort: the tokens are in the answer
 /// either way).
 async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(), IdentityError> {
-    let tokens = app.identities.dkim_tokens(&domain.name).await?;
+    let tokens = match app.identities.dkim_tokens(&domain.name).await {
+        // A create that failed half-way left the domain without its identity.
+        Err(IdentityError::NotFound) => {
+            tracing::info!(domain = %domain.name, "creating the missing SES identity");
+            create_identity(app, &domain.name).await?
+        }
+        other => other?,
+    };
     if tokens.is_empty() {
         return Err(IdentityError::Other("SES returned no DKIM tokens".into()));
     }

@@ -221,16 +221,81 @@ async fn path_names_are_normalized_and_invalid_ones_are_not_found() {
 }
 
 #[tokio::test]
-async fn dkim_tokens_missing_and_unobtainable_is_the_contract_400() {
-    let world = in_memory_world().await;
-    // A domain stored before SES gave tokens, whose identity SES no longer has.
+async fn dkim_tokens_ses_cannot_give_are_the_contract_400() {
+    let mut world = in_memory_world().await;
+    // A domain stored before SES gave tokens, and SES failing to answer now.
     let name = DomainName::parse("example.com").expect("valid");
     let domain = shared::Domain::new("org_123", name, shared::Timestamp::now());
     world.app.store.insert(&domain).await.expect("insert");
+    world.app.identities = Arc::new(FailingIdentities(|| {
+        IdentityError::Other("AccessDenied".into())
+    }));
     Call::new(Endpoint::DnsRecords)
         .send(&world.app)
         .await
         .assert_error(400, "Failed to get DKIM attributes");
+}
+
+#[tokio::test]
+async fn a_domain_whose_identity_is_missing_gets_it_back_on_dns_records() {
+    let world = in_memory_world().await;
+    // Left by a create that failed half-way: the domain, no identity, no tokens.
+    let name = DomainName::parse("example.com").expect("valid");
+    let domain = shared::Domain::new("org_123", name.clone(), shared::Timestamp::now());
+    world.app.store.insert(&domain).await.expect("insert");
+    let records = Call::new(Endpoint::DnsRecords).send(&world.app).await;
+    assert_eq!(records.status, StatusCode::OK, "{records:?}");
+    assert_eq!(records.body.as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        world.identities.dkim_tokens(&name).await.map(|t| t.len()),
+        Ok(3),
+        "identity created"
+    );
+    let stored = world
+        .app
+        .store
+        .get("org_123", &name)
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(stored.dkim_tokens.len(), 3, "tokens stored");
+}
+
+#[tokio::test]
+async fn a_create_left_half_done_is_resumed_by_the_next_create_after_30_seconds() {
+    let world = in_memory_world().await;
+    let name = DomainName::parse("example.com").expect("valid");
+    let long_ago = shared::Timestamp::from(chrono::Utc::now() - chrono::Duration::seconds(31));
+    world
+        .app
+        .store
+        .insert(&shared::Domain::new("org_123", name.clone(), long_ago))
+        .await
+        .expect("insert");
+    let resumed = create("example.com").send(&world.app).await;
+    assert_eq!(resumed.status, StatusCode::CREATED, "{resumed:?}");
+    assert_eq!(resumed.body["records"].as_array().map(Vec::len), Some(6));
+    // Another organization, or a recent leftover (a create still running), is a conflict.
+    create("example.com")
+        .org("org_other")
+        .send(&world.app)
+        .await
+        .assert_error(409, "Domain already exists");
+    let recent = DomainName::parse("recent.example.com").expect("valid");
+    world
+        .app
+        .store
+        .insert(&shared::Domain::new(
+            "org_123",
+            recent,
+            shared::Timestamp::now(),
+        ))
+        .await
+        .expect("insert");
+    create("recent.example.com")
+        .send(&world.app)
+        .await
+        .assert_error(409, "Domain already exists");
 }
 
 /// SES that fails every call the way the given error says.
@@ -334,10 +399,10 @@ async fn dynamodb_requests_per_endpoint() {
         &[("PutItem", 1), ("TransactWriteItems", 1)],
     );
     expect(
-        "create conflict",
+        "create conflict (the read looks for a half-done create to resume)",
         create("example.com").org("org_b").send(app).await,
         StatusCode::CONFLICT,
-        &[("TransactWriteItems", 1)],
+        &[("GetItem", 1), ("TransactWriteItems", 1)],
     );
     expect(
         "get",
