@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::types::{
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
     TransactWriteItem, Update,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{DomainPage, DomainStore, KeyStore, StoreError};
@@ -135,11 +136,40 @@ fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, Sto
         .map_err(|e| StoreError::Internal(format!("deserialize domain item: {e}")))
 }
 
+/// DynamoDB's modeled errors, recognized by type: their metadata code is not
+/// always set (errors built by hand or by mocks carry none).
+trait Throttling {
+    fn is_throttling(&self) -> bool;
+}
+
+macro_rules! throttling {
+    ($($error:ty),*) => {$(
+        impl Throttling for $error {
+            fn is_throttling(&self) -> bool {
+                self.is_provisioned_throughput_exceeded_exception()
+                    || self.is_request_limit_exceeded()
+                    || self.is_throttling_exception()
+            }
+        }
+    )*};
+}
+throttling!(
+    aws_sdk_dynamodb::operation::get_item::GetItemError,
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::query::QueryError,
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError
+);
+
+impl Throttling for aws_sdk_dynamodb::operation::create_table::CreateTableError {
+    fn is_throttling(&self) -> bool {
+        false
+    }
+}
+
 /// Maps an SDK failure to what the caller can do about it.
-fn classify<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
+fn classify<E>(operation: &str, error: SdkError<E, HttpResponse>) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    E: Throttling + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let detail = format!(
         "{operation}: {}",
@@ -149,15 +179,16 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Unavailable(detail)
         }
-        SdkError::ServiceError(service) => match service.err().code() {
-            Some(
-                "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded",
-            ) => StoreError::Throttled(detail),
-            Some("InternalServerError" | "ServiceUnavailable") => StoreError::Unavailable(detail),
-            _ => StoreError::Internal(detail),
-        },
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            if service.err().is_throttling() || status == 429 {
+                StoreError::Throttled(detail)
+            } else if status >= 500 {
+                StoreError::Unavailable(detail)
+            } else {
+                StoreError::Internal(detail)
+            }
+        }
         _ => StoreError::Internal(detail),
     }
 }
@@ -373,16 +404,23 @@ impl DomainStore for DynamoDbStore {
             {
                 // Gone, or written since it was read? The failed write says, where
                 // the server returns the old item; otherwise ask.
-                let old = match service.err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item().cloned(),
+                let old_id = match service.err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e
+                        .item()
+                        .and_then(|item| item.get("id"))
+                        .and_then(|id| id.as_s().ok())
+                        .cloned(),
                     _ => None,
                 };
-                let current = match old {
-                    Some(item) => Some(domain_from_item(item)?),
-                    None => self.get(&domain.organization_id, &domain.name).await?,
+                let current_id = match old_id {
+                    Some(id) => Some(id),
+                    None => self
+                        .get(&domain.organization_id, &domain.name)
+                        .await?
+                        .map(|d| d.id),
                 };
-                match current {
-                    Some(current) if current.id == domain.id => Err(StoreError::Conflict),
+                match current_id {
+                    Some(id) if id == domain.id => Err(StoreError::Conflict),
                     _ => Err(StoreError::DomainGone),
                 }
             }

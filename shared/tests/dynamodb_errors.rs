@@ -1,0 +1,163 @@
+//! How the DynamoDB store reads DynamoDB's failures, against aws-smithy-mocks:
+//! throttling, 5xx, cancelled transactions and failed conditions.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput,
+};
+use aws_sdk_dynamodb::types::CancellationReason;
+use aws_sdk_dynamodb::types::error::{
+    ConditionalCheckFailedException, ProvisionedThroughputExceededException,
+    TransactionCanceledException,
+};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::RetryConfig;
+use shared::DomainName;
+use shared::model::{Domain, Timestamp};
+use shared::store::{DomainStore, DynamoDbStore, StoreError};
+
+fn store(rules: &[&Rule]) -> DynamoDbStore {
+    let interceptor = rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
+        |interceptor, rule| interceptor.with_rule(rule),
+    );
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-2"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .retry_config(RetryConfig::disabled())
+        .http_client(create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    DynamoDbStore::new(Client::from_conf(config), "table")
+}
+
+fn domain() -> Domain {
+    Domain::new(
+        "org_a",
+        DomainName::parse("example.com").expect("valid"),
+        Timestamp::now(),
+    )
+}
+
+fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
+    let reasons = codes
+        .iter()
+        .map(|c| CancellationReason::builder().code(*c).build())
+        .collect();
+    TransactWriteItemsError::TransactionCanceledException(
+        TransactionCanceledException::builder()
+            .set_cancellation_reasons(Some(reasons))
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn a_failed_claim_condition_is_name_taken() {
+    let rule = mock!(Client::transact_write_items)
+        .then_error(|| cancelled(&["ConditionalCheckFailed", "None"]));
+    let result = store(&[&rule]).insert(&domain()).await;
+    assert!(matches!(result, Err(StoreError::NameTaken)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_transaction_conflict_is_retried_then_succeeds_or_is_unavailable() {
+    let conflict = mock!(Client::transact_write_items)
+        .then_error(|| cancelled(&["TransactionConflict", "None"]));
+    let ok = mock!(Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    store(&[&conflict, &ok])
+        .insert(&domain())
+        .await
+        .expect("retried after a conflict");
+    assert_eq!((conflict.num_calls(), ok.num_calls()), (1, 1));
+
+    let always = mock!(Client::transact_write_items)
+        .sequence()
+        .error(|| cancelled(&["TransactionConflict", "None"]))
+        .times(4)
+        .build();
+    let result = store(&[&always]).insert(&domain()).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(always.num_calls(), 4, "the first try and 3 retries");
+}
+
+#[tokio::test]
+async fn throttling_is_throttled_wherever_it_comes_from() {
+    let cancelled_by_throttling =
+        mock!(Client::transact_write_items).then_error(|| cancelled(&["ThrottlingError", "None"]));
+    let result = store(&[&cancelled_by_throttling]).insert(&domain()).await;
+    assert!(
+        matches!(result, Err(StoreError::Throttled(_))),
+        "{result:?}"
+    );
+
+    let throttled_read = mock!(Client::get_item).then_error(|| {
+        GetItemError::ProvisionedThroughputExceededException(
+            ProvisionedThroughputExceededException::builder()
+                .message("slow down")
+                .build(),
+        )
+    });
+    let result = store(&[&throttled_read]).get("org_a", &domain().name).await;
+    assert!(
+        matches!(result, Err(StoreError::Throttled(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_unavailable() {
+    let failing = mock!(Client::get_item).then_http_response(|| {
+        HttpResponse::new(
+            StatusCode::try_from(500).expect("status"),
+            SdkBody::from(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"boom"}"#),
+        )
+    });
+    let result = store(&[&failing]).get("org_a", &domain().name).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_update_condition_is_a_conflict_or_gone() {
+    let mut stale = domain();
+    let item = std::collections::HashMap::from([(
+        "id".to_string(),
+        aws_sdk_dynamodb::types::AttributeValue::S(stale.id.clone()),
+    )]);
+    let conflict = mock!(Client::put_item).then_error(move || {
+        PutItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder()
+                .set_item(Some(item.clone()))
+                .build(),
+        )
+    });
+    let result = store(&[&conflict]).update(&mut stale).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict)),
+        "same id still there: {result:?}"
+    );
+
+    // No old item returned: the store asks, and finds nothing.
+    let gone = mock!(Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let nothing = mock!(Client::get_item)
+        .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build());
+    let result = store(&[&gone, &nothing]).update(&mut stale).await;
+    assert!(matches!(result, Err(StoreError::DomainGone)), "{result:?}");
+}

@@ -1,0 +1,535 @@
+//! Injected faults: the store (DynamoDB on moto) and SES (an SES-like local
+//! provider) fail at each step of create, delete and verify — throttled, 5xx,
+//! timed out, transaction cancelled, condition failed — before the step or after
+//! it took effect (an ambiguous failure). The caller gets the right status, and
+//! afterwards there is no domain without its identity and no identity without its
+//! domain, or the domain records the leftover and the next call finishes the job.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use common::*;
+use lambda_http::http::StatusCode;
+use shared::identity::{IdentityError, IdentityProvider, LocalIdentities};
+use shared::model::{Domain, Timestamp};
+use shared::store::{DomainPage, DomainStore, DynamoDbStore, StoreError, create_table};
+use shared::verify::DnsChecker;
+use shared::{App, DomainName};
+use test_support::{
+    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, unique_table_name,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Insert,
+    Get,
+    Update,
+    Delete,
+    IdentityCreate,
+    IdentityTokens,
+    IdentityDelete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Throttled,
+    ServerError,
+    Timeout,
+    /// A transaction cancelled by a conflicting one, retried until it gave up.
+    TransactionCancelled,
+    /// The write's condition failed (the store's own answer for a race).
+    ConditionFailed,
+    /// A 4xx SES refuses with (e.g. access denied).
+    Refused,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum When {
+    /// Fails without doing anything.
+    Before,
+    /// Does it, then reports a failure (a 5xx or timeout after the fact).
+    After,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    op: Op,
+    when: When,
+    kind: Kind,
+}
+
+#[derive(Default)]
+struct Faults {
+    armed: Mutex<Vec<Fault>>,
+    injected: Mutex<usize>,
+}
+
+impl Faults {
+    fn arm(&self, faults: &[Fault]) {
+        *self.armed.lock().expect("lock") = faults.to_vec();
+    }
+
+    /// The fault armed for the next call of `op`, once.
+    fn take(&self, op: Op) -> Option<Fault> {
+        let mut armed = self.armed.lock().expect("lock");
+        let position = armed.iter().position(|f| f.op == op)?;
+        *self.injected.lock().expect("lock") += 1;
+        Some(armed.remove(position))
+    }
+
+    fn injected(&self) -> usize {
+        *self.injected.lock().expect("lock")
+    }
+}
+
+fn store_error(op: Op, kind: Kind) -> StoreError {
+    match kind {
+        Kind::Throttled => StoreError::Throttled("injected: ProvisionedThroughputExceeded".into()),
+        Kind::ServerError => StoreError::Unavailable("injected: 500 InternalServerError".into()),
+        Kind::Timeout => StoreError::Unavailable("injected: timeout".into()),
+        Kind::TransactionCancelled => {
+            StoreError::Unavailable("injected: TransactionConflict".into())
+        }
+        Kind::ConditionFailed => match op {
+            Op::Insert => StoreError::NameTaken,
+            Op::Update => StoreError::Conflict,
+            _ => StoreError::DomainGone,
+        },
+        Kind::Refused => StoreError::Internal("injected: AccessDeniedException".into()),
+    }
+}
+
+fn identity_error(kind: Kind) -> IdentityError {
+    match kind {
+        Kind::Throttled => IdentityError::Throttled("injected: TooManyRequests".into()),
+        Kind::ServerError | Kind::TransactionCancelled => {
+            IdentityError::Unavailable("injected: 500".into())
+        }
+        Kind::Timeout => IdentityError::Unavailable("injected: timeout".into()),
+        Kind::ConditionFailed | Kind::Refused => {
+            IdentityError::Other("injected: AccessDenied".into())
+        }
+    }
+}
+
+struct FaultyStore {
+    inner: DynamoDbStore,
+    faults: Arc<Faults>,
+}
+
+macro_rules! faulty {
+    ($self:ident, $op:expr, $call:expr) => {
+        match $self.faults.take($op) {
+            None => $call.await,
+            Some(Fault {
+                when: When::Before,
+                kind,
+                ..
+            }) => Err(store_error($op, kind)),
+            Some(Fault {
+                when: When::After,
+                kind,
+                ..
+            }) => {
+                let _ = $call.await;
+                Err(store_error($op, kind))
+            }
+        }
+    };
+}
+
+#[async_trait]
+impl DomainStore for FaultyStore {
+    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
+        faulty!(self, Op::Insert, self.inner.insert(domain))
+    }
+    async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
+        faulty!(self, Op::Get, self.inner.get(org, name))
+    }
+    async fn list_page(
+        &self,
+        org: &str,
+        after: Option<&DomainName>,
+        limit: usize,
+    ) -> Result<DomainPage, StoreError> {
+        self.inner.list_page(org, after, limit).await
+    }
+    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        faulty!(self, Op::Update, self.inner.update(domain))
+    }
+    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
+        faulty!(self, Op::Delete, self.inner.delete(domain))
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+}
+
+struct FaultyIdentities {
+    inner: LocalIdentities,
+    faults: Arc<Faults>,
+}
+
+macro_rules! faulty_identity {
+    ($self:ident, $op:expr, $call:expr) => {
+        match $self.faults.take($op) {
+            None => $call.await,
+            Some(Fault {
+                when: When::Before,
+                kind,
+                ..
+            }) => Err(identity_error(kind)),
+            Some(Fault {
+                when: When::After,
+                kind,
+                ..
+            }) => {
+                let _ = $call.await;
+                Err(identity_error(kind))
+            }
+        }
+    };
+}
+
+#[async_trait]
+impl IdentityProvider for FaultyIdentities {
+    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        faulty_identity!(self, Op::IdentityCreate, self.inner.create(name))
+    }
+    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        faulty_identity!(self, Op::IdentityTokens, self.inner.dkim_tokens(name))
+    }
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
+        faulty_identity!(self, Op::IdentityDelete, self.inner.delete(name))
+    }
+}
+
+struct FaultWorld {
+    app: App,
+    faults: Arc<Faults>,
+    store: DynamoDbStore,
+    identities: Arc<FaultyIdentities>,
+    _dns: TestDnsServer,
+}
+
+async fn fault_world() -> FaultWorld {
+    let client = dynamodb_client(&moto_endpoint(), &RequestCounter::new());
+    let table = unique_table_name("faults");
+    create_table(&client, &table).await.expect("create table");
+    let faults = Arc::new(Faults::default());
+    let identities = Arc::new(FaultyIdentities {
+        inner: LocalIdentities::new(),
+        faults: faults.clone(),
+    });
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let app = App {
+        store: Arc::new(FaultyStore {
+            inner: DynamoDbStore::new(client.clone(), table.clone()),
+            faults: faults.clone(),
+        }),
+        identities: identities.clone(),
+        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        receiving_region: "us-east-2".into(),
+    };
+    FaultWorld {
+        app,
+        faults,
+        store: DynamoDbStore::new(client, table),
+        identities,
+        _dns: dns,
+    }
+}
+
+/// What exists for a name, seen without faults.
+#[derive(Debug, PartialEq)]
+struct State {
+    domain: bool,
+    claimed_by_another: bool,
+    identity: bool,
+    tokens_stored: bool,
+}
+
+impl FaultWorld {
+    async fn state(&self, name: &str) -> State {
+        let name = DomainName::parse(name).expect("valid");
+        let domain = self.store.get("org_123", &name).await.expect("get");
+        // The claim: inserting the same name for another organization fails iff it is held.
+        let probe = Domain::new("org_probe", name.clone(), Timestamp::now());
+        let claimed = match self.store.insert(&probe).await {
+            Ok(()) => {
+                self.store.delete(&probe).await.expect("remove probe");
+                false
+            }
+            Err(StoreError::NameTaken) => true,
+            Err(other) => panic!("probe: {other:?}"),
+        };
+        State {
+            domain: domain.is_some(),
+            claimed_by_another: claimed && domain.is_none(),
+            identity: self.identities.inner.dkim_tokens(&name).await.is_ok(),
+            tokens_stored: domain.is_some_and(|d| d.dkim_tokens.len() == 3),
+        }
+    }
+
+    /// The invariant: the claim goes with the domain, an identity never exists
+    /// without its domain; a domain without its identity or tokens is a recorded
+    /// leftover, which the next call (dns-records) completes.
+    async fn assert_consistent_or_recorded(&self, name: &str, context: &str) {
+        let state = self.state(name).await;
+        assert!(
+            !state.claimed_by_another,
+            "{context}: a claim without its domain: {state:?}"
+        );
+        assert!(
+            !state.identity || state.domain,
+            "{context}: an identity without its domain: {state:?}"
+        );
+        if state.domain && !(state.identity && state.tokens_stored) {
+            let next = Call::new(Endpoint::DnsRecords)
+                .domain(name)
+                .send(&self.app)
+                .await;
+            assert_eq!(
+                next.status,
+                StatusCode::OK,
+                "{context}: the next call completes the leftover: {next:?}"
+            );
+            let done = self.state(name).await;
+            assert!(
+                done.domain && done.identity && done.tokens_stored,
+                "{context}: {done:?}"
+            );
+        }
+    }
+}
+
+fn expected_status(kind: Kind) -> u16 {
+    match kind {
+        Kind::Throttled | Kind::ServerError | Kind::Timeout | Kind::TransactionCancelled => 503,
+        Kind::ConditionFailed | Kind::Refused => 500,
+    }
+}
+
+fn assert_fault_answer(reply: &Reply, kind: Kind, context: &str) {
+    assert_eq!(
+        reply.status.as_u16(),
+        expected_status(kind),
+        "{context}: {reply:?}"
+    );
+    if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_eq!(reply.headers["retry-after"], "1", "{context}");
+    }
+    let text = reply.body.to_string();
+    assert!(
+        !text.contains("injected"),
+        "{context}: internals leaked: {text}"
+    );
+}
+
+/// Faults that can happen after the fact: only a 5xx or a timeout leaves open
+/// whether the call took effect (a throttled or refused call did not).
+fn ambiguous(kind: Kind) -> bool {
+    matches!(kind, Kind::ServerError | Kind::Timeout)
+}
+
+const STORE_KINDS: [Kind; 4] = [
+    Kind::Throttled,
+    Kind::ServerError,
+    Kind::Timeout,
+    Kind::TransactionCancelled,
+];
+const SES_KINDS: [Kind; 4] = [
+    Kind::Throttled,
+    Kind::ServerError,
+    Kind::Timeout,
+    Kind::Refused,
+];
+
+fn plans(op: Op, kinds: &[Kind]) -> Vec<Fault> {
+    kinds
+        .iter()
+        .flat_map(|&kind| {
+            let before = Fault {
+                op,
+                when: When::Before,
+                kind,
+            };
+            let after = ambiguous(kind).then_some(Fault {
+                op,
+                when: When::After,
+                kind,
+            });
+            std::iter::once(before).chain(after)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn create_under_faults_leaves_nothing_orphaned() {
+    let world = fault_world().await;
+    let mut scenarios: Vec<Vec<Fault>> = Vec::new();
+    for fault in plans(Op::Insert, &STORE_KINDS)
+        .into_iter()
+        .chain(plans(Op::IdentityCreate, &SES_KINDS))
+    {
+        scenarios.push(vec![fault]);
+    }
+    // SES fails, and so does cleaning up after it.
+    for kind in [Kind::ServerError, Kind::Timeout] {
+        let ses = Fault {
+            op: Op::IdentityCreate,
+            when: When::After,
+            kind,
+        };
+        scenarios.push(vec![
+            ses,
+            Fault {
+                op: Op::IdentityDelete,
+                when: When::Before,
+                kind: Kind::Timeout,
+            },
+        ]);
+        scenarios.push(vec![
+            Fault {
+                when: When::Before,
+                ..ses
+            },
+            Fault {
+                op: Op::Delete,
+                when: When::Before,
+                kind: Kind::ServerError,
+            },
+        ]);
+    }
+    // The token write fails: the create still answers 201 (the tokens are in SES).
+    let token_write: Vec<Fault> = plans(Op::Update, &STORE_KINDS);
+
+    for (i, faults) in scenarios.iter().enumerate() {
+        let name = format!("c{i}.example.com");
+        world.faults.arm(faults);
+        let reply = create(&name).send(&world.app).await;
+        let context = format!("create with {faults:?}");
+        assert_fault_answer(&reply, faults[0].kind, &context);
+        world.faults.arm(&[]);
+        world.assert_consistent_or_recorded(&name, &context).await;
+    }
+    for (i, fault) in token_write.iter().enumerate() {
+        let name = format!("t{i}.example.com");
+        world.faults.arm(&[*fault]);
+        let reply = create(&name).send(&world.app).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{fault:?}: {reply:?}");
+        world.faults.arm(&[]);
+        world
+            .assert_consistent_or_recorded(&name, &format!("token write {fault:?}"))
+            .await;
+    }
+    println!("faults injected into create: {}", world.faults.injected());
+    assert!(world.faults.injected() >= scenarios.len() + token_write.len());
+}
+
+#[tokio::test]
+async fn delete_under_faults_can_always_be_retried() {
+    let world = fault_world().await;
+    let mut scenarios = Vec::new();
+    scenarios.extend(
+        plans(
+            Op::Get,
+            &[Kind::Throttled, Kind::ServerError, Kind::Timeout],
+        )
+        .into_iter()
+        .filter(|f| matches!(f.when, When::Before)),
+    );
+    scenarios.extend(plans(Op::IdentityDelete, &SES_KINDS));
+    scenarios.extend(plans(Op::Delete, &STORE_KINDS));
+    scenarios.push(Fault {
+        op: Op::Delete,
+        when: When::Before,
+        kind: Kind::ConditionFailed,
+    });
+    for (i, fault) in scenarios.iter().enumerate() {
+        let name = format!("d{i}.example.com");
+        assert_eq!(
+            create(&name).send(&world.app).await.status,
+            StatusCode::CREATED
+        );
+        world.faults.arm(&[*fault]);
+        let reply = Call::new(Endpoint::Delete)
+            .domain(&name)
+            .send(&world.app)
+            .await;
+        let context = format!("delete with {fault:?}");
+        match fault.kind {
+            // Someone else deleted it first: as if it were gone.
+            Kind::ConditionFailed => {
+                assert_eq!(reply.status, StatusCode::NOT_FOUND, "{context}: {reply:?}")
+            }
+            kind => assert_fault_answer(&reply, kind, &context),
+        }
+        world.faults.arm(&[]);
+        let state = world.state(&name).await;
+        assert!(
+            !state.identity || state.domain,
+            "{context}: identity without domain: {state:?}"
+        );
+        // Retried: done, whatever the failed attempt had done.
+        let retry = Call::new(Endpoint::Delete)
+            .domain(&name)
+            .send(&world.app)
+            .await;
+        assert!(
+            matches!(retry.status.as_u16(), 200 | 404),
+            "{context}: retry {retry:?}"
+        );
+        assert_eq!(
+            world.state(&name).await,
+            State {
+                domain: false,
+                claimed_by_another: false,
+                identity: false,
+                tokens_stored: false
+            },
+            "{context}"
+        );
+    }
+    println!("faults injected into delete: {}", world.faults.injected());
+}
+
+#[tokio::test]
+async fn verify_under_faults_answers_503_and_keeps_the_domain_whole() {
+    let world = fault_world().await;
+    assert_eq!(
+        create("example.com").send(&world.app).await.status,
+        StatusCode::CREATED
+    );
+    let before = Call::new(Endpoint::Get).send(&world.app).await.body;
+    for fault in plans(Op::Get, &[Kind::Throttled, Kind::ServerError])
+        .into_iter()
+        .filter(|f| matches!(f.when, When::Before))
+        .chain(plans(Op::Update, &STORE_KINDS))
+    {
+        world.faults.arm(&[fault]);
+        let reply = Call::new(Endpoint::Verify).send(&world.app).await;
+        assert_fault_answer(&reply, fault.kind, &format!("verify with {fault:?}"));
+        world.faults.arm(&[]);
+        let now = Call::new(Endpoint::Get).send(&world.app).await.body;
+        assert_eq!(
+            now["records"].as_array().map(Vec::len),
+            Some(6),
+            "{fault:?}"
+        );
+        assert_eq!(now["id"], before["id"]);
+    }
+    // A verify whose write lost a race to the scheduler is reapplied and succeeds.
+    world.faults.arm(&[Fault {
+        op: Op::Update,
+        when: When::Before,
+        kind: Kind::ConditionFailed,
+    }]);
+    assert_eq!(
+        Call::new(Endpoint::Verify).send(&world.app).await.status,
+        StatusCode::OK
+    );
+}
