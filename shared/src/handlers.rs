@@ -307,24 +307,41 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
 /// DKIM records and stores the domain (best effort: the tokens are in the answer
 /// either way).
 async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(), IdentityError> {
+    let mut created = false;
     let tokens = match app.identities.dkim_tokens(&domain.name).await {
         // A create that failed half-way left the domain without its identity.
         Err(IdentityError::NotFound) => {
             tracing::info!(domain = %domain.name, "creating the missing SES identity");
+            created = true;
             create_identity(app, &domain.name).await?
         }
         other => other?,
     };
-    if tokens.is_empty() {
-        return Err(IdentityError::Other("SES returned no DKIM tokens".into()));
+    if !tokens.is_empty() {
+        domain.dkim_tokens = tokens;
+        domain.records = merge_records(
+            expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
+            &domain.records,
+        );
     }
-    domain.dkim_tokens = tokens;
-    domain.records = merge_records(
-        expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
-        &domain.records,
-    );
-    if let Err(error) = app.store.update(domain).await {
-        tracing::warn!(domain = %domain.name, error = %error, "could not store DKIM tokens");
+    // A new identity must belong to a domain that still exists: the conditioned
+    // write says so (and makes a delete that read the domain before start over).
+    if created || !domain.dkim_tokens.is_empty() {
+        match app.store.update(domain).await {
+            Ok(()) => {}
+            Err(StoreError::DomainGone) if created => {
+                if let Err(error) = app.identities.delete(&domain.name).await {
+                    tracing::error!(domain = %domain.name, %error, "an identity made for a domain deleted meanwhile could not be removed");
+                }
+                return Err(IdentityError::NotFound);
+            }
+            Err(error) => {
+                tracing::warn!(domain = %domain.name, error = %error, "could not store DKIM tokens");
+            }
+        }
+    }
+    if domain.dkim_tokens.is_empty() {
+        return Err(IdentityError::Other("SES returned no DKIM tokens".into()));
     }
     Ok(())
 }
@@ -406,19 +423,30 @@ pub fn apply_check(domain: &mut Domain, now: Timestamp) {
     }
 }
 
+/// Deletes that find the domain written since they read it start over this many
+/// times.
+const DELETE_ATTEMPTS: usize = 3;
+
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let domain = find(app, request).await?;
-    // Identity first: if the store delete then fails, the domain is still listed
-    // and the delete can simply be retried (a missing identity counts as deleted).
-    app.identities
-        .delete(&domain.name)
-        .await
-        .map_err(|e| logged(identity_error(e)))?;
-    app.store
-        .delete(&domain)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
-    Ok(json_response(StatusCode::OK, &domain))
+    for _ in 0..DELETE_ATTEMPTS {
+        let domain = find(app, request).await?;
+        // Identity first: if the store delete then fails, the domain is still listed
+        // and the delete can simply be retried (a missing identity counts as deleted).
+        app.identities
+            .delete(&domain.name)
+            .await
+            .map_err(|e| logged(identity_error(e)))?;
+        // Conditioned on the version read: a verify that recreated the identity
+        // meanwhile changed the domain, and the delete starts over.
+        match app.store.delete(&domain).await {
+            Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
+            Err(StoreError::Conflict) => continue,
+            Err(error) => return Err(logged(store_error(error))),
+        }
+    }
+    Err(logged(ApiError::Unavailable(
+        "delete kept losing write races".into(),
+    )))
 }
 
 /// Time kept back from the invocation deadline: a domain check can take a few

@@ -433,8 +433,12 @@ impl DomainStore for DynamoDbStore {
             .table_name(&self.table)
             .key("pk", s(organization_pk(&domain.organization_id)))
             .key("sk", s(domain_sk(&domain.name)))
-            .condition_expression("id = :id")
+            .condition_expression("id = :id AND version = :version")
             .expression_attribute_values(":id", s(domain.id.clone()))
+            .expression_attribute_values(
+                ":version",
+                AttributeValue::N(domain.schedule.version.to_string()),
+            )
             .build()
             .map_err(build_error)?;
         let release_claim = Delete::builder()
@@ -451,7 +455,13 @@ impl DomainStore for DynamoDbStore {
         ];
         match self.transact("delete domain", items).await? {
             TransactionOutcome::Done => Ok(()),
-            TransactionOutcome::ConditionFailed => Err(StoreError::DomainGone),
+            // Gone, or written since it was read?
+            TransactionOutcome::ConditionFailed => {
+                match self.get(&domain.organization_id, &domain.name).await? {
+                    Some(current) if current.id == domain.id => Err(StoreError::Conflict),
+                    _ => Err(StoreError::DomainGone),
+                }
+            }
         }
     }
 

@@ -110,12 +110,16 @@ impl DomainStore for InMemoryStore {
         let mut state = self.lock()?;
         let key = key(&domain.organization_id, &domain.name);
         match state.domains.get(&key) {
-            Some(stored) if stored.id == domain.id => {
+            Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
+            Some(stored) if stored.schedule.version != domain.schedule.version => {
+                Err(StoreError::Conflict)
+            }
+            Some(_) => {
                 state.domains.remove(&key);
                 state.claims.remove(&domain.name);
                 Ok(())
             }
-            _ => Err(StoreError::DomainGone),
+            None => Err(StoreError::DomainGone),
         }
     }
 

@@ -97,8 +97,9 @@ pub trait DomainStore: Send + Sync {
     /// brings a domain back. `Conflict` if it was written since it was read.
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError>;
 
-    /// Deletes the domain with this id and releases its name, atomically.
-    /// `DomainGone` if it is no longer there.
+    /// Deletes the domain with this id and `schedule.version` and releases its
+    /// name, atomically. `DomainGone` if it is no longer there, `Conflict` if it
+    /// was written since it was read.
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError>;
 
     /// Up to `limit` domains whose scheduled check is due at `now`, most overdue
