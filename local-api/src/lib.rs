@@ -102,7 +102,8 @@ pub fn allow_header(path: &str) -> Option<&'static str> {
     }
 }
 
-/// API keys of the dev server: key -> organization id.
+/// API keys of the dev server: SHA-256 of the key -> organization id. Like the
+/// authorizer's, kept and compared only as hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevKeys(HashMap<String, String>);
 
@@ -113,7 +114,7 @@ impl DevKeys {
         for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some((key, org)) if !key.trim().is_empty() && !org.trim().is_empty() => {
-                    keys.insert(key.trim().to_string(), org.trim().to_string());
+                    keys.insert(shared::keys::hash_key(key.trim()), org.trim().to_string());
                 }
                 _ => return Err(format!("DEV_API_KEYS: {pair:?} is not key=organization_id")),
             }
@@ -130,7 +131,10 @@ impl DevKeys {
         let key = authorization
             .and_then(shared::keys::bearer_key)
             .ok_or(ApiError::Unauthorized)?;
-        self.0.get(key).cloned().ok_or(ApiError::Forbidden)
+        self.0
+            .get(&shared::keys::hash_key(key))
+            .cloned()
+            .ok_or(ApiError::Forbidden)
     }
 
     pub fn organizations(&self) -> Vec<&str> {

@@ -351,6 +351,10 @@ async fn each_request_is_logged_once_as_json_with_its_request_id_and_never_the_k
     let all = server.output.lock().expect("log lock").join("\n");
     assert!(!all.contains(key), "the API key appeared in the log");
     assert!(
+        !all.contains(&shared::keys::hash_key(key)),
+        "the key's hash appeared in the log"
+    );
+    assert!(
         !all.to_lowercase().contains("bearer"),
         "an Authorization header appeared in the log"
     );

@@ -31,6 +31,9 @@ pub fn unique_table_name(prefix: &str) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<HashMap<String, usize>>>,
+    /// IAM actions the requests need (`dynamodb:PutItem` for a Put in a
+    /// transaction, and so on).
+    actions: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl RequestCounter {
@@ -66,6 +69,12 @@ impl RequestCounter {
 
     pub fn reset(&self) {
         self.counts.lock().expect("counter lock").clear();
+        self.actions.lock().expect("counter lock").clear();
+    }
+
+    /// The IAM actions the requests so far needed.
+    pub fn iam_actions(&self) -> std::collections::BTreeSet<String> {
+        self.actions.lock().expect("counter lock").clone()
     }
 }
 
@@ -76,14 +85,40 @@ impl Intercept for RequestCounter {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg
+        let (operation, service) = cfg
             .load::<Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .map(|m| (m.name().to_string(), m.service().to_ascii_lowercase()))
+            .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let prefix = if service.contains("dynamo") {
+            "dynamodb"
+        } else {
+            "ses"
+        };
+        let mut actions = self.actions.lock().expect("counter lock");
+        if operation == "TransactWriteItems" {
+            // IAM authorizes each item of a transaction by its own action.
+            let body = context.request().body().bytes().unwrap_or_default();
+            let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            for item in parsed["TransactItems"].as_array().into_iter().flatten() {
+                for (kind, action) in [
+                    ("Put", "PutItem"),
+                    ("Delete", "DeleteItem"),
+                    ("Update", "UpdateItem"),
+                    ("ConditionCheck", "ConditionCheckItem"),
+                ] {
+                    if item.get(kind).is_some() {
+                        actions.insert(format!("dynamodb:{action}"));
+                    }
+                }
+            }
+        } else {
+            actions.insert(format!("{prefix}:{operation}"));
+        }
+        drop(actions);
         *self
             .counts
             .lock()

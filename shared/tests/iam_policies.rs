@@ -1,0 +1,326 @@
+//! The IAM policies in template.yaml grant exactly the AWS actions each function's
+//! code performs: every path of every handler (failures and repairs included) is
+//! run against DynamoDB on moto, recording the actions its requests need (the
+//! items of a transaction each by their own action), and SES calls through the
+//! identity provider (each SesIdentities method is one SESv2 call; see ses_adapter).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use common::*;
+use lambda_http::http::StatusCode;
+use serde_norway::Value as Yaml;
+use shared::identity::{IdentityError, IdentityProvider, LocalIdentities};
+use shared::model::{Domain, Timestamp};
+use shared::store::{DomainStore, DynamoDbStore, create_table};
+use shared::verify::DnsChecker;
+use shared::{App, DomainName};
+use test_support::{
+    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, unique_table_name,
+};
+
+#[derive(Clone, Copy, PartialEq)]
+enum SesBehaviour {
+    Normal,
+    /// CreateEmailIdentity fails with a 5xx (the identity may exist).
+    CreateFails,
+    /// CreateEmailIdentity says it exists already (a leftover).
+    AlreadyExists,
+    /// The domain is deleted while its identity is being created.
+    DomainDeletedDuringCreate,
+}
+
+struct RecordingIdentities {
+    inner: LocalIdentities,
+    actions: Mutex<BTreeSet<String>>,
+    behaviour: Mutex<SesBehaviour>,
+    /// For `DomainDeletedDuringCreate`.
+    store: DynamoDbStore,
+}
+
+impl RecordingIdentities {
+    fn record(&self, action: &str) {
+        self.actions
+            .lock()
+            .expect("lock")
+            .insert(format!("ses:{action}"));
+    }
+    fn behaviour(&self) -> SesBehaviour {
+        *self.behaviour.lock().expect("lock")
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for RecordingIdentities {
+    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        self.record("CreateEmailIdentity");
+        match self.behaviour() {
+            SesBehaviour::CreateFails => Err(IdentityError::Unavailable("500".into())),
+            SesBehaviour::AlreadyExists => {
+                let _ = self.inner.create(name).await;
+                Err(IdentityError::AlreadyExists)
+            }
+            SesBehaviour::DomainDeletedDuringCreate => {
+                if let Some(domain) = self.store.get("org_123", name).await.expect("get") {
+                    self.store.delete(&domain).await.expect("delete");
+                }
+                self.inner.create(name).await
+            }
+            SesBehaviour::Normal => self.inner.create(name).await,
+        }
+    }
+    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+        self.record("GetEmailIdentity");
+        self.inner.dkim_tokens(name).await
+    }
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
+        self.record("DeleteEmailIdentity");
+        self.inner.delete(name).await
+    }
+}
+
+struct Recorder {
+    app: App,
+    store: Arc<DynamoDbStore>,
+    dynamodb: RequestCounter,
+    identities: Arc<RecordingIdentities>,
+    _dns: TestDnsServer,
+}
+
+impl Recorder {
+    async fn new() -> Self {
+        let dynamodb = RequestCounter::new();
+        let client = dynamodb_client(&moto_endpoint(), &dynamodb);
+        let table = unique_table_name("iam");
+        create_table(&client, &table).await.expect("create table");
+        let store = Arc::new(DynamoDbStore::new(client.clone(), table.clone()));
+        let identities = Arc::new(RecordingIdentities {
+            inner: LocalIdentities::new(),
+            actions: Mutex::new(BTreeSet::new()),
+            behaviour: Mutex::new(SesBehaviour::Normal),
+            store: DynamoDbStore::new(
+                dynamodb_client(&moto_endpoint(), &RequestCounter::new()),
+                table,
+            ),
+        });
+        let dns = TestDnsServer::start(&[("example.com", "")]).await;
+        let app = App {
+            store: store.clone(),
+            identities: identities.clone(),
+            dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+            receiving_region: "us-east-2".into(),
+        };
+        Self {
+            app,
+            store,
+            dynamodb,
+            identities,
+            _dns: dns,
+        }
+    }
+
+    fn ses(&self, behaviour: SesBehaviour) {
+        *self.identities.behaviour.lock().expect("lock") = behaviour;
+    }
+
+    /// Starts recording one function's actions.
+    fn start(&self) {
+        self.dynamodb.reset();
+        self.identities.actions.lock().expect("lock").clear();
+        self.ses(SesBehaviour::Normal);
+    }
+
+    fn recorded(&self) -> BTreeSet<String> {
+        let mut actions = self.dynamodb.iam_actions();
+        actions.extend(
+            self.identities
+                .actions
+                .lock()
+                .expect("lock")
+                .iter()
+                .cloned(),
+        );
+        actions
+    }
+
+    /// Stores a domain the way a create that failed half-way leaves it.
+    async fn leftover(&self, name: &str, age_seconds: i64) {
+        let created = Timestamp::from(chrono::Utc::now() - chrono::Duration::seconds(age_seconds));
+        let domain = Domain::new("org_123", DomainName::parse(name).expect("valid"), created);
+        self.store.insert(&domain).await.expect("insert");
+    }
+
+    /// Sets up outside any recording, then starts recording.
+    async fn prepare(&self, setup: impl std::future::Future<Output = ()>) -> BTreeSet<String> {
+        let before = self.recorded();
+        setup.await;
+        self.start();
+        before
+    }
+}
+
+async fn create_ok(app: &App, name: &str) {
+    assert_eq!(
+        create(name).send(app).await.status,
+        StatusCode::CREATED,
+        "{name}"
+    );
+}
+
+/// Every path of every function, recorded.
+async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
+    let r = Recorder::new().await;
+    let app = &r.app;
+    let mut recorded = BTreeMap::new();
+
+    // create-domain: success, SES failing (cleanup and release), a leftover
+    // identity (adopted), a name taken (the leftover check), a leftover resumed.
+    r.start();
+    create_ok(app, "c1.example.com").await;
+    r.ses(SesBehaviour::CreateFails);
+    assert_eq!(
+        create("c2.example.com").send(app).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    r.ses(SesBehaviour::AlreadyExists);
+    create_ok(app, "c3.example.com").await;
+    r.ses(SesBehaviour::Normal);
+    assert_eq!(
+        create("c1.example.com").send(app).await.status,
+        StatusCode::CONFLICT
+    );
+    let mut create_actions = r.recorded();
+    r.prepare(r.leftover("c4.example.com", 60)).await;
+    create_ok(app, "c4.example.com").await;
+    create_actions.extend(r.recorded());
+    recorded.insert("create-domain", create_actions);
+
+    r.start();
+    assert_eq!(
+        Call::new(Endpoint::List).send(app).await.status,
+        StatusCode::OK
+    );
+    recorded.insert("list-domains", r.recorded());
+
+    r.start();
+    assert_eq!(
+        Call::new(Endpoint::Get)
+            .domain("c1.example.com")
+            .send(app)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    recorded.insert("get-domain", r.recorded());
+
+    // dns-records and verify: tokens stored; tokens missing and the identity gone
+    // (recreated); the domain deleted while that happens (identity taken back).
+    for (function, endpoint) in [
+        ("get-dns-records", Endpoint::DnsRecords),
+        ("verify-domain", Endpoint::Verify),
+    ] {
+        let mut actions = BTreeSet::new();
+        r.start();
+        assert_eq!(
+            Call::new(endpoint)
+                .domain("c1.example.com")
+                .send(app)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        actions.extend(r.recorded());
+        let repaired = format!("{function}-repair.example.com");
+        r.prepare(r.leftover(&repaired, 0)).await;
+        assert_eq!(
+            Call::new(endpoint).domain(&repaired).send(app).await.status,
+            StatusCode::OK
+        );
+        actions.extend(r.recorded());
+        let raced = format!("{function}-race.example.com");
+        r.prepare(r.leftover(&raced, 0)).await;
+        r.ses(SesBehaviour::DomainDeletedDuringCreate);
+        let _ = Call::new(endpoint).domain(&raced).send(app).await;
+        actions.extend(r.recorded());
+        recorded.insert(function, actions);
+    }
+
+    r.start();
+    assert_eq!(
+        Call::new(Endpoint::Delete)
+            .domain("c1.example.com")
+            .send(app)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    recorded.insert("delete-domain", r.recorded());
+
+    r.start();
+    let key = shared::keys::NewApiKey::generate("org_123", Timestamp::now());
+    let _ = shared::authorizer::decide(r.store.as_ref(), Some(&format!("Bearer {}", key.secret)))
+        .await
+        .expect("decides");
+    recorded.insert("authorizer", r.recorded());
+
+    // reverify-pending: a domain due and checked.
+    let later = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
+    r.start();
+    let summary = shared::scheduler::run(
+        app,
+        later,
+        shared::scheduler::RunOptions::default(),
+        &|| false,
+    )
+    .await
+    .expect("run");
+    assert!(summary.checked > 0, "{summary:?}");
+    recorded.insert("reverify-pending", r.recorded());
+    recorded
+}
+
+fn granted_by_template() -> BTreeMap<String, BTreeSet<String>> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template");
+    let template: Yaml = serde_norway::from_str(&text).expect("parses");
+    let mut granted = BTreeMap::new();
+    for (_, resource) in template["Resources"].as_mapping().expect("resources") {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("binary")
+            .to_string();
+        let actions: BTreeSet<String> = resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+            .flat_map(|s| s["Action"].as_sequence().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        granted.insert(binary, actions);
+    }
+    granted
+}
+
+#[tokio::test]
+async fn policies_grant_exactly_the_actions_the_code_performs() {
+    let performed = record_all().await;
+    let granted = granted_by_template();
+    assert_eq!(
+        granted.keys().map(String::as_str).collect::<Vec<_>>(),
+        performed.keys().copied().collect::<Vec<_>>(),
+        "every function is recorded"
+    );
+    for (function, actions) in &performed {
+        assert_eq!(
+            &granted[*function], actions,
+            "{function}: template grants (left) vs code performs (right)"
+        );
+    }
+}
