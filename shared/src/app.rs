@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::config::ProvideCredentials;
+
 use crate::config::{Config, ConfigError};
 use crate::identity::{IdentityProvider, SesIdentities};
 use crate::store::{DomainStore, DynamoDbStore};
@@ -34,14 +36,17 @@ impl std::fmt::Debug for StartupError {
 impl App {
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
     /// and the standard AWS configuration chain.
+    /// Warmed up: see `DynamoDbStore::warm_up`.
     pub async fn from_env() -> Result<Self, StartupError> {
-        Ok(Self::on_aws(&Config::from_env()?).await?.0)
+        let (app, store) = Self::on_aws(&Config::from_env()?).await?;
+        store.warm_up().await;
+        Ok(app)
     }
 
     /// The app on DynamoDB, SESv2 and DNS, and its DynamoDB store (which also holds
     /// the API keys).
     pub async fn on_aws(config: &Config) -> Result<(Self, Arc<DynamoDbStore>), StartupError> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = load_sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let ses = aws_sdk_sesv2::Client::new(&sdk);
         let store = Arc::new(DynamoDbStore::new(dynamodb, config.table_name.clone()));
@@ -68,9 +73,20 @@ pub fn dns_checker(
 /// The key store alone (the authorizer needs nothing else): DynamoDB, `TABLE_NAME`.
 pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
     let config = Config::from_env()?;
+    let sdk = load_sdk_config().await;
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
+    store.warm_up().await;
+    Ok(store)
+}
+
+/// The AWS configuration, with credentials resolved now (at start-up) rather than
+/// by the first request.
+async fn load_sdk_config() -> aws_config::SdkConfig {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        config.table_name,
-    ))
+    if let Some(credentials) = sdk.credentials_provider()
+        && let Err(error) = credentials.provide_credentials().await
+    {
+        tracing::warn!(%error, "AWS credentials could not be resolved at start-up");
+    }
+    sdk
 }

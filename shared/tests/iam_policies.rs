@@ -126,11 +126,13 @@ impl Recorder {
         *self.identities.behaviour.lock().expect("lock") = behaviour;
     }
 
-    /// Starts recording one function's actions.
-    fn start(&self) {
+    /// Starts recording one function's actions, from its start-up (every Lambda
+    /// warms its DynamoDB connection up then).
+    async fn start(&self) {
         self.dynamodb.reset();
         self.identities.actions.lock().expect("lock").clear();
         self.ses(SesBehaviour::Normal);
+        self.store.warm_up().await;
     }
 
     fn recorded(&self) -> BTreeSet<String> {
@@ -157,7 +159,7 @@ impl Recorder {
     async fn prepare(&self, setup: impl std::future::Future<Output = ()>) -> BTreeSet<String> {
         let before = self.recorded();
         setup.await;
-        self.start();
+        self.start().await;
         before
     }
 }
@@ -178,7 +180,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
 
     // create-domain: success, SES failing (cleanup and release), a leftover
     // identity (adopted), a name taken (the leftover check), a leftover resumed.
-    r.start();
+    r.start().await;
     create_ok(app, "c1.example.com").await;
     r.ses(SesBehaviour::CreateFails);
     assert_eq!(
@@ -198,14 +200,14 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     create_actions.extend(r.recorded());
     recorded.insert("create-domain", create_actions);
 
-    r.start();
+    r.start().await;
     assert_eq!(
         Call::new(Endpoint::List).send(app).await.status,
         StatusCode::OK
     );
     recorded.insert("list-domains", r.recorded());
 
-    r.start();
+    r.start().await;
     assert_eq!(
         Call::new(Endpoint::Get)
             .domain("c1.example.com")
@@ -223,7 +225,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         ("verify-domain", Endpoint::Verify),
     ] {
         let mut actions = BTreeSet::new();
-        r.start();
+        r.start().await;
         assert_eq!(
             Call::new(endpoint)
                 .domain("c1.example.com")
@@ -248,7 +250,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         recorded.insert(function, actions);
     }
 
-    r.start();
+    r.start().await;
     assert_eq!(
         Call::new(Endpoint::Delete)
             .domain("c1.example.com")
@@ -259,7 +261,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     );
     recorded.insert("delete-domain", r.recorded());
 
-    r.start();
+    r.start().await;
     let key = shared::keys::NewApiKey::generate("org_123", Timestamp::now());
     let _ = shared::authorizer::decide(r.store.as_ref(), Some(&format!("Bearer {}", key.secret)))
         .await
@@ -268,7 +270,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
 
     // reverify-pending: a domain due and checked.
     let later = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
-    r.start();
+    r.start().await;
     let summary = shared::scheduler::run(
         app,
         later,

@@ -207,6 +207,24 @@ impl DynamoDbStore {
         }
     }
 
+    /// One cheap read (of a key that never exists) during start-up, so the TLS
+    /// handshake, credentials and endpoint resolution are paid before the first
+    /// invocation instead of by it. A failure is logged, never fatal: the first
+    /// real request will try again.
+    pub async fn warm_up(&self) {
+        let result = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("WARMUP"))
+            .key("sk", s("WARMUP"))
+            .send()
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&error), "warm-up read failed");
+        }
+    }
+
     /// Smaller pages, so tests can see every page being followed.
     pub fn with_page_size(mut self, page_size: i32) -> Self {
         self.page_size = Some(page_size);
