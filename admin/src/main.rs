@@ -55,7 +55,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
 
 async fn run(command: Command) -> Result<(), String> {
     let table = Config::from_env().map_err(|e| e.to_string())?.table_name;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::app::load_sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let store = DynamoDbStore::new(client.clone(), table.clone());
     match command {

@@ -65,7 +65,7 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         let config = config::Config::from_env().map_err(|e| e.to_string())?;
         let (app, store) = App::on_aws(&config).await.map_err(|e| e.to_string())?;
         if options.create_table {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let sdk = shared::app::load_sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             let table = &config.table_name;
             let created = create_table(&client, table)

@@ -13,7 +13,8 @@ use test_support::{RequestCounter, dynamodb_client, unique_table_name};
 const RUNS: usize = 2000;
 
 fn event(file: &str) -> String {
-    std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR"))).expect("event")
+    std::fs::read_to_string(format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR")))
+        .expect("event")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -23,8 +24,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 async fn measure(app: &App, label: &str, runs: usize) {
     let created = lambda_http::request::from_str(&event("create-domain.json")).expect("event");
-    handlers::create_domain(app, created).await.expect("answers");
-    for (name, file) in [("get-domain", "get-domain.json"), ("list-domains", "list-domains.json"), ("get-dns-records", "get-dns-records.json")] {
+    handlers::create_domain(app, created)
+        .await
+        .expect("answers");
+    for (name, file) in [
+        ("get-domain", "get-domain.json"),
+        ("list-domains", "list-domains.json"),
+        ("get-dns-records", "get-dns-records.json"),
+    ] {
         let text = event(file);
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
@@ -37,10 +44,18 @@ async fn measure(app: &App, label: &str, runs: usize) {
             }
             .expect("answers");
             times.push(started.elapsed());
-            assert!(response.status().is_success() || response.status() == 400, "{name}: {}", response.status());
+            assert!(
+                response.status().is_success() || response.status() == 400,
+                "{name}: {}",
+                response.status()
+            );
         }
         times.sort();
-        println!("| {name} | {label} | {:.3} | {:.3} | {runs} |", percentile(&times, 0.5), percentile(&times, 0.99));
+        println!(
+            "| {name} | {label} | {:.3} | {:.3} | {runs} |",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
     }
 }
 
@@ -48,13 +63,19 @@ fn app(store: Arc<dyn DomainStore>) -> App {
     App {
         store,
         identities: Arc::new(LocalIdentities::new()),
-        dns: Arc::new(DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")]).expect("resolver")),
+        dns: Arc::new(
+            DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")])
+                .expect("resolver"),
+        ),
         receiving_region: "us-east-2".into(),
     }
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("| handler | store | p50 (ms) | p99 (ms) | runs |");
     println!("|---|---|---|---|---|");
     runtime.block_on(async {
@@ -63,7 +84,12 @@ fn main() {
             let client = dynamodb_client(&endpoint, &RequestCounter::new());
             let table = unique_table_name("bench");
             create_table(&client, &table).await.expect("table");
-            measure(&app(Arc::new(DynamoDbStore::new(client, table))), "DynamoDB (moto)", RUNS / 4).await;
+            measure(
+                &app(Arc::new(DynamoDbStore::new(client, table))),
+                "DynamoDB (moto)",
+                RUNS / 4,
+            )
+            .await;
         }
     });
 }

@@ -79,10 +79,24 @@ pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
     Ok(store)
 }
 
-/// The AWS configuration, with credentials resolved now (at start-up) rather than
-/// by the first request.
-async fn load_sdk_config() -> aws_config::SdkConfig {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// The HTTPS client of every AWS SDK client: rustls with ring, which makes much
+/// smaller binaries than the SDK's default (aws-lc).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The AWS configuration (standard chain, our HTTPS client), with credentials
+/// resolved now (at start-up) rather than by the first request.
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await;
     if let Some(credentials) = sdk.credentials_provider()
         && let Err(error) = credentials.provide_credentials().await
     {

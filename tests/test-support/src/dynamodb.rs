@@ -129,6 +129,16 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// The HTTP client the service uses (rustls with ring), for the test clients.
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// A DynamoDB client for the test server, counting its requests.
 pub fn dynamodb_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
@@ -136,6 +146,7 @@ pub fn dynamodb_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_dyna
         .region(Region::new("us-east-2"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .endpoint_url(endpoint)
+        .http_client(http_client())
         .interceptor(counter.clone())
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
@@ -150,6 +161,7 @@ pub fn sesv2_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_sesv2::
             "test", "test", None, None, "test",
         ))
         .endpoint_url(endpoint)
+        .http_client(http_client())
         .interceptor(counter.clone())
         .build();
     aws_sdk_sesv2::Client::from_conf(config)
