@@ -116,11 +116,7 @@ impl TestDnsServer {
     /// publishing them would.
     pub async fn publish(&self, index: usize, records: &str) {
         let zone = &self.zones[index];
-        let origin = Name::from(zone.origin().clone());
-        let text = format!("{SOA}{records}");
-        let (_, parsed) = Parser::new(text, None, Some(origin))
-            .parse()
-            .expect("zone text parses");
+        let parsed = parse_records(zone, records);
         for record_set in parsed.values() {
             for record in record_set.records_without_rrsigs() {
                 let record: Record = record.clone();
@@ -135,17 +131,25 @@ impl TestDnsServer {
     /// removing or changing records would).
     pub async fn replace(&self, index: usize, records: &str) {
         let zone = &self.zones[index];
-        let origin = Name::from(zone.origin().clone());
-        let text = format!("{SOA}{records}");
-        let (_, parsed) = Parser::new(text, None, Some(origin))
-            .parse()
-            .expect("zone text parses");
+        let parsed = parse_records(zone, records);
         let mut stored = zone.records_mut().await;
         stored.clear();
         for (key, record_set) in parsed {
             stored.insert(key, Arc::new(record_set));
         }
     }
+}
+
+/// Zone-file text relative to `zone`'s origin (with the test SOA), parsed.
+fn parse_records(
+    zone: &Zone,
+    records: &str,
+) -> std::collections::BTreeMap<hickory_proto::rr::RrKey, hickory_proto::rr::RecordSet> {
+    let origin = Name::from(zone.origin().clone());
+    let (_, parsed) = Parser::new(format!("{SOA}{records}"), None, Some(origin))
+        .parse()
+        .expect("zone text parses");
+    parsed
 }
 
 /// UDP and TCP on one port number, so a resolver configured with one port can
