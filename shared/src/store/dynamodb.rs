@@ -225,6 +225,28 @@ impl DynamoDbStore {
         }
     }
 
+    /// Why a write conditioned on `domain`'s id and version failed: `Conflict` if
+    /// the same domain is still stored (written since it was read), `DomainGone`
+    /// otherwise. `stored_id` is the id the failed write reported, if it did; else
+    /// the store is asked.
+    async fn gone_or_conflict(
+        &self,
+        domain: &Domain,
+        stored_id: Option<String>,
+    ) -> Result<StoreError, StoreError> {
+        let stored_id = match stored_id {
+            Some(id) => Some(id),
+            None => self
+                .get(&domain.organization_id, &domain.name)
+                .await?
+                .map(|d| d.id),
+        };
+        Ok(match stored_id {
+            Some(id) if id == domain.id => StoreError::Conflict,
+            _ => StoreError::DomainGone,
+        })
+    }
+
     /// Smaller pages, so tests can see every page being followed.
     pub fn with_page_size(mut self, page_size: i32) -> Self {
         self.page_size = Some(page_size);
@@ -430,17 +452,7 @@ impl DomainStore for DynamoDbStore {
                         .cloned(),
                     _ => None,
                 };
-                let current_id = match old_id {
-                    Some(id) => Some(id),
-                    None => self
-                        .get(&domain.organization_id, &domain.name)
-                        .await?
-                        .map(|d| d.id),
-                };
-                match current_id {
-                    Some(id) if id == domain.id => Err(StoreError::Conflict),
-                    _ => Err(StoreError::DomainGone),
-                }
+                Err(self.gone_or_conflict(domain, old_id).await?)
             }
             Err(error) => Err(classify("update domain", error)),
         }
@@ -473,13 +485,7 @@ impl DomainStore for DynamoDbStore {
         ];
         match self.transact("delete domain", items).await? {
             TransactionOutcome::Done => Ok(()),
-            // Gone, or written since it was read?
-            TransactionOutcome::ConditionFailed => {
-                match self.get(&domain.organization_id, &domain.name).await? {
-                    Some(current) if current.id == domain.id => Err(StoreError::Conflict),
-                    _ => Err(StoreError::DomainGone),
-                }
-            }
+            TransactionOutcome::ConditionFailed => Err(self.gone_or_conflict(domain, None).await?),
         }
     }
 
