@@ -55,7 +55,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
 
 async fn run(command: Command) -> Result<(), String> {
     let table = Config::from_env().map_err(|e| e.to_string())?.table_name;
-    let sdk = shared::app::load_sdk_config().await;
+    // A tool on a developer's machine: trust its system's roots (its proxy's, say).
+    let sdk = shared::app::load_sdk_config(shared::config::TlsRoots::System).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let store = DynamoDbStore::new(client.clone(), table.clone());
     match command {

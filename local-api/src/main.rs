@@ -10,7 +10,8 @@ use std::sync::Arc;
 use local_api::{DevKeys, DevServer, serve};
 use shared::identity::LocalIdentities;
 use shared::store::{InMemoryStore, KeyStore, create_table};
-use shared::{App, app::dns_checker, config, telemetry};
+use shared::verify::Dns;
+use shared::{App, app::Uses, config, telemetry};
 
 const DEFAULT_PORT: u16 = 3000;
 const DEFAULT_DEV_KEYS: &str = "dk_dev_local=org_local";
@@ -62,10 +63,16 @@ fn parse_options() -> Result<Options, String> {
 /// The app, and the key store whose keys the dev server accepts (`--aws` only).
 async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>), String> {
     if options.aws {
-        let config = config::Config::from_env().map_err(|e| e.to_string())?;
-        let (app, store) = App::on_aws(&config).await.map_err(|e| e.to_string())?;
+        // On a developer's machine: trust its system's roots (its proxy's, say).
+        let config = config::Config {
+            tls_roots: config::TlsRoots::System,
+            ..config::Config::from_env().map_err(|e| e.to_string())?
+        };
+        let (app, store) = App::on_aws(&config, Uses::ALL)
+            .await
+            .map_err(|e| e.to_string())?;
         if options.create_table {
-            let sdk = shared::app::load_sdk_config().await;
+            let sdk = shared::app::load_sdk_config(config.tls_roots).await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
             let table = &config.table_name;
             let created = create_table(&client, table)
@@ -82,7 +89,7 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         let app = App {
             store: Arc::new(InMemoryStore::new()),
             identities: Arc::new(LocalIdentities::new()),
-            dns: Arc::new(dns_checker(nameservers.as_deref()).map_err(|e| e.to_string())?),
+            dns: Dns::prepared(nameservers).map_err(|e| e.to_string())?,
             receiving_region: config::receiving_region_from_env().map_err(|e| e.to_string())?,
         };
         Ok((app, None))

@@ -63,10 +63,9 @@ fn app(store: Arc<dyn DomainStore>) -> App {
     App {
         store,
         identities: Arc::new(LocalIdentities::new()),
-        dns: Arc::new(
-            DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")])
-                .expect("resolver"),
-        ),
+        dns: DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     }
 }

@@ -85,7 +85,9 @@ async fn sweep(domains: usize, concurrency: usize) {
     let app = App {
         store,
         identities: Arc::new(LocalIdentities::new()),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
     let options = RunOptions {

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::ProvideCredentials;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TlsRoots};
 use crate::identity::{IdentityProvider, SesIdentities};
 use crate::store::{DomainStore, DynamoDbStore};
-use crate::verify::{DnsChecker, ResolverSetupError};
+use crate::verify::{Dns, ResolverSetupError};
 
 pub struct App {
     pub store: Arc<dyn DomainStore>,
     pub identities: Arc<dyn IdentityProvider>,
-    pub dns: Arc<DnsChecker>,
+    pub dns: Dns,
     /// SES receiving region for the inbound MX host.
     pub receiving_region: String,
 }
@@ -33,74 +33,252 @@ impl std::fmt::Debug for StartupError {
     }
 }
 
+/// The clients a function calls on its main path, which start-up builds (the
+/// DynamoDB store always); any other is built if and when a request needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Uses {
+    pub ses: bool,
+    pub dns: bool,
+}
+
+impl Uses {
+    pub const ALL: Uses = Uses {
+        ses: true,
+        dns: true,
+    };
+}
+
 impl App {
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
-    /// and the standard AWS configuration chain.
-    /// Warmed up: see `DynamoDbStore::warm_up`.
-    pub async fn from_env() -> Result<Self, StartupError> {
-        let (app, store) = Self::on_aws(&Config::from_env()?).await?;
-        store.warm_up().await;
+    /// and the standard AWS configuration chain. Warmed up: see
+    /// `DynamoDbStore::warm_up` and `Config::warm_up`.
+    pub async fn from_env(uses: Uses) -> Result<Self, StartupError> {
+        let config = Config::from_env()?;
+        let (app, store) = Self::on_aws(&config, uses).await?;
+        if config.warm_up {
+            store.warm_up().await;
+        }
         Ok(app)
     }
 
     /// The app on DynamoDB, SESv2 and DNS, and its DynamoDB store (which also holds
     /// the API keys).
-    pub async fn on_aws(config: &Config) -> Result<(Self, Arc<DynamoDbStore>), StartupError> {
-        let sdk = load_sdk_config().await;
+    pub async fn on_aws(
+        config: &Config,
+        uses: Uses,
+    ) -> Result<(Self, Arc<DynamoDbStore>), StartupError> {
+        let sdk = load_sdk_config(config.tls_roots).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let ses = aws_sdk_sesv2::Client::new(&sdk);
         let store = Arc::new(DynamoDbStore::new(dynamodb, config.table_name.clone()));
+        let identities = if uses.ses {
+            SesIdentities::new(aws_sdk_sesv2::Client::new(&sdk))
+        } else {
+            SesIdentities::on_first_use(sdk)
+        };
+        let nameservers = config.dns_nameservers.clone();
+        let dns = if uses.dns {
+            Dns::prepared(nameservers)?
+        } else {
+            Dns::on_first_use(nameservers)
+        };
         let app = Self {
             store: store.clone(),
-            identities: Arc::new(SesIdentities::new(ses)),
-            dns: Arc::new(dns_checker(config.dns_nameservers.as_deref())?),
+            identities: Arc::new(identities),
+            dns,
             receiving_region: config.receiving_region.clone(),
         };
         Ok((app, store))
     }
 }
 
-/// The system resolver, or only the given servers.
-pub fn dns_checker(
-    nameservers: Option<&[std::net::SocketAddr]>,
-) -> Result<DnsChecker, ResolverSetupError> {
-    match nameservers {
-        Some(servers) => DnsChecker::with_nameservers(servers),
-        None => DnsChecker::system(),
-    }
-}
-
 /// The key store alone (the authorizer needs nothing else): DynamoDB, `TABLE_NAME`.
 pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
     let config = Config::from_env()?;
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config(config.tls_roots).await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
-    store.warm_up().await;
+    if config.warm_up {
+        store.warm_up().await;
+    }
     Ok(store)
 }
 
+/// The roots of Amazon Trust Services, which sign the certificates of AWS's own
+/// endpoints (DynamoDB, SES, STS among them).
+pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("../certs/amazon-trust-services.pem");
+
 /// The HTTPS client of every AWS SDK client: rustls with ring, which makes much
 /// smaller binaries than the SDK's default (aws-lc).
-pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+pub fn https_client(roots: TlsRoots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
+    let trust_store = match roots {
+        TlsRoots::AmazonTrustServices => tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes()),
+        TlsRoots::System => tls::TrustStore::default(),
+    };
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
+        // build() cannot fail (it only stores the trust store); the default
+        // context would trust the system's roots.
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust_store)
+                .build()
+                .unwrap_or_default(),
+        )
         .build_https()
 }
 
-/// The AWS configuration (standard chain, our HTTPS client), with credentials
+/// The AWS configuration (standard chains, our HTTPS client), with credentials
 /// resolved now (at start-up) rather than by the first request.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client())
-        .load()
-        .await;
+pub async fn load_sdk_config(roots: TlsRoots) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client(roots));
+    let shortcuts = ChainShortcuts::from_lookup(&|name| std::env::var(name).ok());
+    if let Some(region) = shortcuts.region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if shortcuts.environment_credentials {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    let sdk = loader.load().await;
     if let Some(credentials) = sdk.credentials_provider()
         && let Err(error) = credentials.provide_credentials().await
     {
         tracing::warn!(%error, "AWS credentials could not be resolved at start-up");
     }
     sdk
+}
+
+/// Lambda puts the function's region and credentials in the environment, which is
+/// where the standard chains look first. Naming those sources up front gives the
+/// same answer without building the rest of the chains (an STS client for web
+/// identity, an IMDS client, each parsing its endpoint rules): most of what loading
+/// the configuration cost a cold start (BENCHMARKS.md). Elsewhere (SnapStart's
+/// container credentials, a profile), the standard chains.
+#[derive(Debug, PartialEq)]
+struct ChainShortcuts {
+    region: Option<String>,
+    environment_credentials: bool,
+}
+
+impl ChainShortcuts {
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Self {
+            region: set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION")),
+            environment_credentials: set("AWS_ACCESS_KEY_ID").is_some()
+                && (set("AWS_SECRET_ACCESS_KEY").is_some() || set("SECRET_ACCESS_KEY").is_some()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    /// SHA-256 fingerprints as published at https://www.amazontrust.com/repository/.
+    const PUBLISHED: [(&str, &str); 5] = [
+        (
+            "Amazon Root CA 1",
+            "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+        ),
+        (
+            "Amazon Root CA 2",
+            "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+        ),
+        (
+            "Amazon Root CA 3",
+            "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+        ),
+        (
+            "Amazon Root CA 4",
+            "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+        ),
+        (
+            "Starfield Services Root Certificate Authority - G2",
+            "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+        ),
+    ];
+
+    fn shortcuts(vars: &[(&str, &str)]) -> ChainShortcuts {
+        ChainShortcuts::from_lookup(&|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn lambdas_environment_is_named_up_front_and_anything_else_left_to_the_chains() {
+        let lambda = shortcuts(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "ASIA..."),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]);
+        assert_eq!(
+            lambda,
+            ChainShortcuts {
+                region: Some("eu-west-1".into()),
+                environment_credentials: true
+            }
+        );
+        // SnapStart: credentials come from a container endpoint, not the environment.
+        let snapstart = shortcuts(&[
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:9001/creds",
+            ),
+        ]);
+        assert!(!snapstart.environment_credentials);
+        let default_region = shortcuts(&[("AWS_DEFAULT_REGION", "us-west-2")]);
+        assert_eq!(default_region.region.as_deref(), Some("us-west-2"));
+        let half = shortcuts(&[("AWS_ACCESS_KEY_ID", "AKIA..."), ("AWS_REGION", " ")]);
+        assert_eq!(
+            half,
+            ChainShortcuts {
+                region: None,
+                environment_credentials: false
+            }
+        );
+    }
+
+    fn certificates(pem: &str) -> Vec<Vec<u8>> {
+        pem.split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let body: String = block
+                    .split("-----END CERTIFICATE-----")
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .expect("base64 certificate")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_compiled_in_roots_are_amazons_published_five() {
+        let fingerprints: Vec<String> = certificates(AMAZON_TRUST_SERVICES_ROOTS)
+            .iter()
+            .map(|der| hex::encode(Sha256::digest(der)))
+            .collect();
+        let published: Vec<String> = PUBLISHED.iter().map(|(_, f)| f.to_string()).collect();
+        assert_eq!(fingerprints, published);
+        for (name, _) in PUBLISHED {
+            assert!(AMAZON_TRUST_SERVICES_ROOTS.contains(&format!("CN = {name}")));
+        }
+    }
 }

@@ -14,6 +14,47 @@ pub struct Config {
     /// `DNS_NAMESERVERS=ip:port[,ip:port]`: ask only these servers instead of the
     /// system resolver.
     pub dns_nameservers: Option<Vec<SocketAddr>>,
+    /// Certificate authorities the SDK clients trust: see `TlsRoots::from_lookup`.
+    pub tls_roots: TlsRoots,
+    /// `STARTUP_WARM_UP=true|false` (default true): make one DynamoDB read during
+    /// start-up, so that the first invocation does not pay for the connection.
+    pub warm_up: bool,
+}
+
+/// Which certificate authorities the SDK clients trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// Only Amazon Trust Services' five roots: what AWS endpoints chain to. Parsing
+    /// five compiled-in certificates costs microseconds, where reading the system's
+    /// store (one bundle of ~140 certificates, on Debian also a directory of ~150
+    /// files) cost 1-3 ms of every cold start (BENCHMARKS.md). See `app::https_client`.
+    AmazonTrustServices,
+    /// The operating system's store: for endpoints that are not AWS's own.
+    System,
+}
+
+impl TlsRoots {
+    /// `TLS_ROOTS=amazon|system` if set; else Amazon's roots, unless an endpoint was
+    /// overridden (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_<SERVICE>`, as for
+    /// LocalStack), whose certificate may come from any authority.
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        const OVERRIDES: [&str; 4] = [
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_SESV2",
+            "AWS_ENDPOINT_URL_STS",
+        ];
+        match lookup("TLS_ROOTS").as_deref().map(str::trim) {
+            Some("amazon") => Ok(Self::AmazonTrustServices),
+            Some("system") => Ok(Self::System),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "TLS_ROOTS",
+                reason: format!("{other:?} is neither amazon nor system"),
+            }),
+            None if OVERRIDES.iter().any(|name| lookup(name).is_some()) => Ok(Self::System),
+            None => Ok(Self::AmazonTrustServices),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -39,6 +80,17 @@ impl Config {
             dns_nameservers: non_empty("DNS_NAMESERVERS")
                 .map(|v| parse_nameservers(&v))
                 .transpose()?,
+            tls_roots: TlsRoots::from_lookup(&non_empty)?,
+            warm_up: match non_empty("STARTUP_WARM_UP").as_deref().map(str::trim) {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "STARTUP_WARM_UP",
+                        reason: format!("{other:?} is neither true nor false"),
+                    });
+                }
+            },
         })
     }
 }
@@ -146,5 +198,55 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn amazons_roots_unless_an_endpoint_is_overridden_or_roots_are_named() {
+        let plain = config(&[("TABLE_NAME", "t")]).expect("valid");
+        assert_eq!(plain.tls_roots, TlsRoots::AmazonTrustServices);
+        for name in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_SESV2",
+            "AWS_ENDPOINT_URL_STS",
+        ] {
+            let overridden =
+                config(&[("TABLE_NAME", "t"), (name, "https://localhost:4566")]).expect("valid");
+            assert_eq!(overridden.tls_roots, TlsRoots::System, "{name}");
+            let named = config(&[
+                ("TABLE_NAME", "t"),
+                (name, "http://127.0.0.1:5000"),
+                ("TLS_ROOTS", "amazon"),
+            ])
+            .expect("valid");
+            assert_eq!(named.tls_roots, TlsRoots::AmazonTrustServices, "{name}");
+        }
+        let blank = config(&[("TABLE_NAME", "t"), ("AWS_ENDPOINT_URL", " ")]).expect("valid");
+        assert_eq!(blank.tls_roots, TlsRoots::AmazonTrustServices);
+        let system = config(&[("TABLE_NAME", "t"), ("TLS_ROOTS", "system")]).expect("valid");
+        assert_eq!(system.tls_roots, TlsRoots::System);
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("TLS_ROOTS", "mozilla")]),
+            Err(ConfigError::Invalid {
+                name: "TLS_ROOTS",
+                reason: "\"mozilla\" is neither amazon nor system".into()
+            })
+        );
+    }
+
+    #[test]
+    fn warm_up_is_on_unless_turned_off() {
+        assert!(config(&[("TABLE_NAME", "t")]).expect("valid").warm_up);
+        let on = config(&[("TABLE_NAME", "t"), ("STARTUP_WARM_UP", "true")]).expect("valid");
+        assert!(on.warm_up);
+        let off = config(&[("TABLE_NAME", "t"), ("STARTUP_WARM_UP", "false")]).expect("valid");
+        assert!(!off.warm_up);
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("STARTUP_WARM_UP", "no")]),
+            Err(ConfigError::Invalid {
+                name: "STARTUP_WARM_UP",
+                reason: "\"no\" is neither true nor false".into()
+            })
+        );
     }
 }

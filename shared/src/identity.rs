@@ -1,7 +1,7 @@
 //! Email identities (SES Easy DKIM): the SESv2 adapter and a local stand-in.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
@@ -42,12 +42,41 @@ pub trait IdentityProvider: Send + Sync {
 }
 
 pub struct SesIdentities {
-    client: Client,
+    client: SesClient,
+}
+
+enum SesClient {
+    Built(Client),
+    /// Built on the first call: most functions call SES seldom or never, and
+    /// building a client costs a cold start a fraction of a millisecond.
+    OnFirstUse {
+        sdk: Box<aws_config::SdkConfig>,
+        client: OnceLock<Client>,
+    },
 }
 
 impl SesIdentities {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client: SesClient::Built(client),
+        }
+    }
+
+    /// SES identities whose client is built from `sdk` when first needed.
+    pub fn on_first_use(sdk: aws_config::SdkConfig) -> Self {
+        Self {
+            client: SesClient::OnFirstUse {
+                sdk: Box::new(sdk),
+                client: OnceLock::new(),
+            },
+        }
+    }
+
+    fn client(&self) -> &Client {
+        match &self.client {
+            SesClient::Built(client) => client,
+            SesClient::OnFirstUse { sdk, client } => client.get_or_init(|| Client::new(sdk)),
+        }
     }
 }
 
@@ -129,7 +158,7 @@ where
 impl IdentityProvider for SesIdentities {
     async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
         let output = self
-            .client
+            .client()
             .create_email_identity()
             .email_identity(name.as_str())
             .send()
@@ -143,7 +172,7 @@ impl IdentityProvider for SesIdentities {
 
     async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
         let output = self
-            .client
+            .client()
             .get_email_identity()
             .email_identity(name.as_str())
             .send()
@@ -157,7 +186,7 @@ impl IdentityProvider for SesIdentities {
 
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
         match self
-            .client
+            .client()
             .delete_email_identity()
             .email_identity(name.as_str())
             .send()

@@ -95,7 +95,9 @@ async fn every_event_file_runs_through_its_handler() {
     let app = App {
         store: store.clone(),
         identities: Arc::new(LocalIdentities::new()),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
 

@@ -231,7 +231,9 @@ async fn fault_world() -> FaultWorld {
             faults: faults.clone(),
         }),
         identities: identities.clone(),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
     FaultWorld {

@@ -110,7 +110,9 @@ impl Recorder {
         let app = App {
             store: store.clone(),
             identities: identities.clone(),
-            dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+            dns: DnsChecker::with_nameservers(&[dns.address()])
+                .expect("resolver")
+                .into(),
             receiving_region: "us-east-2".into(),
         };
         Self {

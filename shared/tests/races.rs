@@ -39,7 +39,9 @@ async fn moto_world() -> MotoWorld {
     let app = App {
         store: Arc::new(DynamoDbStore::new(dynamodb.clone(), table.clone())),
         identities: Arc::new(SesIdentities::new(ses.clone())),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
     MotoWorld {

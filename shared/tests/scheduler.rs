@@ -127,7 +127,9 @@ async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> Worl
     let app = App {
         store: store.clone(),
         identities: Arc::new(LocalIdentities::new()),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
     World {
@@ -412,7 +414,9 @@ async fn systemic_failures_are_errors() {
     let app = App {
         store,
         identities: Arc::new(LocalIdentities::new()),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
     let result = run(&app, Timestamp::now(), RunOptions::default(), &|| false).await;

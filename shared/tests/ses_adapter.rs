@@ -165,3 +165,32 @@ async fn delete_treats_not_found_as_done_and_reports_throttling() {
         "{result:?}"
     );
 }
+
+/// The functions that seldom call SES build its client on first use (moto here).
+/// On Amazon's roots, as deployed: building the connector parses them (moto speaks
+/// plain HTTP, so no certificate is checked).
+#[tokio::test]
+async fn an_identity_client_built_on_first_use_reaches_ses() {
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-2"))
+        .credentials_provider(aws_sdk_sesv2::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "test"),
+        ))
+        .endpoint_url(test_support::moto_endpoint())
+        .http_client(shared::app::https_client(
+            shared::config::TlsRoots::AmazonTrustServices,
+        ))
+        .build();
+    let ses = SesIdentities::on_first_use(sdk);
+    let name = DomainName::parse(&format!(
+        "first-use-{}.example.com",
+        uuid::Uuid::new_v4().simple()
+    ))
+    .expect("valid");
+    ses.create(&name).await.expect("created on moto");
+    // moto's SESv2 gives no DKIM tokens, but knows the identity.
+    assert_eq!(ses.dkim_tokens(&name).await, Ok(Vec::new()));
+    ses.delete(&name).await.expect("deleted");
+    assert_eq!(ses.dkim_tokens(&name).await, Err(IdentityError::NotFound));
+}

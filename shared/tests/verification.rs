@@ -5,7 +5,7 @@ use std::time::Duration;
 use shared::DomainName;
 use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
 use shared::records::expected_records;
-use shared::verify::DnsChecker;
+use shared::verify::{Dns, DnsChecker};
 use test_support::TestDnsServer;
 use test_support::dns::SilentDnsServer;
 
@@ -436,4 +436,26 @@ async fn the_zones_authoritative_servers_are_asked_directly() {
 fn free_udp_port() -> u16 {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("address").port()
+}
+
+#[tokio::test]
+async fn a_checker_built_on_first_use_checks_like_one_built_at_start_up() {
+    let server =
+        TestDnsServer::start(&[("example.com", &[MX_OK, SPF_OK, DMARC_OK, DKIM_OK].concat())])
+            .await;
+    let name = DomainName::parse("example.com").expect("valid");
+    let servers = Some(vec![server.address()]);
+    let prepared = Dns::prepared(servers.clone()).expect("resolver");
+    let on_first_use = Dns::on_first_use(servers);
+    let at_start_up = prepared.check(&name, &records_for(&name)).await;
+    let first = on_first_use.check(&name, &records_for(&name)).await;
+    let second = on_first_use.check(&name, &records_for(&name)).await;
+    assert!(
+        at_start_up
+            .iter()
+            .all(|r| r.status == RecordStatus::Verified),
+        "{at_start_up:?}"
+    );
+    assert_eq!(first, at_start_up);
+    assert_eq!(second, at_start_up);
 }

@@ -5,7 +5,8 @@ use shared::authorizer::authorize;
 use shared::lambda_events::ApiGatewayV2CustomAuthorizerV2Request;
 use shared::{app, telemetry};
 
-#[tokio::main]
+// One event at a time, on less than one vCPU: no worker threads to start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let keys = &app::key_store_from_env().await?;

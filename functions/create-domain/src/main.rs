@@ -1,12 +1,17 @@
 //! Lambda for `handlers::create_domain`: reads config and builds clients once, then serves.
 
 use lambda_http::{Error, run, service_fn};
-use shared::{App, handlers, telemetry};
+use shared::{App, app::Uses, handlers, telemetry};
 
-#[tokio::main]
+// One event at a time, on less than one vCPU: no worker threads to start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let app = &App::from_env().await?;
+    let app = &App::from_env(Uses {
+        ses: true,
+        dns: false,
+    })
+    .await?;
     run(service_fn(move |request| {
         handlers::create_domain(app, request)
     }))

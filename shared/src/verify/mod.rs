@@ -8,7 +8,7 @@ pub mod spf;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, join_all};
@@ -121,6 +121,75 @@ fn servers_config(servers: &[SocketAddr]) -> ResolverConfig {
             })
             .collect(),
     )
+}
+
+/// The record checker of an `App`: built at start-up by the functions that check
+/// DNS, so a resolver that cannot be set up stops start-up; built on first use by
+/// the rest, which never check DNS and should not pay for a resolver at cold start.
+pub struct Dns {
+    checker: OnceLock<DnsChecker>,
+    /// `None`: the system's resolvers; else only these (`DNS_NAMESERVERS`).
+    nameservers: Option<Vec<SocketAddr>>,
+}
+
+impl Dns {
+    /// A checker built now from the system's resolvers or the given ones.
+    pub fn prepared(nameservers: Option<Vec<SocketAddr>>) -> Result<Self, ResolverSetupError> {
+        let checker = Self::build(nameservers.as_deref())?;
+        Ok(Self {
+            checker: OnceLock::from(checker),
+            nameservers,
+        })
+    }
+
+    /// A checker built when first asked to check.
+    pub fn on_first_use(nameservers: Option<Vec<SocketAddr>>) -> Self {
+        Self {
+            checker: OnceLock::new(),
+            nameservers,
+        }
+    }
+
+    fn build(nameservers: Option<&[SocketAddr]>) -> Result<DnsChecker, ResolverSetupError> {
+        match nameservers {
+            Some(servers) => DnsChecker::with_nameservers(servers),
+            None => DnsChecker::system(),
+        }
+    }
+
+    /// `DnsChecker::check`; if the resolver cannot be set up, every record keeps
+    /// its status and says why, as for a lookup that could not be completed.
+    pub async fn check(&self, domain: &DomainName, records: &[DnsRecord]) -> Vec<DnsRecord> {
+        let checker = match self.checker.get() {
+            Some(checker) => checker,
+            None => match Self::build(self.nameservers.as_deref()) {
+                Ok(built) => self.checker.get_or_init(|| built),
+                Err(error) => {
+                    tracing::error!(%error, "no DNS resolver");
+                    return records
+                        .iter()
+                        .map(|record| DnsRecord {
+                            reason: Some(format!(
+                                "The DNS lookup for {} could not be completed ({error}); the status is unchanged, try again later.",
+                                record.fqdn
+                            )),
+                            ..record.clone()
+                        })
+                        .collect();
+                }
+            },
+        };
+        checker.check(domain, records).await
+    }
+}
+
+impl From<DnsChecker> for Dns {
+    fn from(checker: DnsChecker) -> Self {
+        Self {
+            checker: OnceLock::from(checker),
+            nameservers: None,
+        }
+    }
 }
 
 /// Lowercase, no trailing dot: how hosts are compared.

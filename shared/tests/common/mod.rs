@@ -205,7 +205,9 @@ pub async fn world_with(store: Arc<dyn DomainStore>) -> World {
     let app = App {
         store,
         identities: identities.clone(),
-        dns: Arc::new(DnsChecker::with_nameservers(&[dns.address()]).expect("resolver")),
+        dns: DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
         receiving_region: "us-east-2".into(),
     };
     World {
