@@ -1,4 +1,5 @@
-//! A hello-world Lambda: what the runtime alone costs (scripts/bench compares with it).
+//! A hello-world Lambda: what the runtime alone costs (scripts/bench compares with it),
+//! as lambda_runtime's own example writes it (tokio's default multi-threaded runtime).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
