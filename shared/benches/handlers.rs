@@ -70,8 +70,9 @@ fn app(store: Arc<dyn DomainStore>) -> App {
     }
 }
 
+// The deployed functions run on the current-thread runtime.
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
