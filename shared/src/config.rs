@@ -27,7 +27,7 @@ pub enum TlsRoots {
     /// Only Amazon Trust Services' five roots: what AWS endpoints chain to. Parsing
     /// five compiled-in certificates costs microseconds, where reading the system's
     /// store (one bundle of ~140 certificates, on Debian also a directory of ~150
-    /// files) cost 1-3 ms of every cold start (BENCHMARKS.md). See `app::https_client`.
+    /// files) cost 3-7 ms of every cold start here (BENCHMARKS.md).
     AmazonTrustServices,
     /// The operating system's store: for endpoints that are not AWS's own.
     System,
