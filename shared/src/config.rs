@@ -36,7 +36,9 @@ pub enum TlsRoots {
 impl TlsRoots {
     /// `TLS_ROOTS=amazon|system` if set; else Amazon's roots, unless an endpoint was
     /// overridden (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_<SERVICE>`, as for
-    /// LocalStack), whose certificate may come from any authority.
+    /// LocalStack), whose certificate may come from any authority, or the region is
+    /// in a partition outside Amazon Trust Services' documented reach (China's
+    /// `cn-*`, the isolated `*-iso*` regions).
     fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         const OVERRIDES: [&str; 4] = [
             "AWS_ENDPOINT_URL",
@@ -52,6 +54,12 @@ impl TlsRoots {
                 reason: format!("{other:?} is neither amazon nor system"),
             }),
             None if OVERRIDES.iter().any(|name| lookup(name).is_some()) => Ok(Self::System),
+            None if lookup("AWS_REGION")
+                .or_else(|| lookup("AWS_DEFAULT_REGION"))
+                .is_some_and(|region| region.starts_with("cn-") || region.contains("-iso")) =>
+            {
+                Ok(Self::System)
+            }
             None => Ok(Self::AmazonTrustServices),
         }
     }
@@ -223,6 +231,20 @@ mod tests {
         }
         let blank = config(&[("TABLE_NAME", "t"), ("AWS_ENDPOINT_URL", " ")]).expect("valid");
         assert_eq!(blank.tls_roots, TlsRoots::AmazonTrustServices);
+        for region in [
+            "cn-north-1",
+            "cn-northwest-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+        ] {
+            let other_partition =
+                config(&[("TABLE_NAME", "t"), ("AWS_REGION", region)]).expect("valid");
+            assert_eq!(other_partition.tls_roots, TlsRoots::System, "{region}");
+        }
+        for region in ["us-east-1", "eu-central-1", "us-gov-west-1"] {
+            let aws = config(&[("TABLE_NAME", "t"), ("AWS_REGION", region)]).expect("valid");
+            assert_eq!(aws.tls_roots, TlsRoots::AmazonTrustServices, "{region}");
+        }
         let system = config(&[("TABLE_NAME", "t"), ("TLS_ROOTS", "system")]).expect("valid");
         assert_eq!(system.tls_roots, TlsRoots::System);
         assert_eq!(
