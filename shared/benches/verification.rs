@@ -26,27 +26,7 @@ const TOKENS: [&str; 3] = ["tok1", "tok2", "tok3"];
 
 /// Zone-file lines for a domain `prefix` labels below the zone apex ("" for the apex).
 fn records_for(prefix: &str) -> String {
-    let at = |label: &str| match (label, prefix) {
-        ("@", "") => "@".to_string(),
-        ("@", p) => p.to_string(),
-        (l, "") => l.to_string(),
-        (l, p) => format!("{l}.{p}"),
-    };
-    let mut zone = format!(
-        "{} 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n\
-         {} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n\
-         {} 300 IN TXT \"v=DMARC1; p=reject;\"\n",
-        at("@"),
-        at("@"),
-        at("_dmarc")
-    );
-    for token in TOKENS {
-        zone.push_str(&format!(
-            "{} 300 IN CNAME {token}.dkim.amazonses.com.\n",
-            at(&format!("{token}._domainkey"))
-        ));
-    }
-    zone
+    test_support::dns::all_records_zone(prefix, &TOKENS)
 }
 
 fn tokens() -> Vec<String> {

@@ -18,28 +18,7 @@ use test_support::TestDnsServer;
 const TOKENS: [&str; 3] = ["tok1", "tok2", "tok3"];
 
 fn all_records(prefix: &str) -> String {
-    let owner = |name: &str| {
-        if prefix.is_empty() {
-            name.to_string()
-        } else if name == "@" {
-            prefix.to_string()
-        } else {
-            format!("{name}.{prefix}")
-        }
-    };
-    let mut zone = format!(
-        "{} 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n{} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n{} 300 IN TXT \"v=DMARC1; p=reject;\"\n",
-        owner("@"),
-        owner("@"),
-        owner("_dmarc")
-    );
-    for token in TOKENS {
-        zone.push_str(&format!(
-            "{} 300 IN CNAME {token}.dkim.amazonses.com.\n",
-            owner(&format!("{token}._domainkey"))
-        ));
-    }
-    zone
+    test_support::dns::all_records_zone(prefix, &TOKENS)
 }
 
 /// What a store does to a write, to stage races deterministically.

@@ -212,3 +212,33 @@ impl Drop for SilentDnsServer {
         self.reader.abort();
     }
 }
+
+/// Zone-file lines publishing the six records the API asks for (MX, SPF, DMARC and
+/// a DKIM CNAME per token, region us-east-2) for a domain `prefix` labels below the
+/// zone apex ("" for the apex itself).
+pub fn all_records_zone(prefix: &str, tokens: &[&str]) -> String {
+    let owner = |name: &str| {
+        if prefix.is_empty() {
+            name.to_string()
+        } else if name == "@" {
+            prefix.to_string()
+        } else {
+            format!("{name}.{prefix}")
+        }
+    };
+    let mut zone = format!(
+        "{} 300 IN MX 10 inbound-smtp.us-east-2.amazonaws.com.\n\
+         {} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n\
+         {} 300 IN TXT \"v=DMARC1; p=reject;\"\n",
+        owner("@"),
+        owner("@"),
+        owner("_dmarc")
+    );
+    for token in tokens {
+        zone.push_str(&format!(
+            "{} 300 IN CNAME {token}.dkim.amazonses.com.\n",
+            owner(&format!("{token}._domainkey"))
+        ));
+    }
+    zone
+}
