@@ -72,10 +72,8 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
             .await
             .map_err(|e| e.to_string())?;
         if options.create_table {
-            let sdk = shared::app::load_sdk_config(config.tls_roots).await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
             let table = &config.table_name;
-            let created = create_table(&client, table)
+            let created = create_table(store.client(), table)
                 .await
                 .map_err(|e| format!("cannot create table {table}: {e}"))?;
             println!(

@@ -207,6 +207,11 @@ impl DynamoDbStore {
         }
     }
 
+    /// The DynamoDB client this store uses (for `create_table` on the same table).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// One cheap read (of a key that never exists) during start-up, so the TLS
     /// handshake, credentials and endpoint resolution are paid before the first
     /// invocation instead of by it. A failure is logged, never fatal: the first
