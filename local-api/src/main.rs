@@ -84,12 +84,13 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         Ok((app, Some(store)))
     } else {
         let nameservers = config::nameservers_from_env().map_err(|e| e.to_string())?;
-        let app = App {
-            store: Arc::new(InMemoryStore::new()),
-            identities: Arc::new(LocalIdentities::new()),
-            dns: Dns::prepared(nameservers).map_err(|e| e.to_string())?,
-            receiving_region: config::receiving_region_from_env().map_err(|e| e.to_string())?,
-        };
+        let app = App::new(
+            Arc::new(InMemoryStore::new()),
+            Arc::new(LocalIdentities::new()),
+            Dns::prepared(nameservers).map_err(|e| e.to_string())?,
+            config::receiving_region_from_env().map_err(|e| e.to_string())?,
+        )
+        .with_domain_limit(config::max_domains_from_env().map_err(|e| e.to_string())?);
         Ok((app, None))
     }
 }

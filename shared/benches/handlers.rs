@@ -60,14 +60,14 @@ async fn measure(app: &App, label: &str, runs: usize) {
 }
 
 fn app(store: Arc<dyn DomainStore>) -> App {
-    App {
+    App::new(
         store,
-        identities: Arc::new(LocalIdentities::new()),
-        dns: DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")])
+        Arc::new(LocalIdentities::new()),
+        DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    }
+        "us-east-2",
+    )
 }
 
 // The deployed functions run on the current-thread runtime.

@@ -80,16 +80,16 @@ async fn sweep(domains: usize, concurrency: usize, servers: &Handle) {
         let mut domain = Domain::new("org_bench", name.clone(), created);
         domain.dkim_tokens = tokens();
         domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
-        store.insert(&domain).await.expect("insert");
+        store.insert(&domain, usize::MAX).await.expect("insert");
     }
-    let app = App {
+    let app = App::new(
         store,
-        identities: Arc::new(LocalIdentities::new()),
-        dns: DnsChecker::with_nameservers(&[dns.address()])
+        Arc::new(LocalIdentities::new()),
+        DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    };
+        "us-east-2",
+    );
     let options = RunOptions {
         batch_size: 1000,
         concurrency,

@@ -15,6 +15,11 @@ pub struct App {
     pub dns: Dns,
     /// SES receiving region for the inbound MX host.
     pub receiving_region: String,
+    /// Names this deployment in the tags of the SES identities it creates (the
+    /// table name), so it never touches identities it did not make.
+    pub deployment: String,
+    /// Domains one organization may hold at once.
+    pub max_domains_per_organization: usize,
 }
 
 /// Why a process could not start. Its Debug form is its message, so a `main`
@@ -49,6 +54,39 @@ impl Uses {
 }
 
 impl App {
+    /// An app on these clients, named `deployment` "local" and with the default
+    /// domain limit until set otherwise.
+    pub fn new(
+        store: Arc<dyn DomainStore>,
+        identities: Arc<dyn IdentityProvider>,
+        dns: Dns,
+        receiving_region: impl Into<String>,
+    ) -> Self {
+        Self {
+            store,
+            identities,
+            dns,
+            receiving_region: receiving_region.into(),
+            deployment: "local".into(),
+            max_domains_per_organization: crate::config::DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
+        }
+    }
+
+    pub fn with_deployment(mut self, deployment: impl Into<String>) -> Self {
+        self.deployment = deployment.into();
+        self
+    }
+
+    pub fn with_domain_limit(mut self, max_domains_per_organization: usize) -> Self {
+        self.max_domains_per_organization = max_domains_per_organization;
+        self
+    }
+
+    /// The owner tags of identities this deployment makes for `organization_id`.
+    pub fn identity_owner(&self, organization_id: &str) -> crate::identity::IdentityOwner {
+        crate::identity::IdentityOwner::new(&self.deployment, organization_id)
+    }
+
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
     /// and the standard AWS configuration chain. Warmed up: see
     /// `DynamoDbStore::warm_up` and `Config::warm_up`.
@@ -81,12 +119,14 @@ impl App {
         } else {
             Dns::on_first_use(nameservers)
         };
-        let app = Self {
-            store: store.clone(),
-            identities: Arc::new(identities),
+        let app = Self::new(
+            store.clone(),
+            Arc::new(identities),
             dns,
-            receiving_region: config.receiving_region.clone(),
-        };
+            config.receiving_region.clone(),
+        )
+        .with_deployment(config.table_name.clone())
+        .with_domain_limit(config.max_domains_per_organization);
         Ok((app, store))
     }
 }

@@ -19,7 +19,12 @@ pub struct Config {
     /// `STARTUP_WARM_UP=true|false` (default true): make one DynamoDB read during
     /// start-up, so that the first invocation does not pay for the connection.
     pub warm_up: bool,
+    /// `MAX_DOMAINS_PER_ORGANIZATION` (default 1000): domains one organization
+    /// may hold at once.
+    pub max_domains_per_organization: usize,
 }
+
+pub const DEFAULT_MAX_DOMAINS_PER_ORGANIZATION: usize = 1000;
 
 /// Which certificate authorities the SDK clients trust.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +88,7 @@ impl Config {
         let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let table_name = non_empty("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
         Ok(Self {
+            max_domains_per_organization: max_domains(&non_empty)?,
             table_name,
             receiving_region: receiving_region(&non_empty)?,
             dns_nameservers: non_empty("DNS_NAMESERVERS")
@@ -101,6 +107,27 @@ impl Config {
             },
         })
     }
+}
+
+fn max_domains(lookup: &dyn Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    match lookup("MAX_DOMAINS_PER_ORGANIZATION") {
+        None => Ok(DEFAULT_MAX_DOMAINS_PER_ORGANIZATION),
+        Some(raw) => raw
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "MAX_DOMAINS_PER_ORGANIZATION",
+                reason: format!("{raw:?} is not a whole number of at least 1"),
+            }),
+    }
+}
+
+/// `MAX_DOMAINS_PER_ORGANIZATION` alone, for modes without a table (the dev
+/// server's default).
+pub fn max_domains_from_env() -> Result<usize, ConfigError> {
+    max_domains(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
 /// The receiving region alone, for modes without a table (the dev server's default).

@@ -119,10 +119,39 @@ impl Serialize for DomainName {
     }
 }
 
+impl DomainName {
+    /// A name read back from storage. It was valid when stored, but the Public
+    /// Suffix List and IDNA tables change: a name is never refused here for
+    /// today's rules (it must stay readable, listable and deletable), only for not
+    /// being a lowercase ASCII name at all.
+    pub fn from_stored(raw: &str) -> Result<Self, InvalidDomainName> {
+        if let Ok(name) = Self::parse(raw) {
+            return Ok(name);
+        }
+        let plausible = !raw.is_empty()
+            && raw.len() <= MAX_NAME_LENGTH
+            && raw.contains('.')
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !plausible {
+            return Err(InvalidDomainName("not a stored domain name"));
+        }
+        // Now a public suffix itself (or unknown): the name is its own apex.
+        let apex_start = psl::domain_str(raw).map_or(0, |apex| raw.len() - apex.len());
+        Ok(Self {
+            ascii: raw.to_string(),
+            apex_start,
+        })
+    }
+}
+
+/// Deserializing reads stored data (`from_stored`); input from callers goes
+/// through `DomainName::parse`.
 impl<'de> Deserialize<'de> for DomainName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
+        Self::from_stored(&raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -132,6 +161,27 @@ mod tests {
 
     fn parse(input: &str) -> Result<DomainName, InvalidDomainName> {
         DomainName::parse(input)
+    }
+
+    #[test]
+    fn stored_names_stay_readable_under_newer_rules() {
+        // `github.io` is a public suffix today; a name stored before it became one
+        // (or a suffix added later) must still be read, listed and deleted.
+        let stored: DomainName = serde_json::from_str("\"github.io\"").expect("readable");
+        assert_eq!(stored.as_str(), "github.io");
+        assert!(stored.is_registrable_domain());
+        assert!(
+            DomainName::parse("github.io").is_err(),
+            "callers still cannot create it"
+        );
+        let normal: DomainName = serde_json::from_str("\"mail.example.co.uk\"").expect("readable");
+        assert_eq!(normal.registrable_domain(), "example.co.uk");
+        for garbage in ["\"\"", "\"NOT A NAME\"", "\"com\""] {
+            assert!(
+                serde_json::from_str::<DomainName>(garbage).is_err(),
+                "{garbage}"
+            );
+        }
     }
 
     #[test]

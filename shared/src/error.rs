@@ -36,6 +36,14 @@ pub enum ApiError {
     DomainAlreadyExists,
     #[error("body too large")]
     PayloadTooLarge,
+    #[error("domain limit reached")]
+    DomainLimitReached,
+    /// Another request is setting the domain up or removing it.
+    #[error("domain busy")]
+    DomainBusy,
+    /// SES refuses more identities for the account.
+    #[error("identity limit reached: {0}")]
+    IdentityLimit(String),
     /// A dependency is throttling us; the caller may retry shortly.
     #[error("throttled by a dependency: {0}")]
     Throttled(String),
@@ -65,9 +73,12 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::DomainNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DomainAlreadyExists => StatusCode::CONFLICT,
+            Self::DomainAlreadyExists | Self::DomainBusy => StatusCode::CONFLICT,
+            Self::DomainLimitReached => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Throttled(_) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Throttled(_) | Self::Unavailable(_) | Self::IdentityLimit(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +111,15 @@ impl ApiError {
             Self::MethodNotAllowed => ("Method not allowed", "method_not_allowed"),
             Self::DomainAlreadyExists => ("Domain already exists", "domain_already_exists"),
             Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
+            Self::DomainLimitReached => ("Domain limit reached", "domain_limit_reached"),
+            Self::DomainBusy => (
+                "Domain is being set up or removed by another request; retry in a few seconds",
+                "domain_busy",
+            ),
+            Self::IdentityLimit(_) => (
+                "The email service's limit of domains for this deployment is reached; contact the operator",
+                "identity_limit_reached",
+            ),
             Self::Throttled(_) => (
                 "The service is busy; retry after the time in Retry-After",
                 "throttled",
@@ -173,6 +193,7 @@ mod tests {
             (ApiError::DomainNotFound, 404, "Domain not found"),
             (ApiError::DomainAlreadyExists, 409, "Domain already exists"),
             (ApiError::PayloadTooLarge, 413, "Request body too large"),
+            (ApiError::DomainLimitReached, 403, "Domain limit reached"),
         ];
         for (error, status, message) in cases {
             let response = error.to_response();
@@ -189,6 +210,7 @@ mod tests {
             ApiError::Internal(secret.into()),
             ApiError::Unavailable(secret.into()),
             ApiError::Throttled(secret.into()),
+            ApiError::IdentityLimit(secret.into()),
         ] {
             let response = error.to_response();
             let text = String::from_utf8_lossy(response.body().as_ref()).to_string();

@@ -15,6 +15,7 @@ use crate::identity::IdentityError;
 use crate::model::{
     CheckSchedule, DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp,
 };
+use crate::provisioning::{self, SetupError};
 use crate::records::{expected_records, zone_file};
 use crate::request::{body_domain, organization_id, path_domain, request_id};
 use crate::store::StoreError;
@@ -75,6 +76,8 @@ async fn respond(
 fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NameTaken => ApiError::DomainAlreadyExists,
+        StoreError::LimitReached => ApiError::DomainLimitReached,
+        StoreError::TooLarge(detail) => ApiError::Internal(detail),
         StoreError::DomainGone => ApiError::DomainNotFound,
         StoreError::Conflict => ApiError::Unavailable("the domain kept changing".into()),
         StoreError::KeyNotFound => ApiError::Internal("API key vanished".into()),
@@ -88,6 +91,7 @@ fn identity_error(error: IdentityError) -> ApiError {
     match error {
         IdentityError::Throttled(detail) => ApiError::Throttled(detail),
         IdentityError::Unavailable(detail) => ApiError::Unavailable(detail),
+        IdentityError::LimitExceeded(detail) => ApiError::IdentityLimit(detail),
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -114,10 +118,22 @@ async fn find(app: &App, request: &Request) -> Result<Domain, ApiError> {
     Ok(domain)
 }
 
-/// A domain left without its DKIM tokens by a create that failed half-way is taken
-/// over by the next create of the same name by the same organization after this
-/// long (a create in progress takes well under a second).
-pub const CREATE_RESUME_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+/// `find`, but a domain being deleted is already gone: nothing is checked or set
+/// up for it any more.
+async fn find_live(app: &App, request: &Request) -> Result<Domain, ApiError> {
+    let domain = find(app, request).await?;
+    if domain.deleting_since.is_some() {
+        return Err(ApiError::DomainNotFound);
+    }
+    Ok(domain)
+}
+
+fn setup_error(error: SetupError) -> ApiError {
+    match error {
+        SetupError::NotOurs => ApiError::DomainAlreadyExists,
+        SetupError::Identity(error) => identity_error(error),
+    }
+}
 
 async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
@@ -126,39 +142,26 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     let mut domain = Domain::new(&organization_id, name.clone(), now);
     domain.records = expected_records(&name, &[], &app.receiving_region);
 
-    // Claim the name first: an identity is only ever created for a claimed name.
-    match app.store.insert(&domain).await {
+    // Claim the name (with a setup mark) first: an identity is only ever created
+    // for a claimed name.
+    match app
+        .store
+        .insert(&domain, app.max_domains_per_organization)
+        .await
+    {
         Ok(()) => {}
-        Err(StoreError::NameTaken) => {
-            domain = match app.store.get(&organization_id, &name).await {
-                Ok(Some(leftover))
-                    if leftover.dkim_tokens.is_empty()
-                        && now.since(leftover.created_at) >= CREATE_RESUME_AFTER =>
-                {
-                    tracing::info!(domain = %name, "resuming a create that failed half-way");
-                    leftover
-                }
-                _ => return Err(ApiError::DomainAlreadyExists),
-            };
-        }
+        Err(StoreError::NameTaken) => domain = resume_setup(app, &organization_id, &name).await?,
         Err(error) => return Err(logged(store_error(error))),
     }
 
-    let tokens = match create_identity(app, &name).await {
+    let tokens = match provisioning::create_identity(app, &domain).await {
         Ok(tokens) => tokens,
         Err(error) => {
-            undo_claim(app, &domain, &error).await;
-            return Err(logged(identity_error(error)));
+            release_claim(app, &domain, &error).await;
+            return Err(logged(setup_error(error)));
         }
     };
-
-    domain.dkim_tokens = tokens;
-    domain.records = expected_records(&name, &domain.dkim_tokens, &app.receiving_region);
-    if let Err(error) = app.store.update(&mut domain).await {
-        // The domain and its identity both exist; the tokens are read from SES
-        // again by dns-records and verify.
-        tracing::warn!(domain = %name, error = %error, "could not store DKIM tokens");
-    }
+    store_tokens(app, &mut domain, tokens).await?;
 
     let mut response = json_response(StatusCode::CREATED, &domain);
     if let Ok(location) = HeaderValue::from_str(&format!("/domains/{name}")) {
@@ -167,31 +170,99 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     Ok(response)
 }
 
-/// After SES failed to create the identity: remove what SES may have made anyway
-/// (a 5xx or timeout leaves that open), then release the claim. If either step
-/// fails, the domain stays as the record of the leftover: dns-records, verify,
-/// delete or a later create of it finish or clean up the job.
-async fn undo_claim(app: &App, domain: &Domain, cause: &IdentityError) {
-    if matches!(cause, IdentityError::Unavailable(_))
-        && let Err(error) = app.identities.delete(&domain.name).await
+/// A create of a name the organization already holds: taken over if it is a
+/// create that failed half-way (no DKIM tokens, setup mark gone stale), by taking
+/// a fresh setup mark; otherwise the name exists.
+async fn resume_setup(
+    app: &App,
+    organization_id: &str,
+    name: &DomainName,
+) -> Result<Domain, ApiError> {
+    let now = Timestamp::now();
+    let mut leftover = match app.store.get(organization_id, name).await {
+        Ok(Some(leftover))
+            if leftover.dkim_tokens.is_empty()
+                && leftover.deleting_since.is_none()
+                && !provisioning::setup_in_progress(&leftover, now) =>
+        {
+            leftover
+        }
+        _ => return Err(ApiError::DomainAlreadyExists),
+    };
+    tracing::info!(domain = %name, "resuming a create that failed half-way");
+    leftover.setup_started_at = Some(now);
+    match app.store.update(&mut leftover).await {
+        Ok(()) => Ok(leftover),
+        Err(StoreError::Conflict | StoreError::DomainGone) => Err(ApiError::DomainAlreadyExists),
+        Err(error) => Err(logged(store_error(error))),
+    }
+}
+
+/// Writes the DKIM tokens (and records) into the domain and clears its setup
+/// mark. A domain written meanwhile is read again and the tokens applied to it; a
+/// domain removed meanwhile is `DomainBusy` (never a 201 for a removed domain).
+async fn store_tokens(app: &App, domain: &mut Domain, tokens: Vec<String>) -> Result<(), ApiError> {
+    for attempt in 1..=WRITE_ATTEMPTS {
+        domain.dkim_tokens = tokens.clone();
+        domain.records = merge_records(
+            expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
+            &domain.records,
+        );
+        domain.setup_started_at = None;
+        match app.store.update(domain).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
+                match app.store.get(&domain.organization_id, &domain.name).await {
+                    Ok(Some(fresh)) if fresh.id == domain.id && fresh.deleting_since.is_none() => {
+                        *domain = fresh;
+                    }
+                    Ok(_) => return Err(ApiError::DomainBusy),
+                    Err(error) => return Err(logged(store_error(error))),
+                }
+            }
+            Err(StoreError::DomainGone) => return Err(ApiError::DomainBusy),
+            Err(error) => {
+                // The domain and its identity both exist; a later dns-records,
+                // verify or create of it reads the tokens from SES again.
+                tracing::warn!(domain = %domain.name, %error, "could not store DKIM tokens");
+                return Ok(());
+            }
+        }
+    }
+    Err(logged(ApiError::Unavailable(
+        "the domain kept changing while its tokens were stored".into(),
+    )))
+}
+
+/// After the identity could not be had: remove what SES may have made anyway (a
+/// 5xx or timeout leaves that open; only an identity tagged for this
+/// organization), then release the claim. If either step fails, the domain stays
+/// as the record of the leftover: a later create, dns-records, verify or delete
+/// of it finishes or cleans up the job.
+async fn release_claim(app: &App, domain: &Domain, cause: &SetupError) {
+    if matches!(cause, SetupError::Identity(IdentityError::Unavailable(_)))
+        && let Err(error) =
+            provisioning::remove_identity(app, &domain.name, &domain.organization_id).await
     {
         tracing::error!(domain = %domain.name, %error, "SES may hold an identity; keeping the domain to clean it up later");
         return;
     }
-    if let Err(error) = app.store.delete(domain).await {
-        tracing::error!(domain = %domain.name, %error, "could not release the claim after SES failed; the domain is kept");
-    }
-}
-
-/// Creates the SES identity. An identity that already exists for a name we have
-/// just claimed is a leftover (e.g. of a delete that failed half-way): adopt it.
-async fn create_identity(app: &App, name: &DomainName) -> Result<Vec<String>, IdentityError> {
-    match app.identities.create(name).await {
-        Err(IdentityError::AlreadyExists) => {
-            tracing::info!(domain = %name, "adopting an existing SES identity");
-            app.identities.dkim_tokens(name).await
+    let mut stored = domain.clone();
+    // The claim goes with the domain; its count with it.
+    for _ in 0..WRITE_ATTEMPTS {
+        match app.store.delete(&stored).await {
+            Ok(()) | Err(StoreError::DomainGone) => return,
+            Err(StoreError::Conflict) => {
+                match app.store.get(&domain.organization_id, &domain.name).await {
+                    Ok(Some(fresh)) if fresh.id == domain.id => stored = fresh,
+                    _ => return,
+                }
+            }
+            Err(error) => {
+                tracing::error!(domain = %domain.name, %error, "could not release the claim after SES failed; the domain is kept");
+                return;
+            }
         }
-        other => other,
     }
 }
 
@@ -278,12 +349,12 @@ fn records_format(request: &Request) -> Result<RecordsFormat, ApiError> {
 
 async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let format = records_format(request)?;
-    let mut domain = find(app, request).await?;
+    let mut domain = find_live(app, request).await?;
     if domain.dkim_tokens.is_empty() {
         fill_dkim_tokens(app, &mut domain)
             .await
             .map_err(|error| match error {
-                IdentityError::Throttled(detail) => logged(ApiError::Throttled(detail)),
+                ApiError::Throttled(_) => logged(error),
                 other => {
                     tracing::warn!(domain = %domain.name, error = %other, "no DKIM tokens from SES");
                     ApiError::DkimUnavailable
@@ -303,47 +374,47 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
     })
 }
 
-/// Reads the DKIM tokens from SES for a domain stored without them, adds the
-/// DKIM records and stores the domain (best effort: the tokens are in the answer
-/// either way).
-async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(), IdentityError> {
-    let mut created = false;
-    let tokens = match app.identities.dkim_tokens(&domain.name).await {
-        // A create that failed half-way left the domain without its identity.
-        Err(IdentityError::NotFound) => {
-            tracing::info!(domain = %domain.name, "creating the missing SES identity");
-            created = true;
-            create_identity(app, &domain.name).await?
+/// Gets the DKIM tokens of a domain stored without them (a create that failed
+/// half-way): from this organization's identity if there is one, else by making
+/// it, under a fresh setup mark as a create does. While another request holds the
+/// mark, only reads.
+async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(), ApiError> {
+    let now = Timestamp::now();
+    if provisioning::setup_in_progress(domain, now) {
+        let identity = app
+            .identities
+            .get(&domain.name)
+            .await
+            .map_err(identity_error)?;
+        if identity.owner != Some(app.identity_owner(&domain.organization_id))
+            || identity.tokens.is_empty()
+        {
+            return Err(ApiError::DomainBusy);
         }
-        other => other?,
-    };
-    if !tokens.is_empty() {
-        domain.dkim_tokens = tokens;
+        domain.dkim_tokens = identity.tokens;
         domain.records = merge_records(
             expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
             &domain.records,
         );
+        return Ok(());
     }
-    // A new identity must belong to a domain that still exists: the conditioned
-    // write says so (and makes a delete that read the domain before start over).
-    if created || !domain.dkim_tokens.is_empty() {
-        match app.store.update(domain).await {
-            Ok(()) => {}
-            Err(StoreError::DomainGone) if created => {
-                if let Err(error) = app.identities.delete(&domain.name).await {
-                    tracing::error!(domain = %domain.name, %error, "an identity made for a domain deleted meanwhile could not be removed");
-                }
-                return Err(IdentityError::NotFound);
-            }
-            Err(error) => {
-                tracing::warn!(domain = %domain.name, error = %error, "could not store DKIM tokens");
-            }
-        }
+    domain.setup_started_at = Some(now);
+    match app.store.update(domain).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => return Err(ApiError::DomainBusy),
+        Err(error) => return Err(logged(store_error(error))),
     }
-    if domain.dkim_tokens.is_empty() {
-        return Err(IdentityError::Other("SES returned no DKIM tokens".into()));
+    let tokens = provisioning::create_identity(app, domain)
+        .await
+        .map_err(|error| match error {
+            // Someone else's identity has the name: no tokens to give.
+            SetupError::NotOurs => ApiError::DkimUnavailable,
+            SetupError::Identity(error) => identity_error(error),
+        })?;
+    if tokens.is_empty() {
+        return Err(ApiError::DkimUnavailable);
     }
-    Ok(())
+    store_tokens(app, domain, tokens).await
 }
 
 /// Keeps what earlier checks saw of records that are still expected.
@@ -362,12 +433,12 @@ fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRec
         .collect()
 }
 
-/// Writes of a verify that lose a race (to the scheduled job) are retried this
-/// many times on a fresh read.
-const VERIFY_WRITE_ATTEMPTS: usize = 3;
+/// Writes that lose a race (to the scheduled job, another request) are retried
+/// this many times on a fresh read.
+const WRITE_ATTEMPTS: usize = 3;
 
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let mut domain = find(app, request).await?;
+    let mut domain = find_live(app, request).await?;
     if domain.dkim_tokens.is_empty()
         && let Err(error) = fill_dkim_tokens(app, &mut domain).await
     {
@@ -378,14 +449,14 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 
     let checked = app.dns.check(&domain.name, &domain.records).await;
     let now = Timestamp::now();
-    for attempt in 1..=VERIFY_WRITE_ATTEMPTS {
+    for attempt in 1..=WRITE_ATTEMPTS {
         domain.records = checked.clone();
         apply_check(&mut domain, now);
         match app.store.update(&mut domain).await {
             Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
             // This check is the newest: apply it to what is stored now.
-            Err(StoreError::Conflict) if attempt < VERIFY_WRITE_ATTEMPTS => {
-                domain = find(app, request).await?;
+            Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
+                domain = find_live(app, request).await?;
             }
             Err(error) => return Err(logged(store_error(error))),
         }
@@ -423,24 +494,35 @@ pub fn apply_check(domain: &mut Domain, now: Timestamp) {
     }
 }
 
-/// Deletes that find the domain written since they read it start over this many
-/// times.
-const DELETE_ATTEMPTS: usize = 3;
-
+/// A delete, step by step; each step leaves something a repeated delete finishes:
+/// 1. a versioned write marks the domain as being deleted (the name stays
+///    claimed, so nobody can create it meanwhile; the scheduled job drops it);
+/// 2. the identity goes, if it is this organization's;
+/// 3. domain, claim and count go in one transaction.
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    for _ in 0..DELETE_ATTEMPTS {
-        let domain = find(app, request).await?;
-        // Identity first: if the store delete then fails, the domain is still listed
-        // and the delete can simply be retried (a missing identity counts as deleted).
-        app.identities
-            .delete(&domain.name)
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut domain = find(app, request).await?;
+        let as_it_was = domain.clone();
+        if domain.deleting_since.is_none() {
+            let now = Timestamp::now();
+            if provisioning::setup_in_progress(&domain, now) {
+                return Err(ApiError::DomainBusy);
+            }
+            domain.deleting_since = Some(now);
+            domain.schedule.next_check_at = None;
+            match app.store.update(&mut domain).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(logged(store_error(error))),
+            }
+        }
+        provisioning::remove_identity(app, &domain.name, &domain.organization_id)
             .await
             .map_err(|e| logged(identity_error(e)))?;
-        // Conditioned on the version read: a verify that recreated the identity
-        // meanwhile changed the domain, and the delete starts over.
         match app.store.delete(&domain).await {
-            Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
+            Ok(()) => return Ok(json_response(StatusCode::OK, &as_it_was)),
             Err(StoreError::Conflict) => continue,
+            // A concurrent delete finished the same job.
             Err(error) => return Err(logged(store_error(error))),
         }
     }

@@ -20,6 +20,9 @@ pub enum IdentityError {
     AlreadyExists,
     #[error("the identity does not exist")]
     NotFound,
+    /// The account's identity quota is used up.
+    #[error("identity limit reached: {0}")]
+    LimitExceeded(String),
     #[error("identity provider throttled: {0}")]
     Throttled(String),
     #[error("identity provider unavailable: {0}")]
@@ -28,16 +31,94 @@ pub enum IdentityError {
     Other(String),
 }
 
+/// Tag keys every identity this API creates carries: which deployment (the table
+/// name) and which organization it was made for.
+pub const DEPLOYMENT_TAG: &str = "domains-api:deployment";
+pub const ORGANIZATION_TAG: &str = "domains-api:organization";
+
+/// Whom an identity was made for, as its tags say.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdentityOwner {
+    /// The deployment's table name.
+    pub deployment: String,
+    /// The organization id as a tag value (`organization_tag_value`).
+    pub organization: String,
+}
+
+impl IdentityOwner {
+    pub fn new(deployment: &str, organization_id: &str) -> Self {
+        Self {
+            deployment: deployment.to_string(),
+            organization: organization_tag_value(organization_id),
+        }
+    }
+
+    /// The owner named by an identity's tags, if both tags are there.
+    pub fn from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Self> {
+        let (mut deployment, mut organization) = (None, None);
+        for (key, value) in tags {
+            match key {
+                DEPLOYMENT_TAG => deployment = Some(value.to_string()),
+                ORGANIZATION_TAG => organization = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        Some(Self {
+            deployment: deployment?,
+            organization: organization?,
+        })
+    }
+
+    pub fn tags(&self) -> [(&'static str, &str); 2] {
+        [
+            (DEPLOYMENT_TAG, self.deployment.as_str()),
+            (ORGANIZATION_TAG, self.organization.as_str()),
+        ]
+    }
+}
+
+/// AWS tag values allow letters, digits, spaces and `_ . : / = + - @`, up to 256
+/// characters; an organization id outside that is tagged by its SHA-256.
+pub fn organization_tag_value(organization_id: &str) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c);
+    if !organization_id.is_empty()
+        && organization_id.len() <= 200
+        && organization_id.chars().all(allowed)
+    {
+        organization_id.to_string()
+    } else {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(organization_id.as_bytes()))
+        )
+    }
+}
+
+/// An identity as SES holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Easy DKIM tokens (possibly none: SES may answer before it has made them).
+    pub tokens: Vec<String>,
+    /// `None`: not tagged by this API (made by someone else).
+    pub owner: Option<IdentityOwner>,
+}
+
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {
-    /// Creates the domain identity with Easy DKIM and returns its DKIM tokens
-    /// (possibly none: SES may answer before it has made them).
-    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError>;
+    /// Creates the domain identity with Easy DKIM, tagged with its owner, and
+    /// returns its DKIM tokens (possibly none).
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError>;
 
-    /// The identity's current DKIM tokens.
-    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError>;
+    /// The identity's DKIM tokens and owner tags.
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError>;
 
-    /// Deletes the identity; one that does not exist counts as deleted.
+    /// Deletes the identity; one that does not exist counts as deleted. Callers
+    /// check the owner first (`get`): this deletes whatever is there.
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError>;
 }
 
@@ -86,6 +167,7 @@ enum Known {
     AlreadyExists,
     NotFound,
     Throttled,
+    LimitExceeded,
 }
 
 /// An operation's modeled errors, recognized by type: their metadata code is not
@@ -98,6 +180,8 @@ impl KnownErrors for CreateEmailIdentityError {
     fn known(&self) -> Option<Known> {
         if self.is_already_exists_exception() {
             Some(Known::AlreadyExists)
+        } else if self.is_limit_exceeded_exception() {
+            Some(Known::LimitExceeded)
         } else if self.is_too_many_requests_exception() {
             Some(Known::Throttled)
         } else {
@@ -143,6 +227,7 @@ where
                 Some(Known::AlreadyExists) => IdentityError::AlreadyExists,
                 Some(Known::NotFound) => IdentityError::NotFound,
                 Some(Known::Throttled) => IdentityError::Throttled(detail),
+                Some(Known::LimitExceeded) => IdentityError::LimitExceeded(detail),
                 None if status == 429 || service.err().code() == Some("Throttling") => {
                     IdentityError::Throttled(detail)
                 }
@@ -156,11 +241,27 @@ where
 
 #[async_trait]
 impl IdentityProvider for SesIdentities {
-    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        let tags = owner
+            .tags()
+            .into_iter()
+            .map(|(key, value)| {
+                aws_sdk_sesv2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|e| IdentityError::Other(format!("tag: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let output = self
             .client()
             .create_email_identity()
             .email_identity(name.as_str())
+            .set_tags(Some(tags))
             .send()
             .await
             .map_err(|e| classify("CreateEmailIdentity", e))?;
@@ -170,7 +271,7 @@ impl IdentityProvider for SesIdentities {
             .unwrap_or_default())
     }
 
-    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError> {
         let output = self
             .client()
             .get_email_identity()
@@ -178,10 +279,15 @@ impl IdentityProvider for SesIdentities {
             .send()
             .await
             .map_err(|e| classify("GetEmailIdentity", e))?;
-        Ok(output
-            .dkim_attributes()
-            .map(|dkim| dkim.tokens().to_vec())
-            .unwrap_or_default())
+        Ok(Identity {
+            tokens: output
+                .dkim_attributes()
+                .map(|dkim| dkim.tokens().to_vec())
+                .unwrap_or_default(),
+            owner: IdentityOwner::from_tags(
+                output.tags().iter().map(|tag| (tag.key(), tag.value())),
+            ),
+        })
     }
 
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
@@ -201,11 +307,11 @@ impl IdentityProvider for SesIdentities {
     }
 }
 
-/// Identities kept in memory with SES-like tokens, for the dev server's embedded
-/// default: no AWS needed. Behaves like SES (AlreadyExists, NotFound).
+/// Identities kept in memory with SES-like tokens and tags, for the dev server's
+/// embedded default: no AWS needed. Behaves like SES (AlreadyExists, NotFound).
 #[derive(Default)]
 pub struct LocalIdentities {
-    identities: Mutex<HashMap<DomainName, Vec<String>>>,
+    identities: Mutex<HashMap<DomainName, Identity>>,
 }
 
 impl LocalIdentities {
@@ -215,10 +321,32 @@ impl LocalIdentities {
 
     fn lock(
         &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<DomainName, Vec<String>>>, IdentityError> {
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<DomainName, Identity>>, IdentityError> {
         self.identities
             .lock()
             .map_err(|_| IdentityError::Other("local identities lock poisoned".into()))
+    }
+
+    /// Adds an identity as someone else would (e.g. the platform's own sending
+    /// domain, made outside this API): `owner: None` means untagged.
+    pub fn insert(
+        &self,
+        name: &DomainName,
+        owner: Option<IdentityOwner>,
+    ) -> Result<Vec<String>, IdentityError> {
+        let tokens: Vec<String> = (0..3).map(|_| random_dkim_token()).collect();
+        let mut identities = self.lock()?;
+        if identities.contains_key(name) {
+            return Err(IdentityError::AlreadyExists);
+        }
+        identities.insert(
+            name.clone(),
+            Identity {
+                tokens: tokens.clone(),
+                owner,
+            },
+        );
+        Ok(tokens)
     }
 }
 
@@ -233,17 +361,15 @@ pub fn random_dkim_token() -> String {
 
 #[async_trait]
 impl IdentityProvider for LocalIdentities {
-    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
-        let mut identities = self.lock()?;
-        if identities.contains_key(name) {
-            return Err(IdentityError::AlreadyExists);
-        }
-        let tokens: Vec<String> = (0..3).map(|_| random_dkim_token()).collect();
-        identities.insert(name.clone(), tokens.clone());
-        Ok(tokens)
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        self.insert(name, Some(owner.clone()))
     }
 
-    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError> {
         self.lock()?
             .get(name)
             .cloned()
@@ -276,21 +402,48 @@ mod tests {
     async fn local_identities_behave_like_ses() {
         let identities = LocalIdentities::new();
         let name = DomainName::parse("example.com").expect("valid");
-        let tokens = identities.create(&name).await.expect("created");
+        let owner = IdentityOwner::new("table", "org_1");
+        let tokens = identities.create(&name, &owner).await.expect("created");
         assert_eq!(tokens.len(), 3);
         assert_eq!(
-            identities.create(&name).await,
+            identities.create(&name, &owner).await,
             Err(IdentityError::AlreadyExists)
         );
-        assert_eq!(identities.dkim_tokens(&name).await, Ok(tokens));
+        assert_eq!(
+            identities.get(&name).await,
+            Ok(Identity {
+                tokens,
+                owner: Some(owner)
+            })
+        );
         identities.delete(&name).await.expect("deleted");
         identities
             .delete(&name)
             .await
             .expect("deleting again is fine");
+        assert_eq!(identities.get(&name).await, Err(IdentityError::NotFound));
+    }
+
+    #[test]
+    fn owners_round_trip_through_tags() {
+        let owner = IdentityOwner::new("domains-prod", "org_123");
+        assert_eq!(IdentityOwner::from_tags(owner.tags()), Some(owner));
+        assert_eq!(IdentityOwner::from_tags([(DEPLOYMENT_TAG, "t")]), None);
+        assert_eq!(IdentityOwner::from_tags([("team", "mail")]), None);
+    }
+
+    #[test]
+    fn organization_ids_outside_the_tag_alphabet_are_hashed() {
         assert_eq!(
-            identities.dkim_tokens(&name).await,
-            Err(IdentityError::NotFound)
+            organization_tag_value("org_1@acme.example"),
+            "org_1@acme.example"
         );
+        let hashed = organization_tag_value("org#1,\u{e9}");
+        assert!(
+            hashed.starts_with("sha256:") && hashed.len() == 7 + 64,
+            "{hashed}"
+        );
+        assert_ne!(organization_tag_value("a#1"), organization_tag_value("a#2"));
+        assert!(organization_tag_value(&"x".repeat(300)).starts_with("sha256:"));
     }
 }

@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod identity;
 pub mod keys;
 pub mod model;
+pub mod provisioning;
 pub mod records;
 pub mod request;
 pub mod scheduler;

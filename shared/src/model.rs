@@ -5,6 +5,22 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain_name::DomainName;
 
+/// Observed values kept per record, and the length of each (DNS answers are
+/// the zone owner's to choose: a wildcard can answer thousands of addresses).
+pub const MAX_OBSERVED_VALUES: usize = 10;
+pub const MAX_OBSERVED_CHARS: usize = 255;
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Cuts `text` to at most `max` characters, marking the cut with an ellipsis.
+pub fn truncate_chars(text: &mut String, max: usize) {
+    if let Some((cut, _)) = text.char_indices().nth(max.saturating_sub(1))
+        && text[cut..].chars().count() > 1
+    {
+        text.truncate(cut);
+        text.push('…');
+    }
+}
+
 /// A UTC instant written as RFC 3339 with milliseconds, e.g. `2026-11-27T18:39:21.123Z`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
@@ -125,6 +141,22 @@ pub struct DnsRecord {
     pub suggested_value: Option<String>,
 }
 
+impl DnsRecord {
+    /// Keeps what a check stored within the contract's bounds, whatever DNS said.
+    pub fn bound(&mut self) {
+        self.observed.truncate(MAX_OBSERVED_VALUES);
+        for value in &mut self.observed {
+            truncate_chars(value, MAX_OBSERVED_CHARS);
+        }
+        if let Some(reason) = &mut self.reason {
+            truncate_chars(reason, MAX_REASON_CHARS);
+        }
+        if let Some(suggested) = &mut self.suggested_value {
+            truncate_chars(suggested, MAX_REASON_CHARS);
+        }
+    }
+}
+
 /// When the scheduled job looks at a domain next, and what it needs to decide.
 /// Stored with the domain; not part of the API object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -173,6 +205,14 @@ pub struct Domain {
     pub dkim_tokens: Vec<String>,
     #[serde(skip, default = "CheckSchedule::unknown")]
     pub schedule: CheckSchedule,
+    /// Set while a request creates (or re-creates) the SES identity; a delete
+    /// waits until it is done or `provisioning::SETUP_WINDOW` has passed.
+    #[serde(skip)]
+    pub setup_started_at: Option<Timestamp>,
+    /// Set by the first step of a delete: the name stays claimed until the
+    /// identity is gone and the last step removes domain and claim together.
+    #[serde(skip)]
+    pub deleting_since: Option<Timestamp>,
 }
 
 impl CheckSchedule {
@@ -198,6 +238,8 @@ impl Domain {
             verified_at: None,
             dkim_tokens: Vec::new(),
             schedule: CheckSchedule::starting(now, 0),
+            setup_started_at: Some(now),
+            deleting_since: None,
         }
     }
 }
@@ -216,6 +258,17 @@ mod tests {
         assert_eq!(json, "\"2026-11-27T18:39:21.123Z\"");
         let back: Timestamp = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, ts);
+    }
+
+    #[test]
+    fn truncation_keeps_short_text_and_marks_cuts() {
+        let mut short = "abc".to_string();
+        truncate_chars(&mut short, 3);
+        assert_eq!(short, "abc");
+        let mut long = "é".repeat(600);
+        truncate_chars(&mut long, 500);
+        assert_eq!(long.chars().count(), 500);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

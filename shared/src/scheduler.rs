@@ -38,8 +38,9 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
+        // Pages of 100: a run holds a page of full domain items, not thousands.
         Self {
-            batch_size: 500,
+            batch_size: 100,
             concurrency: 64,
         }
     }
@@ -247,15 +248,26 @@ fn tally(summary: &mut Summary, outcome: Outcome) {
     }
 }
 
-async fn reverify_one(app: &App, mut domain: Domain, now: Timestamp) -> Outcome {
-    domain.records = app.dns.check(&domain.name, &domain.records).await;
-    let outcome = after_scheduled_check(&mut domain, now);
-    match app.store.update(&mut domain).await {
+async fn reverify_one(app: &App, domain: Domain, now: Timestamp) -> Outcome {
+    let as_read = domain.clone();
+    let mut checked = domain;
+    checked.records = app.dns.check(&checked.name, &checked.records).await;
+    let outcome = after_scheduled_check(&mut checked, now);
+    match app.store.update(&mut checked).await {
         Ok(()) => outcome,
         Err(StoreError::DomainGone) => Outcome::Gone,
         Err(StoreError::Conflict) => Outcome::Superseded,
         Err(error) => {
-            tracing::warn!(domain = %domain.name, %error, "could not store a scheduled check");
+            // The domain still moves on in the schedule (a small write of its next
+            // check alone), so it cannot head every run and starve the others.
+            tracing::warn!(domain = %checked.name, %error, "could not store a scheduled check");
+            let next = checked
+                .schedule
+                .next_check_at
+                .or(Some(now.plus(FAILING_RECHECK)));
+            if let Err(error) = app.store.reschedule(&as_read, next).await {
+                tracing::error!(domain = %checked.name, %error, "could not move a failed check on");
+            }
             Outcome::Error
         }
     }

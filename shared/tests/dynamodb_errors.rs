@@ -62,7 +62,7 @@ fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
 async fn a_failed_claim_condition_is_name_taken() {
     let rule = mock!(Client::transact_write_items)
         .then_error(|| cancelled(&["ConditionalCheckFailed", "None"]));
-    let result = store(&[&rule]).insert(&domain()).await;
+    let result = store(&[&rule]).insert(&domain(), usize::MAX).await;
     assert!(matches!(result, Err(StoreError::NameTaken)), "{result:?}");
 }
 
@@ -73,7 +73,7 @@ async fn a_transaction_conflict_is_retried_then_succeeds_or_is_unavailable() {
     let ok = mock!(Client::transact_write_items)
         .then_output(|| TransactWriteItemsOutput::builder().build());
     store(&[&conflict, &ok])
-        .insert(&domain())
+        .insert(&domain(), usize::MAX)
         .await
         .expect("retried after a conflict");
     assert_eq!((conflict.num_calls(), ok.num_calls()), (1, 1));
@@ -83,7 +83,7 @@ async fn a_transaction_conflict_is_retried_then_succeeds_or_is_unavailable() {
         .error(|| cancelled(&["TransactionConflict", "None"]))
         .times(4)
         .build();
-    let result = store(&[&always]).insert(&domain()).await;
+    let result = store(&[&always]).insert(&domain(), usize::MAX).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
@@ -95,7 +95,9 @@ async fn a_transaction_conflict_is_retried_then_succeeds_or_is_unavailable() {
 async fn throttling_is_throttled_wherever_it_comes_from() {
     let cancelled_by_throttling =
         mock!(Client::transact_write_items).then_error(|| cancelled(&["ThrottlingError", "None"]));
-    let result = store(&[&cancelled_by_throttling]).insert(&domain()).await;
+    let result = store(&[&cancelled_by_throttling])
+        .insert(&domain(), usize::MAX)
+        .await;
     assert!(
         matches!(result, Err(StoreError::Throttled(_))),
         "{result:?}"

@@ -92,14 +92,14 @@ async fn every_event_file_runs_through_its_handler() {
         .put_key(&example_key, &hash_key(EXAMPLE_KEY))
         .await
         .expect("put key");
-    let app = App {
-        store: store.clone(),
-        identities: Arc::new(LocalIdentities::new()),
-        dns: DnsChecker::with_nameservers(&[dns.address()])
+    let app = App::new(
+        store.clone(),
+        Arc::new(LocalIdentities::new()),
+        DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    };
+        "us-east-2",
+    );
 
     for file in plan {
         match file {

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use common::*;
 use lambda_http::http::StatusCode;
-use shared::identity::{IdentityError, IdentityProvider, LocalIdentities};
+use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};
 use shared::model::{Domain, Timestamp};
 use shared::store::{DomainPage, DomainStore, DynamoDbStore, StoreError, create_table};
 use shared::verify::DnsChecker;
@@ -143,8 +143,18 @@ macro_rules! faulty {
 
 #[async_trait]
 impl DomainStore for FaultyStore {
-    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
-        faulty!(self, Op::Insert, self.inner.insert(domain))
+    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
+        faulty!(self, Op::Insert, self.inner.insert(domain, max_domains))
+    }
+    async fn domain_count(&self, org: &str) -> Result<usize, StoreError> {
+        self.inner.domain_count(org).await
+    }
+    async fn reschedule(
+        &self,
+        domain: &Domain,
+        next_check_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.inner.reschedule(domain, next_check_at).await
     }
     async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
         faulty!(self, Op::Get, self.inner.get(org, name))
@@ -196,11 +206,15 @@ macro_rules! faulty_identity {
 
 #[async_trait]
 impl IdentityProvider for FaultyIdentities {
-    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
-        faulty_identity!(self, Op::IdentityCreate, self.inner.create(name))
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        faulty_identity!(self, Op::IdentityCreate, self.inner.create(name, owner))
     }
-    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
-        faulty_identity!(self, Op::IdentityTokens, self.inner.dkim_tokens(name))
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError> {
+        faulty_identity!(self, Op::IdentityTokens, self.inner.get(name))
     }
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
         faulty_identity!(self, Op::IdentityDelete, self.inner.delete(name))
@@ -225,17 +239,17 @@ async fn fault_world() -> FaultWorld {
         faults: faults.clone(),
     });
     let dns = TestDnsServer::start(&[("example.com", "")]).await;
-    let app = App {
-        store: Arc::new(FaultyStore {
+    let app = App::new(
+        Arc::new(FaultyStore {
             inner: DynamoDbStore::new(client.clone(), table.clone()),
             faults: faults.clone(),
         }),
-        identities: identities.clone(),
-        dns: DnsChecker::with_nameservers(&[dns.address()])
+        identities.clone(),
+        DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    };
+        "us-east-2",
+    );
     FaultWorld {
         app,
         faults,
@@ -255,12 +269,29 @@ struct State {
 }
 
 impl FaultWorld {
+    async fn age_setup_mark(&self, name: &str) {
+        let name = DomainName::parse(name).expect("valid");
+        let mut domain = self
+            .store
+            .get("org_123", &name)
+            .await
+            .expect("get")
+            .expect("found");
+        domain.setup_started_at = domain
+            .setup_started_at
+            .map(|_| Timestamp::from(chrono::Utc::now() - chrono::Duration::seconds(31)));
+        self.store
+            .update(&mut domain)
+            .await
+            .expect("age the setup mark");
+    }
+
     async fn state(&self, name: &str) -> State {
         let name = DomainName::parse(name).expect("valid");
         let domain = self.store.get("org_123", &name).await.expect("get");
         // The claim: inserting the same name for another organization fails iff it is held.
         let probe = Domain::new("org_probe", name.clone(), Timestamp::now());
-        let claimed = match self.store.insert(&probe).await {
+        let claimed = match self.store.insert(&probe, usize::MAX).await {
             Ok(()) => {
                 self.store.delete(&probe).await.expect("remove probe");
                 false
@@ -271,7 +302,7 @@ impl FaultWorld {
         State {
             domain: domain.is_some(),
             claimed_by_another: claimed && domain.is_none(),
-            identity: self.identities.inner.dkim_tokens(&name).await.is_ok(),
+            identity: self.identities.inner.get(&name).await.is_ok(),
             tokens_stored: domain.is_some_and(|d| d.dkim_tokens.len() == 3),
         }
     }
@@ -290,6 +321,9 @@ impl FaultWorld {
             "{context}: an identity without its domain: {state:?}"
         );
         if state.domain && !(state.identity && state.tokens_stored) {
+            // Once the setup window has passed (as if 31 s went by), the next call
+            // takes the setup over.
+            self.age_setup_mark(name).await;
             let next = Call::new(Endpoint::DnsRecords)
                 .domain(name)
                 .send(&self.app)

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use common::*;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use shared::identity::{IdentityError, IdentityProvider};
+use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider};
 use shared::{App, DomainName, handlers};
 
 #[tokio::test]
@@ -94,7 +94,7 @@ async fn the_whole_lifecycle_create_records_verify_list_get_delete() {
     assert_eq!(Call::new(Endpoint::List).send(app).await.body, json!([]));
     let name = DomainName::parse("example.com").expect("valid");
     assert_eq!(
-        world.identities.dkim_tokens(&name).await,
+        world.identities.get(&name).await,
         Err(IdentityError::NotFound),
         "identity removed"
     );
@@ -226,7 +226,12 @@ async fn dkim_tokens_ses_cannot_give_are_the_contract_400() {
     // A domain stored before SES gave tokens, and SES failing to answer now.
     let name = DomainName::parse("example.com").expect("valid");
     let domain = shared::Domain::new("org_123", name, shared::Timestamp::now());
-    world.app.store.insert(&domain).await.expect("insert");
+    world
+        .app
+        .store
+        .insert(&domain, usize::MAX)
+        .await
+        .expect("insert");
     world.app.identities = Arc::new(FailingIdentities(|| {
         IdentityError::Other("AccessDenied".into())
     }));
@@ -239,17 +244,26 @@ async fn dkim_tokens_ses_cannot_give_are_the_contract_400() {
 #[tokio::test]
 async fn a_domain_whose_identity_is_missing_gets_it_back_on_dns_records() {
     let world = in_memory_world().await;
-    // Left by a create that failed half-way: the domain, no identity, no tokens.
+    // Left by a create that failed half-way (its setup mark gone stale): the
+    // domain, no identity, no tokens.
     let name = DomainName::parse("example.com").expect("valid");
-    let domain = shared::Domain::new("org_123", name.clone(), shared::Timestamp::now());
-    world.app.store.insert(&domain).await.expect("insert");
+    let long_ago = shared::Timestamp::from(chrono::Utc::now() - chrono::Duration::seconds(31));
+    let domain = shared::Domain::new("org_123", name.clone(), long_ago);
+    world
+        .app
+        .store
+        .insert(&domain, usize::MAX)
+        .await
+        .expect("insert");
     let records = Call::new(Endpoint::DnsRecords).send(&world.app).await;
     assert_eq!(records.status, StatusCode::OK, "{records:?}");
     assert_eq!(records.body.as_array().map(Vec::len), Some(6));
+    let identity = world.identities.get(&name).await.expect("identity created");
+    assert_eq!(identity.tokens.len(), 3);
     assert_eq!(
-        world.identities.dkim_tokens(&name).await.map(|t| t.len()),
-        Ok(3),
-        "identity created"
+        identity.owner,
+        Some(world.app.identity_owner("org_123")),
+        "tagged for its organization"
     );
     let stored = world
         .app
@@ -269,7 +283,10 @@ async fn a_create_left_half_done_is_resumed_by_the_next_create_after_30_seconds(
     world
         .app
         .store
-        .insert(&shared::Domain::new("org_123", name.clone(), long_ago))
+        .insert(
+            &shared::Domain::new("org_123", name.clone(), long_ago),
+            usize::MAX,
+        )
         .await
         .expect("insert");
     let resumed = create("example.com").send(&world.app).await;
@@ -285,11 +302,10 @@ async fn a_create_left_half_done_is_resumed_by_the_next_create_after_30_seconds(
     world
         .app
         .store
-        .insert(&shared::Domain::new(
-            "org_123",
-            recent,
-            shared::Timestamp::now(),
-        ))
+        .insert(
+            &shared::Domain::new("org_123", recent, shared::Timestamp::now()),
+            usize::MAX,
+        )
         .await
         .expect("insert");
     create("recent.example.com")
@@ -303,10 +319,14 @@ struct FailingIdentities(fn() -> IdentityError);
 
 #[async_trait]
 impl IdentityProvider for FailingIdentities {
-    async fn create(&self, _: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn create(
+        &self,
+        _: &DomainName,
+        _: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
         Err((self.0)())
     }
-    async fn dkim_tokens(&self, _: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn get(&self, _: &DomainName) -> Result<Identity, IdentityError> {
         Err((self.0)())
     }
     async fn delete(&self, _: &DomainName) -> Result<(), IdentityError> {
@@ -370,10 +390,14 @@ async fn a_failed_identity_delete_keeps_the_domain_for_a_retry() {
 }
 
 #[tokio::test]
-async fn a_leftover_ses_identity_is_adopted() {
+async fn a_leftover_ses_identity_of_the_same_organization_is_taken_back() {
     let world = in_memory_world().await;
     let name = DomainName::parse("example.com").expect("valid");
-    let leftover = world.identities.create(&name).await.expect("identity");
+    let leftover = world
+        .identities
+        .create(&name, &world.app.identity_owner("org_123"))
+        .await
+        .expect("identity");
     let reply = create("example.com").send(&world.app).await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(tokens_of(&reply.body), leftover);
@@ -435,10 +459,10 @@ async fn dynamodb_requests_per_endpoint() {
         &[("GetItem", 1), ("PutItem", 1)],
     );
     expect(
-        "delete",
+        "delete (marks the domain, then removes it with its claim and count)",
         Call::new(Endpoint::Delete).send(app).await,
         StatusCode::OK,
-        &[("GetItem", 1), ("TransactWriteItems", 1)],
+        &[("GetItem", 1), ("PutItem", 1), ("TransactWriteItems", 1)],
     );
 }
 
@@ -579,17 +603,25 @@ async fn an_organization_with_10000_domains_lists_completely_page_by_page() {
             &["t1".into(), "t2".into(), "t3".into()],
             "us-east-2",
         );
-        world.app.store.insert(&domain).await.expect("insert");
+        world
+            .app
+            .store
+            .insert(&domain, usize::MAX)
+            .await
+            .expect("insert");
         expected.push(name.to_string());
     }
     world
         .app
         .store
-        .insert(&shared::Domain::new(
-            "org_other",
-            DomainName::parse("zzz.example.org").expect("valid"),
-            shared::Timestamp::now(),
-        ))
+        .insert(
+            &shared::Domain::new(
+                "org_other",
+                DomainName::parse("zzz.example.org").expect("valid"),
+                shared::Timestamp::now(),
+            ),
+            usize::MAX,
+        )
         .await
         .expect("insert");
 
@@ -649,11 +681,10 @@ async fn paging_on_dynamodb_reads_one_page_per_request() {
         world
             .app
             .store
-            .insert(&shared::Domain::new(
-                "org_pages",
-                name,
-                shared::Timestamp::now(),
-            ))
+            .insert(
+                &shared::Domain::new("org_pages", name, shared::Timestamp::now()),
+                usize::MAX,
+            )
             .await
             .expect("insert");
     }

@@ -13,9 +13,9 @@ use async_trait::async_trait;
 use common::*;
 use lambda_http::http::StatusCode;
 use serde_norway::Value as Yaml;
-use shared::identity::{IdentityError, IdentityProvider, LocalIdentities};
+use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};
 use shared::model::{Domain, Timestamp};
-use shared::store::{DomainStore, DynamoDbStore, create_table};
+use shared::store::{DomainPage, DomainStore, DynamoDbStore, StoreError, create_table};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::{
@@ -55,30 +55,78 @@ impl RecordingIdentities {
 
 #[async_trait]
 impl IdentityProvider for RecordingIdentities {
-    async fn create(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        // CreateEmailIdentity with tags is authorized as both actions.
         self.record("CreateEmailIdentity");
+        self.record("TagResource");
         match self.behaviour() {
             SesBehaviour::CreateFails => Err(IdentityError::Unavailable("500".into())),
             SesBehaviour::AlreadyExists => {
-                let _ = self.inner.create(name).await;
+                let _ = self.inner.create(name, owner).await;
                 Err(IdentityError::AlreadyExists)
             }
             SesBehaviour::DomainDeletedDuringCreate => {
                 if let Some(domain) = self.store.get("org_123", name).await.expect("get") {
                     self.store.delete(&domain).await.expect("delete");
                 }
-                self.inner.create(name).await
+                self.inner.create(name, owner).await
             }
-            SesBehaviour::Normal => self.inner.create(name).await,
+            SesBehaviour::Normal => self.inner.create(name, owner).await,
         }
     }
-    async fn dkim_tokens(&self, name: &DomainName) -> Result<Vec<String>, IdentityError> {
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError> {
         self.record("GetEmailIdentity");
-        self.inner.dkim_tokens(name).await
+        self.inner.get(name).await
     }
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
         self.record("DeleteEmailIdentity");
         self.inner.delete(name).await
+    }
+}
+
+/// DynamoDB, except that full writes of one domain fail.
+struct UpdatesFailFor {
+    inner: Arc<DynamoDbStore>,
+    name: &'static str,
+}
+
+#[async_trait]
+impl DomainStore for UpdatesFailFor {
+    async fn insert(&self, domain: &Domain, max: usize) -> Result<(), StoreError> {
+        self.inner.insert(domain, max).await
+    }
+    async fn domain_count(&self, org: &str) -> Result<usize, StoreError> {
+        self.inner.domain_count(org).await
+    }
+    async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
+        self.inner.get(org, name).await
+    }
+    async fn list_page(
+        &self,
+        org: &str,
+        after: Option<&DomainName>,
+        limit: usize,
+    ) -> Result<DomainPage, StoreError> {
+        self.inner.list_page(org, after, limit).await
+    }
+    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        if domain.name.as_str() == self.name {
+            return Err(StoreError::TooLarge("injected".into()));
+        }
+        self.inner.update(domain).await
+    }
+    async fn reschedule(&self, domain: &Domain, next: Option<Timestamp>) -> Result<(), StoreError> {
+        self.inner.reschedule(domain, next).await
+    }
+    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
+        self.inner.delete(domain).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        self.inner.due(now, limit).await
     }
 }
 
@@ -107,14 +155,14 @@ impl Recorder {
             ),
         });
         let dns = TestDnsServer::start(&[("example.com", "")]).await;
-        let app = App {
-            store: store.clone(),
-            identities: identities.clone(),
-            dns: DnsChecker::with_nameservers(&[dns.address()])
+        let app = App::new(
+            store.clone(),
+            identities.clone(),
+            DnsChecker::with_nameservers(&[dns.address()])
                 .expect("resolver")
                 .into(),
-            receiving_region: "us-east-2".into(),
-        };
+            "us-east-2",
+        );
         Self {
             app,
             store,
@@ -154,7 +202,10 @@ impl Recorder {
     async fn leftover(&self, name: &str, age_seconds: i64) {
         let created = Timestamp::from(chrono::Utc::now() - chrono::Duration::seconds(age_seconds));
         let domain = Domain::new("org_123", DomainName::parse(name).expect("valid"), created);
-        self.store.insert(&domain).await.expect("insert");
+        self.store
+            .insert(&domain, usize::MAX)
+            .await
+            .expect("insert");
     }
 
     /// Sets up outside any recording, then starts recording.
@@ -196,6 +247,23 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         create("c1.example.com").send(app).await.status,
         StatusCode::CONFLICT
     );
+    // An identity made outside the API (409, left alone), and one this deployment
+    // made for another organization (re-created).
+    let foreign = DomainName::parse("c5.example.com").expect("valid");
+    r.identities
+        .inner
+        .insert(&foreign, None)
+        .expect("foreign identity");
+    assert_eq!(
+        create("c5.example.com").send(app).await.status,
+        StatusCode::CONFLICT
+    );
+    let orphan = DomainName::parse("c6.example.com").expect("valid");
+    r.identities
+        .inner
+        .insert(&orphan, Some(app.identity_owner("org_gone")))
+        .expect("orphan identity");
+    create_ok(app, "c6.example.com").await;
     let mut create_actions = r.recorded();
     r.prepare(r.leftover("c4.example.com", 60)).await;
     create_ok(app, "c4.example.com").await;
@@ -238,14 +306,32 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         );
         actions.extend(r.recorded());
         let repaired = format!("{function}-repair.example.com");
-        r.prepare(r.leftover(&repaired, 0)).await;
+        r.prepare(r.leftover(&repaired, 60)).await;
         assert_eq!(
             Call::new(endpoint).domain(&repaired).send(app).await.status,
             StatusCode::OK
         );
         actions.extend(r.recorded());
+        // Another organization's identity left under the name: re-created.
+        let orphaned = format!("{function}-orphan.example.com");
+        r.prepare(async {
+            r.leftover(&orphaned, 60).await;
+            r.identities
+                .inner
+                .insert(
+                    &DomainName::parse(&orphaned).expect("valid"),
+                    Some(app.identity_owner("org_gone")),
+                )
+                .expect("orphan");
+        })
+        .await;
+        assert_eq!(
+            Call::new(endpoint).domain(&orphaned).send(app).await.status,
+            StatusCode::OK
+        );
+        actions.extend(r.recorded());
         let raced = format!("{function}-race.example.com");
-        r.prepare(r.leftover(&raced, 0)).await;
+        r.prepare(r.leftover(&raced, 60)).await;
         r.ses(SesBehaviour::DomainDeletedDuringCreate);
         let _ = Call::new(endpoint).domain(&raced).send(app).await;
         actions.extend(r.recorded());
@@ -270,18 +356,30 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         .expect("decides");
     recorded.insert("authorizer", r.recorded());
 
-    // reverify-pending: a domain due and checked.
+    // reverify-pending: domains due and checked; one whose write fails is moved on
+    // in the schedule by a small write of its own.
     let later = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
     r.start().await;
+    let scheduler_app = App::new(
+        Arc::new(UpdatesFailFor {
+            inner: r.store.clone(),
+            name: "c3.example.com",
+        }),
+        r.identities.clone(),
+        DnsChecker::with_nameservers(&[r._dns.address()])
+            .expect("resolver")
+            .into(),
+        "us-east-2",
+    );
     let summary = shared::scheduler::run(
-        app,
+        &scheduler_app,
         later,
         shared::scheduler::RunOptions::default(),
         &|| false,
     )
     .await
     .expect("run");
-    assert!(summary.checked > 0, "{summary:?}");
+    assert!(summary.checked > 0 && summary.errors == 1, "{summary:?}");
     recorded.insert("reverify-pending", r.recorded());
     recorded
 }
@@ -327,4 +425,57 @@ async fn policies_grant_exactly_the_actions_the_code_performs() {
             "{function}: template grants (left) vs code performs (right)"
         );
     }
+}
+
+/// Every statement that lets a function create or delete SES identities is
+/// conditioned on this deployment's tag: creating untagged identities or deleting
+/// any identity this deployment did not make is refused by IAM itself.
+#[test]
+fn ses_writes_are_conditioned_on_the_deployment_tag() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template");
+    let template: Yaml = serde_norway::from_str(&text).expect("parses");
+    let mut checked = 0;
+    for (_, resource) in template["Resources"].as_mapping().expect("resources") {
+        for statement in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        {
+            let actions: Vec<&str> = statement["Action"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str())
+                .collect();
+            let key = if actions.contains(&"ses:DeleteEmailIdentity") {
+                "aws:ResourceTag/domains-api:deployment"
+            } else if actions.contains(&"ses:CreateEmailIdentity")
+                || actions.contains(&"ses:TagResource")
+            {
+                "aws:RequestTag/domains-api:deployment"
+            } else {
+                continue;
+            };
+            let refers_to_table = match &statement["Condition"]["StringEquals"][key] {
+                Yaml::Tagged(tagged) => tagged.tag == "Ref" && tagged.value == "DomainsTable",
+                _ => false,
+            };
+            assert!(
+                refers_to_table,
+                "{actions:?} must be conditioned on {key} = !Ref DomainsTable: {statement:?}"
+            );
+            assert_eq!(
+                shared::identity::DEPLOYMENT_TAG,
+                key.rsplit('/').next().expect("tag key"),
+                "the condition names the tag the code writes"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 7,
+        "create-domain, get-dns-records, verify-domain (2 each), delete-domain"
+    );
 }

@@ -41,8 +41,18 @@ struct StagedStore {
 
 #[async_trait]
 impl DomainStore for StagedStore {
-    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
-        self.inner.insert(domain).await
+    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
+        self.inner.insert(domain, max_domains).await
+    }
+    async fn domain_count(&self, org: &str) -> Result<usize, StoreError> {
+        self.inner.domain_count(org).await
+    }
+    async fn reschedule(
+        &self,
+        domain: &Domain,
+        next_check_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        self.inner.reschedule(domain, next_check_at).await
     }
     async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
         self.inner.get(org, name).await
@@ -103,14 +113,14 @@ async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> Worl
         victim: victim.map(|(name, i)| (name.to_string(), i)),
         fail_reads: false,
     });
-    let app = App {
-        store: store.clone(),
-        identities: Arc::new(LocalIdentities::new()),
-        dns: DnsChecker::with_nameservers(&[dns.address()])
+    let app = App::new(
+        store.clone(),
+        Arc::new(LocalIdentities::new()),
+        DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    };
+        "us-east-2",
+    );
     World {
         app,
         store,
@@ -125,7 +135,11 @@ impl World {
         let mut domain = Domain::new("org_a", name.clone(), self.start);
         domain.dkim_tokens = TOKENS.iter().map(|t| t.to_string()).collect();
         domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
-        self.store.inner.insert(&domain).await.expect("insert");
+        self.store
+            .inner
+            .insert(&domain, usize::MAX)
+            .await
+            .expect("insert");
         domain
     }
 
@@ -390,14 +404,14 @@ async fn systemic_failures_are_errors() {
         victim: None,
         fail_reads: true,
     });
-    let app = App {
+    let app = App::new(
         store,
-        identities: Arc::new(LocalIdentities::new()),
-        dns: DnsChecker::with_nameservers(&[dns.address()])
+        Arc::new(LocalIdentities::new()),
+        DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    };
+        "us-east-2",
+    );
     let result = run(&app, Timestamp::now(), RunOptions::default(), &|| false).await;
     assert!(matches!(result, Err(SchedulerError::Read(_))), "{result:?}");
 

@@ -9,17 +9,17 @@ use aws_sdk_sesv2::operation::delete_email_identity::{
     DeleteEmailIdentityError, DeleteEmailIdentityOutput,
 };
 use aws_sdk_sesv2::operation::get_email_identity::{GetEmailIdentityError, GetEmailIdentityOutput};
-use aws_sdk_sesv2::types::DkimAttributes;
 use aws_sdk_sesv2::types::error::{
-    AlreadyExistsException, NotFoundException, TooManyRequestsException,
+    AlreadyExistsException, LimitExceededException, NotFoundException, TooManyRequestsException,
 };
+use aws_sdk_sesv2::types::{DkimAttributes, Tag};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::RetryConfig;
 use shared::DomainName;
-use shared::identity::{IdentityError, IdentityProvider, SesIdentities};
+use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, SesIdentities};
 
 /// A client whose every request is answered by `rules`. Retries are off so each
 /// rule sees exactly the requests the adapter makes.
@@ -43,6 +43,10 @@ fn name() -> DomainName {
     DomainName::parse("mail.example.com").expect("valid")
 }
 
+fn owner() -> IdentityOwner {
+    IdentityOwner::new("domains-table", "org_123")
+}
+
 fn dkim(tokens: &[&str]) -> DkimAttributes {
     tokens
         .iter()
@@ -58,11 +62,21 @@ fn server_error() -> HttpResponse {
 }
 
 #[tokio::test]
-async fn create_asks_for_an_easy_dkim_domain_identity_and_returns_its_tokens() {
+async fn create_asks_for_a_tagged_easy_dkim_domain_identity_and_returns_its_tokens() {
     let create = mock!(Client::create_email_identity)
         .match_requests(|req| {
+            let tags: Vec<(&str, &str)> = req
+                .tags()
+                .iter()
+                .map(|tag| (tag.key(), tag.value()))
+                .collect();
             req.email_identity() == Some("mail.example.com")
                 && req.dkim_signing_attributes().is_none()
+                && tags
+                    == [
+                        ("domains-api:deployment", "domains-table"),
+                        ("domains-api:organization", "org_123"),
+                    ]
         })
         .then_output(|| {
             CreateEmailIdentityOutput::builder()
@@ -71,7 +85,7 @@ async fn create_asks_for_an_easy_dkim_domain_identity_and_returns_its_tokens() {
         });
     let identities = ses(&[&create]);
     assert_eq!(
-        identities.create(&name()).await,
+        identities.create(&name(), &owner()).await,
         Ok(vec!["t1".into(), "t2".into(), "t3".into()])
     );
     assert_eq!(create.num_calls(), 1);
@@ -83,7 +97,7 @@ async fn create_maps_already_exists_and_throttling() {
         CreateEmailIdentityError::AlreadyExistsException(AlreadyExistsException::builder().build())
     });
     assert_eq!(
-        ses(&[&exists]).create(&name()).await,
+        ses(&[&exists]).create(&name(), &owner()).await,
         Err(IdentityError::AlreadyExists)
     );
 
@@ -94,7 +108,7 @@ async fn create_maps_already_exists_and_throttling() {
                 .build(),
         )
     });
-    let result = ses(&[&throttled]).create(&name()).await;
+    let result = ses(&[&throttled]).create(&name(), &owner()).await;
     assert!(
         matches!(result, Err(IdentityError::Throttled(_))),
         "{result:?}"
@@ -104,14 +118,14 @@ async fn create_maps_already_exists_and_throttling() {
 #[tokio::test]
 async fn server_errors_are_unavailable_not_caller_errors() {
     let failing = mock!(Client::create_email_identity).then_http_response(server_error);
-    let result = ses(&[&failing]).create(&name()).await;
+    let result = ses(&[&failing]).create(&name(), &owner()).await;
     assert!(
         matches!(result, Err(IdentityError::Unavailable(_))),
         "{result:?}"
     );
 
     let failing_get = mock!(Client::get_email_identity).then_http_response(server_error);
-    let result = ses(&[&failing_get]).dkim_tokens(&name()).await;
+    let result = ses(&[&failing_get]).get(&name()).await;
     assert!(
         matches!(result, Err(IdentityError::Unavailable(_))),
         "{result:?}"
@@ -119,24 +133,50 @@ async fn server_errors_are_unavailable_not_caller_errors() {
 }
 
 #[tokio::test]
-async fn get_reads_tokens_and_maps_not_found() {
+async fn get_reads_tokens_and_owner_tags_and_maps_not_found() {
+    let tag = |key: &str, value: &str| Tag::builder().key(key).value(value).build().expect("tag");
     let found = mock!(Client::get_email_identity)
         .match_requests(|req| req.email_identity() == Some("mail.example.com"))
-        .then_output(|| {
+        .then_output(move || {
             GetEmailIdentityOutput::builder()
                 .dkim_attributes(dkim(&["a", "b", "c"]))
+                .tags(tag("team", "mail"))
+                .tags(tag("domains-api:organization", "org_123"))
+                .tags(tag("domains-api:deployment", "domains-table"))
                 .build()
         });
     assert_eq!(
-        ses(&[&found]).dkim_tokens(&name()).await,
-        Ok(vec!["a".into(), "b".into(), "c".into()])
+        ses(&[&found]).get(&name()).await,
+        Ok(Identity {
+            tokens: vec!["a".into(), "b".into(), "c".into()],
+            owner: Some(owner()),
+        })
+    );
+
+    let untagged = mock!(Client::get_email_identity).then_output(|| {
+        GetEmailIdentityOutput::builder()
+            .dkim_attributes(dkim(&["x"]))
+            .build()
+    });
+    assert_eq!(
+        ses(&[&untagged]).get(&name()).await.map(|i| i.owner),
+        Ok(None)
+    );
+
+    let limit = mock!(Client::create_email_identity).then_error(|| {
+        CreateEmailIdentityError::LimitExceededException(LimitExceededException::builder().build())
+    });
+    let result = ses(&[&limit]).create(&name(), &owner()).await;
+    assert!(
+        matches!(result, Err(IdentityError::LimitExceeded(_))),
+        "{result:?}"
     );
 
     let missing = mock!(Client::get_email_identity).then_error(|| {
         GetEmailIdentityError::NotFoundException(NotFoundException::builder().build())
     });
     assert_eq!(
-        ses(&[&missing]).dkim_tokens(&name()).await,
+        ses(&[&missing]).get(&name()).await,
         Err(IdentityError::NotFound)
     );
 }
@@ -188,9 +228,23 @@ async fn an_identity_client_built_on_first_use_reaches_ses() {
         uuid::Uuid::new_v4().simple()
     ))
     .expect("valid");
-    ses.create(&name).await.expect("created on moto");
-    // moto's SESv2 gives no DKIM tokens, but knows the identity.
-    assert_eq!(ses.dkim_tokens(&name).await, Ok(Vec::new()));
+    let tokens = ses.create(&name, &owner()).await.expect("created on moto");
+    // The project's moto extension (tests/moto-ses) gives tokens and tags, as SES does.
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert_eq!(
+        ses.get(&name).await,
+        Ok(Identity {
+            tokens,
+            owner: Some(owner())
+        })
+    );
+    assert_eq!(
+        ses.create(&name, &owner()).await,
+        Err(IdentityError::AlreadyExists)
+    );
     ses.delete(&name).await.expect("deleted");
-    assert_eq!(ses.dkim_tokens(&name).await, Err(IdentityError::NotFound));
+    assert_eq!(ses.get(&name).await, Err(IdentityError::NotFound));
+    ses.delete(&name)
+        .await
+        .expect("deleting again is done (NotFound)");
 }

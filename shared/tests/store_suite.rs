@@ -63,7 +63,11 @@ async fn insert_then_get_round_trips_every_field(backend: &Backend) {
         ..original.records[0].clone()
     };
     original.last_checked_at = Some(Timestamp::now());
-    backend.store.insert(&original).await.expect("insert");
+    backend
+        .store
+        .insert(&original, usize::MAX)
+        .await
+        .expect("insert");
     let stored = backend
         .store
         .get("org_a", &original.name)
@@ -77,15 +81,21 @@ async fn insert_then_get_round_trips_every_field(backend: &Backend) {
 async fn a_name_belongs_to_one_organization(backend: &Backend) {
     backend
         .store
-        .insert(&domain("org_a", "example.com"))
+        .insert(&domain("org_a", "example.com"), usize::MAX)
         .await
         .expect("insert");
-    let same_org = backend.store.insert(&domain("org_a", "example.com")).await;
+    let same_org = backend
+        .store
+        .insert(&domain("org_a", "example.com"), usize::MAX)
+        .await;
     assert!(
         matches!(same_org, Err(StoreError::NameTaken)),
         "{same_org:?}"
     );
-    let other_org = backend.store.insert(&domain("org_b", "example.com")).await;
+    let other_org = backend
+        .store
+        .insert(&domain("org_b", "example.com"), usize::MAX)
+        .await;
     assert!(
         matches!(other_org, Err(StoreError::NameTaken)),
         "{other_org:?}"
@@ -109,7 +119,7 @@ async fn reads_are_scoped_to_the_organization(backend: &Backend) {
     ] {
         backend
             .store
-            .insert(&domain(org, raw))
+            .insert(&domain(org, raw), usize::MAX)
             .await
             .expect("insert");
     }
@@ -142,7 +152,7 @@ async fn list_follows_every_page(backend: &Backend) {
     for i in 0..5 {
         backend
             .store
-            .insert(&domain("org_a", &format!("d{i}.example.com")))
+            .insert(&domain("org_a", &format!("d{i}.example.com")), usize::MAX)
             .await
             .expect("insert");
     }
@@ -158,7 +168,11 @@ async fn list_follows_every_page(backend: &Backend) {
 
 async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
     let mut original = domain("org_a", "example.com");
-    backend.store.insert(&original).await.expect("insert");
+    backend
+        .store
+        .insert(&original, usize::MAX)
+        .await
+        .expect("insert");
     original.verified = true;
     original.status = DomainStatus::Verified;
     backend.store.update(&mut original).await.expect("update");
@@ -187,7 +201,7 @@ async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
     let recreated = domain("org_a", "example.com");
     backend
         .store
-        .insert(&recreated)
+        .insert(&recreated, usize::MAX)
         .await
         .expect("insert again");
     let stale = backend.store.update(&mut original).await;
@@ -203,7 +217,11 @@ async fn update_never_recreates_a_deleted_domain(backend: &Backend) {
 
 async fn delete_releases_the_name(backend: &Backend) {
     let original = domain("org_a", "example.com");
-    backend.store.insert(&original).await.expect("insert");
+    backend
+        .store
+        .insert(&original, usize::MAX)
+        .await
+        .expect("insert");
     if let Some(counter) = &backend.counter {
         counter.reset();
     }
@@ -215,14 +233,18 @@ async fn delete_releases_the_name(backend: &Backend) {
     assert!(matches!(again, Err(StoreError::DomainGone)), "{again:?}");
     backend
         .store
-        .insert(&domain("org_b", "example.com"))
+        .insert(&domain("org_b", "example.com"), usize::MAX)
         .await
         .expect("name is free again");
 }
 
 async fn delete_of_another_organizations_domain_is_refused(backend: &Backend) {
     let owned = domain("org_a", "example.com");
-    backend.store.insert(&owned).await.expect("insert");
+    backend
+        .store
+        .insert(&owned, usize::MAX)
+        .await
+        .expect("insert");
     let mut forged = owned.clone();
     forged.organization_id = "org_b".into();
     let result = backend.store.delete(&forged).await;
@@ -245,7 +267,7 @@ async fn the_due_index_holds_watched_domains_by_next_check(backend: &Backend) {
     let mut later = domain("org_a", "later.example.com");
     let mut failed = domain("org_b", "failed.example.com");
     for d in [&overdue, &due_now, &later, &failed] {
-        backend.store.insert(d).await.expect("insert");
+        backend.store.insert(d, usize::MAX).await.expect("insert");
     }
     overdue.schedule.next_check_at = Some(at(-30));
     due_now.schedule.next_check_at = Some(now);
@@ -270,7 +292,11 @@ async fn the_due_index_holds_watched_domains_by_next_check(backend: &Backend) {
 
 async fn a_write_from_a_stale_read_is_a_conflict(backend: &Backend) {
     let original = domain("org_a", "example.com");
-    backend.store.insert(&original).await.expect("insert");
+    backend
+        .store
+        .insert(&original, usize::MAX)
+        .await
+        .expect("insert");
     let mut first = backend
         .store
         .get("org_a", &original.name)
@@ -301,7 +327,11 @@ async fn a_write_from_a_stale_read_is_a_conflict(backend: &Backend) {
 
 async fn insert_is_one_transaction_and_get_one_read(backend: &Backend) {
     let original = domain("org_a", "example.com");
-    backend.store.insert(&original).await.expect("insert");
+    backend
+        .store
+        .insert(&original, usize::MAX)
+        .await
+        .expect("insert");
     backend
         .store
         .get("org_a", &original.name)
@@ -332,7 +362,7 @@ async fn api_keys_are_found_by_hash_listed_by_organization_and_revoked_once(back
     // A domain in the same organization does not show up as a key, nor the reverse.
     backend
         .store
-        .insert(&domain("org_a", "example.com"))
+        .insert(&domain("org_a", "example.com"), usize::MAX)
         .await
         .expect("insert");
     assert_eq!(backend.store.list("org_a").await.expect("list").len(), 1);

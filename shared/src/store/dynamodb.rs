@@ -4,12 +4,14 @@
 //! |---------------|------------------|-----------------|-----------------------------------------|
 //! | domain        | `ORG#<org id>`   | `DOMAIN#<name>` | the domain, its schedule; `gsi_due_*` while watched |
 //! | name claim    | `NAME#<name>`    | `CLAIM`         | `organization_id`, `domain_id`          |
+//! | domain count  | `ORG#<org id>`   | `COUNT`         | `domains`: how many the organization holds |
 //! | key by hash   | `APIKEY#<sha256>`| `APIKEY`        | the key record (never the key)          |
 //! | key by org    | `ORG#<org id>`   | `APIKEY#<key id>` | the key record, `key_hash`            |
 //! | key by id     | `APIKEYID#<key id>` | `APIKEYID`   | `key_hash`, `organization_id`           |
 //!
 //! The claim makes a name belong to one organization at a time; it is written and
-//! deleted together with the domain item in one transaction. The `due-checks` GSI
+//! deleted together with the domain item and the count in one transaction (the
+//! count's condition makes the per-organization limit exact under concurrency). The `due-checks` GSI
 //! is sparse: only domains the scheduled job still watches (pending, verified,
 //! temporarily failing; not failed) carry its keys, sharded over `DUE_SHARDS`
 //! partitions and sorted by when their next check is due.
@@ -30,7 +32,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::{Deserialize, Serialize};
 
-use super::{DomainPage, DomainStore, KeyStore, StoreError};
+use super::{DomainPage, DomainStore, KeyStore, StoreError, check_size};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{CheckSchedule, Domain, Timestamp};
@@ -40,6 +42,7 @@ pub const DUE_INDEX: &str = "due-checks";
 /// one partition key takes at most 1,000 writes per second.
 pub const DUE_SHARDS: u32 = 4;
 const CLAIM_SORT_KEY: &str = "CLAIM";
+const COUNT_SORT_KEY: &str = "COUNT";
 /// A transaction that loses a race on the same items is cancelled with
 /// TransactionConflict; retried a few times so the caller gets the real answer
 /// (usually 409) instead of a 503.
@@ -62,6 +65,10 @@ struct DomainItem {
     dkim_tokens: Vec<String>,
     #[serde(flatten)]
     schedule: CheckSchedule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    setup_started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleting_since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi_due_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,8 +120,10 @@ impl DomainItem {
             domain: domain.clone(),
             dkim_tokens: domain.dkim_tokens.clone(),
             schedule: domain.schedule.clone(),
+            setup_started_at: domain.setup_started_at,
+            deleting_since: domain.deleting_since,
             gsi_due_pk: due.map(|_| due_partition(due_shard(&domain.name))),
-            gsi_due_sk: due.map(|at| format!("{at}#{}", domain.name)),
+            gsi_due_sk: due.map(|at| due_sort_key(at, &domain.name)),
         }
     }
 
@@ -122,8 +131,14 @@ impl DomainItem {
         let mut domain = self.domain;
         domain.dkim_tokens = self.dkim_tokens;
         domain.schedule = self.schedule;
+        domain.setup_started_at = self.setup_started_at;
+        domain.deleting_since = self.deleting_since;
         domain
     }
+}
+
+fn due_sort_key(at: Timestamp, name: &DomainName) -> String {
+    format!("{at}#{name}")
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
@@ -134,6 +149,20 @@ fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, Sto
     serde_dynamo::from_item::<_, DomainItem>(item)
         .map(DomainItem::into_domain)
         .map_err(|e| StoreError::Internal(format!("deserialize domain item: {e}")))
+}
+
+/// A listed domain item, or `None` for one that cannot be read: it is logged and
+/// left out, so one bad item never fails a whole listing or scheduler run.
+fn listed_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>, StoreError> {
+    let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let (pk, sk) = (key("pk"), key("sk"));
+    match domain_from_item(item) {
+        Ok(domain) => Ok(Some(domain)),
+        Err(error) => {
+            tracing::error!(?pk, ?sk, %error, "unreadable domain item left out");
+            Ok(None)
+        }
+    }
 }
 
 /// DynamoDB's modeled errors, recognized by type: their metadata code is not
@@ -156,6 +185,7 @@ macro_rules! throttling {
 throttling!(
     aws_sdk_dynamodb::operation::get_item::GetItemError,
     aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::query::QueryError,
     aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError
 );
@@ -183,6 +213,11 @@ where
             let status = service.raw().status().as_u16();
             if service.err().is_throttling() || status == 429 {
                 StoreError::Throttled(detail)
+            } else if service.err().code() == Some("ValidationException") && detail.contains("size")
+            {
+                // The item (or its index entry) is over DynamoDB's limits: this
+                // domain's own problem, never the caller's 500.
+                StoreError::TooLarge(detail)
             } else if status >= 500 {
                 StoreError::Unavailable(detail)
             } else {
@@ -195,7 +230,8 @@ where
 
 enum TransactionOutcome {
     Done,
-    ConditionFailed,
+    /// The positions of the items whose condition failed.
+    ConditionFailed(Vec<usize>),
 }
 
 impl DynamoDbStore {
@@ -265,7 +301,7 @@ impl DynamoDbStore {
         operation: &str,
         query: QueryFluentBuilder,
         limit: usize,
-        convert: fn(HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+        convert: fn(HashMap<String, AttributeValue>) -> Result<Option<T>, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut items = Vec::new();
         let mut start_key = query.get_exclusive_start_key().clone();
@@ -280,7 +316,7 @@ impl DynamoDbStore {
                 .await
                 .map_err(|e| classify(operation, e))?;
             for item in output.items.unwrap_or_default() {
-                items.push(convert(item)?);
+                items.extend(convert(item)?);
             }
             match output.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
@@ -317,8 +353,15 @@ impl DynamoDbStore {
                     .iter()
                     .filter_map(|reason| reason.code())
                     .collect();
-                if codes.contains(&"ConditionalCheckFailed") {
-                    return Ok(TransactionOutcome::ConditionFailed);
+                let failed: Vec<usize> = cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                    .map(|(position, _)| position)
+                    .collect();
+                if !failed.is_empty() {
+                    return Ok(TransactionOutcome::ConditionFailed(failed));
                 }
                 if codes.contains(&"TransactionConflict") && attempt < TRANSACTION_CONFLICT_RETRIES
                 {
@@ -349,7 +392,8 @@ fn build_error(e: impl std::fmt::Display) -> StoreError {
 
 #[async_trait]
 impl DomainStore for DynamoDbStore {
-    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
+    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
+        check_size(domain)?;
         let domain_item = to_item(&DomainItem::from_domain(domain))?;
         let claim_item = to_item(&ClaimItem {
             pk: claim_pk(&domain.name),
@@ -365,14 +409,48 @@ impl DomainStore for DynamoDbStore {
                 .build()
                 .map_err(build_error)
         };
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(organization_pk(&domain.organization_id)))
+            .key("sk", s(COUNT_SORT_KEY))
+            .update_expression("SET domains = if_not_exists(domains, :zero) + :one")
+            .condition_expression("attribute_not_exists(domains) OR domains < :max")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(max_domains.to_string()))
+            .build()
+            .map_err(build_error)?;
         let items = vec![
             TransactWriteItem::builder().put(put(claim_item)?).build(),
             TransactWriteItem::builder().put(put(domain_item)?).build(),
+            TransactWriteItem::builder().update(count).build(),
         ];
         match self.transact("insert domain", items).await? {
             TransactionOutcome::Done => Ok(()),
-            TransactionOutcome::ConditionFailed => Err(StoreError::NameTaken),
+            // A taken name is the more specific answer when both fail.
+            TransactionOutcome::ConditionFailed(failed) if failed == [2] => {
+                Err(StoreError::LimitReached)
+            }
+            TransactionOutcome::ConditionFailed(_) => Err(StoreError::NameTaken),
         }
+    }
+
+    async fn domain_count(&self, organization_id: &str) -> Result<usize, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(organization_pk(organization_id)))
+            .key("sk", s(COUNT_SORT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get domain count", e))?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("domains").and_then(|n| n.as_n().ok()).cloned())
+            .and_then(|n| n.parse::<i64>().ok())
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0)))
     }
 
     async fn get(
@@ -416,12 +494,13 @@ impl DomainStore for DynamoDbStore {
             .consistent_read(true)
             .set_exclusive_start_key(start);
         let domains = self
-            .query_items("list domains", query, limit, domain_from_item)
+            .query_items("list domains", query, limit, listed_domain)
             .await?;
         Ok(DomainPage::of(domains, limit))
     }
 
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        check_size(domain)?;
         let read_version = domain.schedule.version;
         let mut next = domain.clone();
         next.schedule.version = read_version + 1;
@@ -484,13 +563,77 @@ impl DomainStore for DynamoDbStore {
             .expression_attribute_values(":id", s(domain.id.clone()))
             .build()
             .map_err(build_error)?;
+        // `if_not_exists(.., :one) - :one`: a count missing for any reason ends at 0.
+        let uncount = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(organization_pk(&domain.organization_id)))
+            .key("sk", s(COUNT_SORT_KEY))
+            .update_expression("SET domains = if_not_exists(domains, :one) - :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(build_error)?;
         let items = vec![
             TransactWriteItem::builder().delete(delete_domain).build(),
             TransactWriteItem::builder().delete(release_claim).build(),
+            TransactWriteItem::builder().update(uncount).build(),
         ];
         match self.transact("delete domain", items).await? {
             TransactionOutcome::Done => Ok(()),
-            TransactionOutcome::ConditionFailed => Err(self.gone_or_conflict(domain, None).await?),
+            TransactionOutcome::ConditionFailed(_) => {
+                Err(self.gone_or_conflict(domain, None).await?)
+            }
+        }
+    }
+
+    async fn reschedule(
+        &self,
+        domain: &Domain,
+        next_check_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(organization_pk(&domain.organization_id)))
+            .key("sk", s(domain_sk(&domain.name)))
+            .condition_expression("id = :id AND version = :version")
+            .expression_attribute_values(":id", s(domain.id.clone()))
+            .expression_attribute_values(
+                ":version",
+                AttributeValue::N(domain.schedule.version.to_string()),
+            )
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        update = match next_check_at {
+            Some(at) => update
+                .update_expression(
+                    "SET next_check_at = :at, gsi_due_pk = :due_pk, gsi_due_sk = :due_sk, version = version + :one",
+                )
+                .expression_attribute_values(":at", s(at.to_string()))
+                .expression_attribute_values(":due_pk", s(due_partition(due_shard(&domain.name))))
+                .expression_attribute_values(":due_sk", s(due_sort_key(at, &domain.name))),
+            None => update.update_expression(
+                "SET version = version + :one REMOVE next_check_at, gsi_due_pk, gsi_due_sk",
+            ),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                let old_id = match service.err() {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => e
+                        .item()
+                        .and_then(|item| item.get("id"))
+                        .and_then(|id| id.as_s().ok())
+                        .cloned(),
+                    _ => None,
+                };
+                Err(self.gone_or_conflict(domain, old_id).await?)
+            }
+            Err(error) => Err(classify("reschedule domain", error)),
         }
     }
 
@@ -506,7 +649,7 @@ impl DomainStore for DynamoDbStore {
                 .key_condition_expression("gsi_due_pk = :pk AND gsi_due_sk <= :upto")
                 .expression_attribute_values(":pk", s(due_partition(shard)))
                 .expression_attribute_values(":upto", s(upto.clone()));
-            self.query_items("query due domains", query, limit, domain_from_item)
+            self.query_items("query due domains", query, limit, listed_domain)
         });
         let mut due: Vec<Domain> = Vec::new();
         for shard in futures::future::join_all(shards).await {
@@ -591,7 +734,7 @@ impl KeyStore for DynamoDbStore {
             .collect::<Result<Vec<_>, _>>()?;
         match self.transact("put API key", items).await? {
             TransactionOutcome::Done => Ok(()),
-            TransactionOutcome::ConditionFailed => Err(StoreError::Internal(
+            TransactionOutcome::ConditionFailed(_) => Err(StoreError::Internal(
                 "API key id or hash already stored".into(),
             )),
         }
@@ -623,7 +766,7 @@ impl KeyStore for DynamoDbStore {
             .expression_attribute_values(":prefix", s("APIKEY#"))
             .consistent_read(true);
         self.query_items("list API keys", query, usize::MAX, |item| {
-            from_item::<KeyItem>(item).map(|k| k.record)
+            from_item::<KeyItem>(item).map(|k| Some(k.record))
         })
         .await
     }
@@ -660,7 +803,9 @@ impl KeyStore for DynamoDbStore {
                 key_org_sk(key_id),
             )?,
         ];
-        if let TransactionOutcome::ConditionFailed = self.transact("revoke API key", items).await? {
+        if let TransactionOutcome::ConditionFailed(_) =
+            self.transact("revoke API key", items).await?
+        {
             return Err(StoreError::KeyNotFound);
         }
         self.find_key(&id_item.key_hash)

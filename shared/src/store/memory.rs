@@ -3,7 +3,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DomainPage, DomainStore, KeyStore, StoreError};
+use super::{DomainPage, DomainStore, KeyStore, StoreError, check_size};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
@@ -20,6 +20,8 @@ struct State {
     domains: BTreeMap<(String, DomainName), Domain>,
     /// name -> organization holding it.
     claims: HashMap<DomainName, String>,
+    /// organization -> domains it holds.
+    counts: HashMap<String, usize>,
     /// key hash -> key.
     keys: HashMap<String, ApiKeyRecord>,
 }
@@ -44,11 +46,23 @@ fn key(organization_id: &str, name: &DomainName) -> (String, DomainName) {
 
 #[async_trait]
 impl DomainStore for InMemoryStore {
-    async fn insert(&self, domain: &Domain) -> Result<(), StoreError> {
+    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
+        check_size(domain)?;
         let mut state = self.lock()?;
         if state.claims.contains_key(&domain.name) {
             return Err(StoreError::NameTaken);
         }
+        let held = state
+            .counts
+            .get(&domain.organization_id)
+            .copied()
+            .unwrap_or(0);
+        if held >= max_domains {
+            return Err(StoreError::LimitReached);
+        }
+        state
+            .counts
+            .insert(domain.organization_id.clone(), held + 1);
         state
             .claims
             .insert(domain.name.clone(), domain.organization_id.clone());
@@ -87,7 +101,17 @@ impl DomainStore for InMemoryStore {
         Ok(DomainPage::of(domains, limit))
     }
 
+    async fn domain_count(&self, organization_id: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()?
+            .counts
+            .get(organization_id)
+            .copied()
+            .unwrap_or(0))
+    }
+
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        check_size(domain)?;
         let mut state = self.lock()?;
         match state
             .domains
@@ -117,6 +141,32 @@ impl DomainStore for InMemoryStore {
             Some(_) => {
                 state.domains.remove(&key);
                 state.claims.remove(&domain.name);
+                if let Some(count) = state.counts.get_mut(&domain.organization_id) {
+                    *count = count.saturating_sub(1);
+                }
+                Ok(())
+            }
+            None => Err(StoreError::DomainGone),
+        }
+    }
+
+    async fn reschedule(
+        &self,
+        domain: &Domain,
+        next_check_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        match state
+            .domains
+            .get_mut(&key(&domain.organization_id, &domain.name))
+        {
+            Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
+            Some(stored) if stored.schedule.version != domain.schedule.version => {
+                Err(StoreError::Conflict)
+            }
+            Some(stored) => {
+                stored.schedule.version += 1;
+                stored.schedule.next_check_at = next_check_at;
                 Ok(())
             }
             None => Err(StoreError::DomainGone),

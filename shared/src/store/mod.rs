@@ -45,6 +45,12 @@ pub enum StoreError {
     /// The domain was written by someone else since it was read.
     #[error("the domain changed since it was read")]
     Conflict,
+    /// The organization already holds its maximum number of domains.
+    #[error("the organization's domain limit is reached")]
+    LimitReached,
+    /// The domain would not fit the bound on a stored domain.
+    #[error("the domain is too large to store: {0}")]
+    TooLarge(String),
     #[error("no such API key")]
     KeyNotFound,
     #[error("store throttled: {0}")]
@@ -57,9 +63,13 @@ pub enum StoreError {
 
 #[async_trait]
 pub trait DomainStore: Send + Sync {
-    /// Claims `domain.name` for its organization and writes the domain, atomically.
-    /// `NameTaken` if any organization holds the name.
-    async fn insert(&self, domain: &Domain) -> Result<(), StoreError>;
+    /// Claims `domain.name` for its organization, writes the domain and counts it,
+    /// atomically. `NameTaken` if any organization holds the name, `LimitReached`
+    /// if the organization already holds `max_domains`.
+    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError>;
+
+    /// How many domains the organization holds (its counter).
+    async fn domain_count(&self, organization_id: &str) -> Result<usize, StoreError>;
 
     async fn get(
         &self,
@@ -97,14 +107,40 @@ pub trait DomainStore: Send + Sync {
     /// brings a domain back. `Conflict` if it was written since it was read.
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError>;
 
-    /// Deletes the domain with this id and `schedule.version` and releases its
-    /// name, atomically. `DomainGone` if it is no longer there, `Conflict` if it
+    /// Moves only the domain's next check (a small write, for a domain whose full
+    /// write failed), conditioned and versioned like `update`.
+    async fn reschedule(
+        &self,
+        domain: &Domain,
+        next_check_at: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the domain with this id and `schedule.version`, releases its name
+    /// and uncounts it, atomically. `DomainGone` if it is no longer there, `Conflict` if it
     /// was written since it was read.
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError>;
 
     /// Up to `limit` domains whose scheduled check is due at `now`, most overdue
     /// first, across all organizations (read by the scheduled re-verification).
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError>;
+}
+
+/// A stored domain object stays under this size (JSON), whatever DNS returned:
+/// far below DynamoDB's 400 KB item limit, and small enough to list 1,000 at once.
+pub const MAX_DOMAIN_BYTES: usize = 32 * 1024;
+
+/// Refuses a write of a domain over `MAX_DOMAIN_BYTES`, before it is sent.
+pub fn check_size(domain: &Domain) -> Result<(), StoreError> {
+    let size = serde_json::to_vec(domain)
+        .map(|json| json.len())
+        .map_err(|e| StoreError::Internal(format!("serialize domain: {e}")))?;
+    if size >= MAX_DOMAIN_BYTES {
+        return Err(StoreError::TooLarge(format!(
+            "{} is {size} bytes as JSON (at most {MAX_DOMAIN_BYTES})",
+            domain.name
+        )));
+    }
+    Ok(())
 }
 
 /// API keys, stored by the hash of the key.

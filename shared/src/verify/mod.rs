@@ -28,6 +28,10 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// A lookup's whole budget, whatever the resolver's retries: bounds a verify when
 /// DNS is down.
 const LOOKUP_DEADLINE: Duration = Duration::from_millis(2500);
+/// One whole check of a domain (name-server discovery, CNAME chains, SPF
+/// includes, all of it): well inside the 15 s function timeout, so a hostile or
+/// broken zone gets an answer, never a timed-out invocation.
+pub const CHECK_BUDGET: Duration = Duration::from_secs(8);
 /// How long a zone's authoritative servers (never answers) are remembered.
 const ZONE_SERVERS_TTL: Duration = Duration::from_secs(300);
 const MAX_ZONE_CACHE_ENTRIES: usize = 50_000;
@@ -250,6 +254,25 @@ impl DnsChecker {
     /// observed values and any suggested value updated. A lookup that could not be
     /// completed leaves the record's previous status and says so.
     pub async fn check(&self, domain: &DomainName, records: &[DnsRecord]) -> Vec<DnsRecord> {
+        let mut checked = match tokio::time::timeout(CHECK_BUDGET, self.check_all(domain, records)).await {
+            Ok(checked) => checked,
+            Err(_) => records
+                .iter()
+                .map(|record| DnsRecord {
+                    reason: Some(format!(
+                        "The DNS lookups for {domain} took longer than {} seconds; the status is unchanged, try again later.",
+                        CHECK_BUDGET.as_secs()
+                    )),
+                    ..record.clone()
+                })
+                .collect(),
+        };
+        // Whatever DNS answered, what is kept stays within the contract's bounds.
+        checked.iter_mut().for_each(DnsRecord::bound);
+        checked
+    }
+
+    async fn check_all(&self, domain: &DomainName, records: &[DnsRecord]) -> Vec<DnsRecord> {
         let authoritative = self.authoritative(domain).await;
         let lookups = Lookups {
             checker: self,

@@ -202,14 +202,14 @@ pub async fn in_memory_world() -> World {
 pub async fn world_with(store: Arc<dyn DomainStore>) -> World {
     let dns = TestDnsServer::start(&[("example.com", "")]).await;
     let identities = Arc::new(LocalIdentities::new());
-    let app = App {
+    let app = App::new(
         store,
-        identities: identities.clone(),
-        dns: DnsChecker::with_nameservers(&[dns.address()])
+        identities.clone(),
+        DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
-        receiving_region: "us-east-2".into(),
-    };
+        "us-east-2",
+    );
     World {
         app,
         dns,

@@ -23,6 +23,14 @@ pub fn moto_endpoint() -> String {
     }
 }
 
+/// A fresh AWS account on the test server (tests/moto-ses serves a request signed
+/// with a 12-digit access key id in that account): SES identities are per
+/// account, so each test that makes them gets an SES of its own.
+pub fn fresh_account() -> String {
+    let digits = uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000;
+    format!("{digits:012}")
+}
+
 pub fn unique_table_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
@@ -158,7 +166,11 @@ pub fn sesv2_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_sesv2::
         .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
         .region(aws_sdk_sesv2::config::Region::new("us-east-2"))
         .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
-            "test", "test", None, None, "test",
+            fresh_account(),
+            "test",
+            None,
+            None,
+            "test",
         ))
         .endpoint_url(endpoint)
         .http_client(http_client())

@@ -7,5 +7,5 @@ pub mod dynamodb;
 
 pub use dns::TestDnsServer;
 pub use dynamodb::{
-    RequestCounter, dynamodb_client, moto_endpoint, sesv2_client, unique_table_name,
+    RequestCounter, dynamodb_client, fresh_account, moto_endpoint, sesv2_client, unique_table_name,
 };

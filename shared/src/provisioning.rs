@@ -1,0 +1,110 @@
+//! A domain's SES identity, made and removed so that no organization can take,
+//! see or remove an identity it does not hold:
+//!
+//! - Every identity is created tagged with its organization and this deployment
+//!   (`IdentityOwner`), and only by a request that holds the name's claim and a
+//!   fresh setup mark (`Domain::setup_started_at`); a delete waits for the mark to
+//!   clear or go stale (`SETUP_WINDOW`, longer than any function's timeout), so the
+//!   name cannot change hands while an identity for it is being made.
+//! - An identity that already exists is taken back only when this deployment made
+//!   it for this organization; one made for another organization (whose items were
+//!   lost) is re-created, so its DKIM keys are never handed on; anything else
+//!   (made outside this API) is never changed or deleted.
+//! - Removal reads the tags first and deletes only this organization's identity.
+
+use std::time::Duration;
+
+use crate::app::App;
+use crate::domain_name::DomainName;
+use crate::identity::IdentityError;
+use crate::model::{Domain, Timestamp};
+
+/// How long a setup mark holds a domain. Longer than every function's timeout
+/// (template.yaml), so a setup still under way is never overtaken by a delete.
+pub const SETUP_WINDOW: Duration = Duration::from_secs(30);
+
+/// Whether another request may still be creating the domain's identity.
+pub fn setup_in_progress(domain: &Domain, now: Timestamp) -> bool {
+    domain
+        .setup_started_at
+        .is_some_and(|started| now.since(started) < SETUP_WINDOW)
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SetupError {
+    /// SES holds an identity for the name that this deployment did not make for
+    /// this organization or another: the name cannot be had here.
+    #[error("SES holds an identity for this name that this API did not create")]
+    NotOurs,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+/// Attempts at creating an identity that keeps being created or removed by others.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// Creates the identity for `domain` (whose claim and setup mark the caller holds)
+/// and returns its DKIM tokens; an identity already there is handled as the module
+/// says.
+pub async fn create_identity(app: &App, domain: &Domain) -> Result<Vec<String>, SetupError> {
+    let owner = app.identity_owner(&domain.organization_id);
+    let name = &domain.name;
+    for _ in 0..CREATE_ATTEMPTS {
+        match app.identities.create(name, &owner).await {
+            Ok(tokens) => return Ok(tokens),
+            Err(IdentityError::AlreadyExists) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let existing = match app.identities.get(name).await {
+            // Removed since: create again.
+            Err(IdentityError::NotFound) => continue,
+            other => other?,
+        };
+        match existing.owner {
+            Some(found) if found == owner => {
+                tracing::info!(domain = %name, "taking back this organization's identity");
+                return Ok(existing.tokens);
+            }
+            Some(found) if found.deployment == app.deployment => {
+                // Made by this deployment for another organization that no longer
+                // holds the name (we hold its claim): its keys must not be handed
+                // on, so it is made anew.
+                tracing::warn!(domain = %name, "re-creating an identity left by another organization");
+                app.identities.delete(name).await?;
+            }
+            _ => {
+                tracing::warn!(domain = %name, "SES holds an identity this API did not create; leaving it alone");
+                return Err(SetupError::NotOurs);
+            }
+        }
+    }
+    Err(IdentityError::Unavailable("the identity kept changing while being created".into()).into())
+}
+
+/// What `remove_identity` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    /// There was none.
+    Absent,
+    /// Someone else's (untagged, or another organization's or deployment's): left alone.
+    LeftAlone,
+}
+
+/// Deletes the name's identity if this deployment made it for `organization_id`.
+pub async fn remove_identity(
+    app: &App,
+    name: &DomainName,
+    organization_id: &str,
+) -> Result<Removal, IdentityError> {
+    let existing = match app.identities.get(name).await {
+        Err(IdentityError::NotFound) => return Ok(Removal::Absent),
+        other => other?,
+    };
+    if existing.owner != Some(app.identity_owner(organization_id)) {
+        tracing::warn!(domain = %name, "the identity is not this organization's; leaving it alone");
+        return Ok(Removal::LeftAlone);
+    }
+    app.identities.delete(name).await?;
+    Ok(Removal::Deleted)
+}
