@@ -5,7 +5,8 @@ Starts `cargo lambda watch` with the functions configured against the DynamoDB-A
 test server (MOTO_ENDPOINT), makes an API key with `domains-admin`, invokes each
 function with its events/ file through `cargo lambda invoke`, and checks each
 answer; then the same key through `local-api --aws`, before and after revoking it.
-No key may appear in any log. Run by scripts/test (which starts moto_server).
+No key may appear in any log, with every function logging at RUST_LOG=trace.
+Run by scripts/test (which starts moto_server).
 """
 
 import hashlib
@@ -67,7 +68,7 @@ def main():
         "AWS_ENDPOINT_URL_SESV2": endpoint,
         "AWS_REGION": "us-east-2",
         # A fresh account on the test server (tests/moto-ses): SES identities of its own.
-        "AWS_ACCESS_KEY_ID": f"{uuid.uuid4().int % 10**12:012d}",
+        "AWS_ACCESS_KEY_ID": f"MOTOACCT{uuid.uuid4().int % 10**12:012d}",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_EC2_METADATA_DISABLED": "true",
         # DNS goes to a closed port on this machine: no query leaves it.
@@ -86,7 +87,10 @@ def main():
     env_file = TARGET / "runtime-proof.env"
     env_file.write_text("".join(f"{k}={env[k]}\n" for k in (
         "TABLE_NAME", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SESV2", "AWS_REGION",
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "DNS_NAMESERVERS")))
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "DNS_NAMESERVERS"))
+        # The functions log at the most verbose level: even then no log line may
+        # hold a key (checked below). cargo-lambda itself keeps its own level.
+        + "RUST_LOG=trace\n")
 
     port = free_port()
     watch_log = open(TARGET / "runtime-proof-watch.log", "w")

@@ -5,7 +5,9 @@ use std::process::{Child, Command, Stdio};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use test_support::{fresh_account, moto_endpoint, unique_table_name};
+use test_support::{
+    RequestCounter, fresh_account, moto_endpoint, sesv2_client_in, unique_table_name,
+};
 
 struct DevServer {
     child: Child,
@@ -271,6 +273,150 @@ async fn aws_mode_on_moto_isolates_organizations() {
         .await;
     assert_eq!(status, StatusCode::OK, "{records}");
     assert_eq!(records.as_array().map(Vec::len), Some(6));
+}
+
+/// SES identities as `local-api --aws` meets them on moto (SESv2 answering as SES
+/// does): one made outside the API is never taken, changed or deleted; an orphan
+/// of the same organization is taken back; another organization's is made anew.
+#[tokio::test]
+async fn aws_mode_on_moto_respects_who_owns_each_ses_identity() {
+    let endpoint = moto_endpoint();
+    let table = unique_table_name("local-api-owners");
+    let account = fresh_account();
+    let server = start(
+        &["--aws", "--create-table"],
+        &[
+            ("DEV_API_KEYS", "key_a=org_a"),
+            ("TABLE_NAME", &table),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &endpoint),
+            ("AWS_ENDPOINT_URL_SESV2", &endpoint),
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", &account),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
+    let client = Client::new(&server);
+    let ses = sesv2_client_in(&account, &endpoint, &RequestCounter::new());
+    let make = |name: &'static str, tags: Vec<(String, String)>| {
+        let ses = ses.clone();
+        async move {
+            let tags = tags
+                .into_iter()
+                .map(|(k, v)| {
+                    aws_sdk_sesv2::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .expect("tag")
+                })
+                .collect();
+            ses.create_email_identity()
+                .email_identity(name)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .expect("identity")
+                .dkim_attributes()
+                .map(|d| d.tokens().to_vec())
+                .unwrap_or_default()
+        }
+    };
+    let seen = |name: &'static str| {
+        let ses = ses.clone();
+        async move {
+            let identity = ses
+                .get_email_identity()
+                .email_identity(name)
+                .send()
+                .await
+                .ok()?;
+            let mut tags: Vec<(String, String)> = identity
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            tags.sort();
+            Some((
+                identity
+                    .dkim_attributes()
+                    .map(|d| d.tokens().to_vec())
+                    .unwrap_or_default(),
+                tags,
+            ))
+        }
+    };
+    let ours = |org: &str| {
+        vec![
+            ("domains-api:deployment".to_string(), table.clone()),
+            ("domains-api:organization".to_string(), org.to_string()),
+        ]
+    };
+    let tokens_of = |domain: &Value| -> Vec<String> {
+        domain["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["record"] == "DKIM")
+            .map(|r| {
+                r["fqdn"]
+                    .as_str()
+                    .expect("fqdn")
+                    .split('.')
+                    .next()
+                    .expect("token")
+                    .to_string()
+            })
+            .collect()
+    };
+    let create = |name: &str| {
+        client.call(
+            "POST",
+            "/domains",
+            Some("key_a"),
+            Some(json!({ "name": name }).to_string()),
+        )
+    };
+
+    // Made outside the API (the platform's own sending domain): 409, 404, untouched.
+    let outside = make("platform.example.com", vec![("team".into(), "mail".into())]).await;
+    let before = seen("platform.example.com").await;
+    let (status, body) = create("platform.example.com").await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::CONFLICT, Some("Domain already exists"))
+    );
+    let (status, _) = client
+        .call(
+            "DELETE",
+            "/domains/platform.example.com",
+            Some("key_a"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        seen("platform.example.com").await,
+        before,
+        "identity, tokens and tags untouched"
+    );
+    assert_eq!(before.map(|(tokens, _)| tokens), Some(outside));
+
+    // Left by this organization (its items lost): taken back with its tokens.
+    let orphan = make("mine.example.com", ours("org_a")).await;
+    let (status, body) = create("mine.example.com").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(tokens_of(&body), orphan);
+
+    // Left by another organization: made anew, fresh tokens, tagged for org_a.
+    let theirs = make("theirs.example.com", ours("org_gone")).await;
+    let (status, body) = create("theirs.example.com").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let tokens = tokens_of(&body);
+    assert!(tokens.iter().all(|t| !theirs.contains(t)), "fresh tokens");
+    assert_eq!(
+        seen("theirs.example.com").await,
+        Some((tokens, ours("org_a")))
+    );
 }
 
 #[test]

@@ -52,13 +52,16 @@ impl DomainName {
                 "a label is empty, too long or has invalid characters",
             ));
         }
-        // An all-numeric top-level label is never a real TLD (RFC 3696 2) and makes
-        // dotted numbers such as 999.1 look like names.
-        if labels
+        // Every top-level domain starts with a letter (an all-numeric one is
+        // never a TLD, RFC 3696 2, and makes dotted numbers such as 999.1 look
+        // like names); openapi.yaml's pattern says the same.
+        if !labels
             .last()
-            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_alphabetic()))
         {
-            return Err(InvalidDomainName("numeric top-level label"));
+            return Err(InvalidDomainName(
+                "the top-level label does not start with a letter",
+            ));
         }
         let apex = psl::domain_str(&ascii).ok_or(InvalidDomainName("a public suffix"))?;
         let apex_start = ascii.len() - apex.len();

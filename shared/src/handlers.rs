@@ -271,7 +271,7 @@ async fn release_claim(app: &App, domain: &Domain, cause: &SetupError) {
 pub const MAX_PAGE: usize = 1000;
 
 /// `?limit=` and `?cursor=` of `GET /domains`.
-fn page_request(request: &Request) -> Result<(usize, Option<DomainName>), ApiError> {
+fn page_request(request: &Request) -> Result<(usize, Option<String>), ApiError> {
     let query = request.query_string_parameters_ref();
     let limit = match query.and_then(|q| q.first("limit")) {
         None => MAX_PAGE,
@@ -289,18 +289,35 @@ fn page_request(request: &Request) -> Result<(usize, Option<DomainName>), ApiErr
     Ok((limit, after))
 }
 
-/// Cursors are opaque to callers: the last name of a page, base64url-encoded.
-fn encode_cursor(name: &DomainName) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.as_str())
+/// Cursors are opaque to callers: the last name of a page, base64url-encoded
+/// without padding. Any base64url text of at most `MAX_CURSOR` characters is a
+/// cursor (the page starts after the text it decodes to, in name order), so that
+/// what the OpenAPI file says is a cursor is one.
+pub const MAX_CURSOR: usize = 340;
+
+fn cursor_engine() -> base64::engine::GeneralPurpose {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    )
 }
 
-fn decode_cursor(cursor: &str) -> Option<DomainName> {
+fn encode_cursor(name: &DomainName) -> String {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()?;
-    DomainName::parse(std::str::from_utf8(&bytes).ok()?).ok()
+    cursor_engine().encode(name.as_str())
+}
+
+fn decode_cursor(cursor: &str) -> Option<String> {
+    use base64::Engine;
+    if cursor.len() > MAX_CURSOR {
+        return None;
+    }
+    let bytes = cursor_engine().decode(cursor).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -308,7 +325,7 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
     let (limit, after) = page_request(request)?;
     let page = app
         .store
-        .list_page(&organization_id, after.as_ref(), limit)
+        .list_page(&organization_id, after.as_deref(), limit)
         .await
         .map_err(|e| logged(store_error(e)))?;
     let mut response = json_response(StatusCode::OK, &page.domains);
@@ -449,6 +466,7 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 
     let checked = app.dns.check(&domain.name, &domain.records).await;
     let now = Timestamp::now();
+    let mut checked = checked;
     for attempt in 1..=WRITE_ATTEMPTS {
         domain.records = checked.clone();
         apply_check(&mut domain, now);
@@ -457,6 +475,12 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
             // This check is the newest: apply it to what is stored now.
             Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
                 domain = find_live(app, request).await?;
+            }
+            // Refused for its size: what DNS returned is the zone's doing, not a
+            // server fault; the verdicts are kept without what was observed.
+            Err(StoreError::TooLarge(detail)) if attempt < WRITE_ATTEMPTS => {
+                tracing::warn!(domain = %domain.name, %detail, "storing the check without observed values");
+                checked.iter_mut().for_each(DnsRecord::drop_observations);
             }
             Err(error) => return Err(logged(store_error(error))),
         }

@@ -142,6 +142,15 @@ pub struct DnsRecord {
 }
 
 impl DnsRecord {
+    /// The verdict alone: for a domain that would not fit its bound otherwise.
+    pub fn drop_observations(&mut self) {
+        self.observed.clear();
+        self.suggested_value = None;
+        if let Some(reason) = &mut self.reason {
+            truncate_chars(reason, 200);
+        }
+    }
+
     /// Keeps what a check stored within the contract's bounds, whatever DNS said.
     pub fn bound(&mut self) {
         self.observed.truncate(MAX_OBSERVED_VALUES);

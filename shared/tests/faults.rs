@@ -162,7 +162,7 @@ impl DomainStore for FaultyStore {
     async fn list_page(
         &self,
         org: &str,
-        after: Option<&DomainName>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<DomainPage, StoreError> {
         self.inner.list_page(org, after, limit).await

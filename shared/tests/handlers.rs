@@ -645,7 +645,9 @@ async fn bad_paging_parameters_are_400() {
             .await
             .assert_error(400, "Invalid limit: use a whole number from 1 to 1000");
     }
-    for cursor in ["%%%", "bm90IGEgZG9tYWlu", "Y29t", "  "] {
+    // Not base64url, padded, an impossible length, too long.
+    let too_long = "A".repeat(handlers::MAX_CURSOR + 1);
+    for cursor in ["%%%", "Y29t=", "Y", "  ", too_long.as_str()] {
         Call::new(Endpoint::List)
             .query("cursor", cursor)
             .send(&world.app)
@@ -655,6 +657,49 @@ async fn bad_paging_parameters_are_400() {
                 "Invalid cursor: use the value of the last page's X-Next-Cursor header",
             );
     }
+}
+
+/// Any base64url text is a cursor (what openapi.yaml says one is): the page
+/// starts after what it decodes to, whether or not a domain has that name.
+#[tokio::test]
+async fn any_base64url_cursor_starts_a_page_after_its_text() {
+    use base64::Engine;
+    let world = in_memory_world().await;
+    for name in ["a.example.com", "m.example.com", "z.example.com"] {
+        assert_eq!(
+            create(name).send(&world.app).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let names = |reply: Reply| -> Vec<String> {
+        reply
+            .body
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|d| d["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let encode = |text: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    for (after, expected) in [
+        (&b"b"[..], vec!["m.example.com", "z.example.com"]),
+        (b"m.example.com", vec!["z.example.com"]),
+        (b"zz", vec![]),
+        (&[0xff, 0xfe][..], vec![]),
+    ] {
+        let reply = Call::new(Endpoint::List)
+            .query("cursor", &encode(after))
+            .send(&world.app)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{after:?}");
+        assert_eq!(names(reply), expected, "{after:?}");
+    }
+    // Trailing bits need not be zero: "Yq" and "Yr" both decode to "b".
+    let reply = Call::new(Endpoint::List)
+        .query("cursor", "Yr")
+        .send(&world.app)
+        .await;
+    assert_eq!(names(reply), ["m.example.com", "z.example.com"]);
 }
 
 /// Found by schemathesis: `?cursor=` (a URL template with nothing filled in).
@@ -692,4 +737,107 @@ async fn paging_on_dynamodb_reads_one_page_per_request() {
     let (names, pages) = list_everything(&world.app, "org_pages", Some(10)).await;
     assert_eq!((names.len(), pages), (25, 3));
     assert_eq!(counter.snapshot(), [("Query".to_string(), 3)]);
+}
+
+#[tokio::test]
+async fn ses_out_of_identities_is_a_503_that_says_so_and_releases_the_claim() {
+    let mut world = in_memory_world().await;
+    world.app.identities = Arc::new(FailingIdentities(|| {
+        IdentityError::LimitExceeded("LimitExceededException".into())
+    }));
+    let reply = create("example.com").send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.body["code"], "identity_limit_reached");
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("limit")),
+        "{reply:?}"
+    );
+    assert_eq!(
+        Call::new(Endpoint::List).send(&world.app).await.body,
+        json!([])
+    );
+    assert_eq!(
+        world
+            .app
+            .store
+            .domain_count("org_123")
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_delete_waits_for_a_setup_still_under_way() {
+    let world = in_memory_world().await;
+    // A create that has claimed the name and is making its identity right now.
+    let name = DomainName::parse("example.com").expect("valid");
+    let domain = shared::Domain::new("org_123", name.clone(), shared::Timestamp::now());
+    world
+        .app
+        .store
+        .insert(&domain, usize::MAX)
+        .await
+        .expect("insert");
+    let reply = Call::new(Endpoint::Delete).send(&world.app).await;
+    reply.assert_error(
+        409,
+        "Domain is being set up or removed by another request; retry in a few seconds",
+    );
+    assert_eq!(reply.body["code"], "domain_busy");
+    assert!(
+        world
+            .app
+            .store
+            .get("org_123", &name)
+            .await
+            .expect("get")
+            .is_some_and(|d| d.deleting_since.is_none()),
+        "nothing was changed"
+    );
+}
+
+/// Deletes the domain from the store while SES makes its identity, as a delete
+/// whose wait ran out would.
+struct DeletingWhileCreating {
+    inner: shared::identity::LocalIdentities,
+    store: Arc<dyn shared::store::DomainStore>,
+}
+
+#[async_trait]
+impl IdentityProvider for DeletingWhileCreating {
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        if let Some(domain) = self.store.get("org_123", name).await.expect("get") {
+            self.store.delete(&domain).await.expect("delete");
+        }
+        self.inner.create(name, owner).await
+    }
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError> {
+        self.inner.get(name).await
+    }
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
+        self.inner.delete(name).await
+    }
+}
+
+#[tokio::test]
+async fn a_create_never_answers_201_for_a_domain_removed_meanwhile() {
+    let mut world = in_memory_world().await;
+    world.app.identities = Arc::new(DeletingWhileCreating {
+        inner: shared::identity::LocalIdentities::new(),
+        store: world.app.store.clone(),
+    });
+    let reply = create("example.com").send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{reply:?}");
+    assert_eq!(reply.body["code"], "domain_busy");
+    assert_eq!(
+        Call::new(Endpoint::List).send(&world.app).await.body,
+        json!([])
+    );
 }

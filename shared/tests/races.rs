@@ -5,109 +5,10 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use futures::future::join_all;
 use lambda_http::http::StatusCode;
-use shared::App;
-use shared::identity::SesIdentities;
-use shared::store::{DynamoDbStore, create_table};
-use shared::verify::DnsChecker;
-use test_support::{
-    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, sesv2_client, unique_table_name,
-};
-
-struct MotoWorld {
-    app: App,
-    dynamodb: aws_sdk_dynamodb::Client,
-    ses: aws_sdk_sesv2::Client,
-    ses_calls: RequestCounter,
-    table: String,
-    _dns: TestDnsServer,
-}
-
-async fn moto_world() -> MotoWorld {
-    let endpoint = moto_endpoint();
-    let dynamodb = dynamodb_client(&endpoint, &RequestCounter::new());
-    let ses_calls = RequestCounter::new();
-    let ses = sesv2_client(&endpoint, &ses_calls);
-    let table = unique_table_name("races");
-    create_table(&dynamodb, &table).await.expect("create table");
-    let dns = TestDnsServer::start(&[("example.com", "")]).await;
-    let app = App::new(
-        Arc::new(DynamoDbStore::new(dynamodb.clone(), table.clone())),
-        Arc::new(SesIdentities::new(ses.clone())),
-        DnsChecker::with_nameservers(&[dns.address()])
-            .expect("resolver")
-            .into(),
-        "us-east-2",
-    );
-    MotoWorld {
-        app,
-        dynamodb,
-        ses,
-        ses_calls,
-        table,
-        _dns: dns,
-    }
-}
-
-impl MotoWorld {
-    /// Every item of the table (a test may scan; the service never does).
-    async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamodb
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return items,
-            }
-        }
-    }
-
-    async fn count_items(&self, name: &str) -> (usize, usize) {
-        let items = self.items().await;
-        let key = |item: &HashMap<String, AttributeValue>, k: &str| {
-            item.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        let domains = items
-            .iter()
-            .filter(|i| key(i, "sk") == format!("DOMAIN#{name}"))
-            .count();
-        let claims = items
-            .iter()
-            .filter(|i| key(i, "pk") == format!("NAME#{name}"))
-            .count();
-        (domains, claims)
-    }
-
-    async fn identities(&self) -> Vec<String> {
-        self.ses
-            .list_email_identities()
-            .send()
-            .await
-            .expect("list identities")
-            .email_identities()
-            .iter()
-            .filter_map(|i| i.identity_name().map(str::to_string))
-            .collect()
-    }
-}
+use test_support::unique_table_name;
 
 async fn fifty_concurrent_creates(orgs: &[&str]) {
     let world = moto_world().await;
@@ -235,4 +136,154 @@ async fn concurrent_verifies_leave_one_consistent_domain() {
     );
     assert!(stored.body["last_checked_at"].is_string());
     assert_eq!(world.count_items("example.com").await, (1, 1));
+}
+
+/// Two deletes by the holder, a create of the same name by another organization,
+/// a verify by the holder and a scheduled run, all at once, many rounds; on odd
+/// rounds the holder's domain is a create left half-done (no identity, setup mark
+/// gone stale), so its verify makes the identity while the others run. Whatever
+/// the interleaving, nobody ends up with an identity another organization holds:
+/// the name's identity is the holder's, tagged for it, with the tokens it stored;
+/// and nothing holds an identity for a name nobody holds.
+#[tokio::test]
+async fn deletes_creates_verifies_and_checks_never_remove_another_organizations_identity() {
+    const ROUNDS: usize = 60;
+    let world = moto_world().await;
+    let app = &world.app;
+    let (mut taken_over, mut refused) = (0, 0);
+    for round in 0..ROUNDS {
+        let name = format!("contested{round}.example.com");
+        let parsed = shared::DomainName::parse(&name).expect("valid");
+        if round % 2 == 0 {
+            assert_eq!(
+                create(&name).org("org_a").send(app).await.status,
+                StatusCode::CREATED
+            );
+        } else {
+            let long_ago =
+                shared::Timestamp::from(chrono::Utc::now() - chrono::Duration::seconds(31));
+            let mut leftover = shared::Domain::new("org_a", parsed.clone(), long_ago);
+            leftover.records = shared::records::expected_records(&parsed, &[], "us-east-2");
+            app.store
+                .insert(&leftover, usize::MAX)
+                .await
+                .expect("leftover");
+        }
+        let pause = |ms: u64| tokio::time::sleep(std::time::Duration::from_millis(ms));
+        let later = shared::Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
+        let (delete_1, delete_2, taken, verified, _) = futures::join!(
+            Call::new(Endpoint::Delete)
+                .org("org_a")
+                .domain(&name)
+                .send(app),
+            async {
+                pause((round % 4) as u64).await;
+                Call::new(Endpoint::Delete)
+                    .org("org_a")
+                    .domain(&name)
+                    .send(app)
+                    .await
+            },
+            async {
+                pause((round % 10) as u64 * 25).await;
+                create(&name).org("org_b").send(app).await
+            },
+            Call::new(Endpoint::Verify)
+                .org("org_a")
+                .domain(&name)
+                .send(app),
+            shared::scheduler::run(
+                app,
+                later,
+                shared::scheduler::RunOptions::default(),
+                &|| false
+            ),
+        );
+        for reply in [&delete_1, &delete_2] {
+            assert!(
+                matches!(reply.status.as_u16(), 200 | 404 | 409),
+                "round {round}: {reply:?}"
+            );
+        }
+        assert!(
+            matches!(verified.status.as_u16(), 200 | 404),
+            "round {round}: {verified:?}"
+        );
+        assert!(
+            matches!(taken.status.as_u16(), 201 | 409),
+            "round {round}: {taken:?}"
+        );
+
+        let held_by_a = app.store.get("org_a", &parsed).await.expect("get");
+        let held_by_b = app.store.get("org_b", &parsed).await.expect("get");
+        let identity = world.identity(&name).await;
+        match (&held_by_a, &held_by_b) {
+            (Some(_), Some(_)) => panic!("round {round}: two holders"),
+            (None, None) => assert_eq!(identity, None, "round {round}: an identity nobody holds"),
+            (Some(domain), None) | (None, Some(domain)) => {
+                let identity = identity.unwrap_or_else(|| {
+                    panic!(
+                        "round {round}: {} holds the name without its identity",
+                        domain.organization_id
+                    )
+                });
+                assert_eq!(
+                    identity.tags,
+                    world.tags_for(&domain.organization_id),
+                    "round {round}: the identity is its holder's"
+                );
+                if !domain.dkim_tokens.is_empty() {
+                    assert_eq!(identity.tokens, domain.dkim_tokens, "round {round}");
+                }
+            }
+        }
+        if taken.status == StatusCode::CREATED {
+            taken_over += 1;
+            assert!(
+                held_by_b.is_some(),
+                "round {round}: 201 for a domain that is gone"
+            );
+            assert_eq!(tokens_of(&taken.body), identity_tokens(&world, &name).await);
+        } else {
+            refused += 1;
+        }
+        // Whoever holds it can always finish: the holder's delete leaves nothing.
+        for org in ["org_a", "org_b"] {
+            let _ = Call::new(Endpoint::Delete)
+                .org(org)
+                .domain(&name)
+                .send(app)
+                .await;
+        }
+        if held_by_a.is_some() {
+            // A setup mark still fresh makes the delete wait; age it as time would.
+            if let Some(mut domain) = app.store.get("org_a", &parsed).await.expect("get") {
+                domain.setup_started_at = None;
+                app.store.update(&mut domain).await.expect("age");
+                let reply = Call::new(Endpoint::Delete)
+                    .org("org_a")
+                    .domain(&name)
+                    .send(app)
+                    .await;
+                assert_eq!(reply.status, StatusCode::OK, "round {round}: {reply:?}");
+            }
+        }
+        assert_eq!(world.count_items(&name).await, (0, 0), "round {round}");
+        assert_eq!(
+            world.identity(&name).await,
+            None,
+            "round {round}: cleaned up"
+        );
+    }
+    println!(
+        "contested names: {ROUNDS} rounds, taken over by org_b in {taken_over}, refused in {refused}"
+    );
+}
+
+async fn identity_tokens(world: &MotoWorld, name: &str) -> Vec<String> {
+    world
+        .identity(name)
+        .await
+        .map(|i| i.tokens)
+        .unwrap_or_default()
 }

@@ -60,14 +60,19 @@ impl DomainStore for StagedStore {
     async fn list_page(
         &self,
         org: &str,
-        after: Option<&DomainName>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<DomainPage, StoreError> {
         self.inner.list_page(org, after, limit).await
     }
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        // The victim: one name, or every domain of one organization.
         let interference = match &self.victim {
-            Some((name, interference)) if *name == domain.name.as_str() => *interference,
+            Some((victim, interference))
+                if *victim == domain.name.as_str() || *victim == domain.organization_id =>
+            {
+                *interference
+            }
             _ => Interference::None,
         };
         match interference {
@@ -131,8 +136,12 @@ async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> Worl
 
 impl World {
     async fn add(&self, name: &str) -> Domain {
+        self.add_for("org_a", name, self.start).await
+    }
+
+    async fn add_for(&self, org: &str, name: &str, created: Timestamp) -> Domain {
         let name = DomainName::parse(name).expect("valid");
-        let mut domain = Domain::new("org_a", name.clone(), self.start);
+        let mut domain = Domain::new(org, name.clone(), created);
         domain.dkim_tokens = TOKENS.iter().map(|t| t.to_string()).collect();
         domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
         self.store
@@ -359,6 +368,47 @@ async fn one_bad_domain_never_stops_the_batch() {
         (1, 2, 2),
         "{summary:?}"
     );
+}
+
+/// 500 domains of one organization whose writes all fail (as DynamoDB refusing
+/// them would), due before 100 healthy domains of others: one run still checks
+/// every healthy domain, and the failing ones move on in the schedule instead of
+/// heading every run.
+#[tokio::test]
+async fn no_organization_can_stall_the_scheduled_job() {
+    let w = world("", Some(("org_poison", Interference::FailWrites))).await;
+    let earlier = w.at(-10);
+    for i in 0..500 {
+        w.add_for("org_poison", &format!("p{i}.example.com"), earlier)
+            .await;
+    }
+    for i in 0..100 {
+        w.add_for(&format!("org_{i}"), &format!("h{i}.example.com"), w.start)
+            .await;
+    }
+    let summary = w.run_at(1).await;
+    assert_eq!(
+        summary.still_pending, 100,
+        "every healthy domain: {summary:?}"
+    );
+    assert_eq!(summary.errors, 500, "{summary:?}");
+    let poisoned = w
+        .store
+        .inner
+        .get(
+            "org_poison",
+            &DomainName::parse("p0.example.com").expect("valid"),
+        )
+        .await
+        .expect("get")
+        .expect("found");
+    assert!(
+        poisoned.schedule.next_check_at > Some(w.at(1)),
+        "a failed domain is moved on: {:?}",
+        poisoned.schedule.next_check_at
+    );
+    let next = w.run_at(2).await;
+    assert_eq!((next.errors, next.checked), (0, 0), "{next:?}");
 }
 
 #[tokio::test]

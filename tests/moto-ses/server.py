@@ -17,8 +17,8 @@ Still unlike SES (docs/testing.md): DKIM status stays PENDING (nothing checks
 DNS), no per-account sending quota or throttling, and identity names are not
 validated.
 
-Accounts: a request signed with an access key id of 12 digits is served in the
-account of that number, so each test (a deployment of its own, with its own SES
+Accounts: a request signed with the access key id MOTOACCT<12 digits> is served
+in the account of that number, so each test (a deployment of its own, with its own SES
 identities) can have a fresh account on one server.
 
 Usage: python tests/moto-ses/server.py -H 127.0.0.1 -p PORT   (moto_server's flags)
@@ -99,8 +99,8 @@ moto_current_account = BaseResponse.get_current_account
 
 def get_current_account(self):
     access_key = self.get_access_key()
-    if len(access_key) == 12 and access_key.isdigit():
-        return access_key
+    if len(access_key) == 20 and access_key.startswith("MOTOACCT") and access_key[8:].isdigit():
+        return access_key[8:]
     return moto_current_account(self)
 
 

@@ -474,14 +474,14 @@ impl DomainStore for DynamoDbStore {
     async fn list_page(
         &self,
         organization_id: &str,
-        after: Option<&DomainName>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<DomainPage, StoreError> {
         let pk = organization_pk(organization_id);
-        let start = after.map(|name| {
+        let start = after.map(|after| {
             HashMap::from([
                 ("pk".to_string(), s(pk.clone())),
-                ("sk".to_string(), s(domain_sk(name))),
+                ("sk".to_string(), s(format!("DOMAIN#{after}"))),
             ])
         });
         let query = self

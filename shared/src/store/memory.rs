@@ -87,14 +87,16 @@ impl DomainStore for InMemoryStore {
     async fn list_page(
         &self,
         organization_id: &str,
-        after: Option<&DomainName>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<DomainPage, StoreError> {
         let domains: Vec<Domain> = self
             .lock()?
             .domains
             .iter()
-            .filter(|((org, name), _)| org == organization_id && after.is_none_or(|a| name > a))
+            .filter(|((org, name), _)| {
+                org == organization_id && after.is_none_or(|a| name.as_str() > a)
+            })
             .take(limit)
             .map(|(_, domain)| domain.clone())
             .collect();

@@ -77,11 +77,13 @@ pub trait DomainStore: Send + Sync {
         name: &DomainName,
     ) -> Result<Option<Domain>, StoreError>;
 
-    /// Up to `limit` of the organization's domains, ordered by name, after `after`.
+    /// Up to `limit` of the organization's domains, ordered by name, after `after`
+    /// (any text: a page starts after it in name order, whether or not a domain
+    /// has that name).
     async fn list_page(
         &self,
         organization_id: &str,
-        after: Option<&DomainName>,
+        after: Option<&str>,
         limit: usize,
     ) -> Result<DomainPage, StoreError>;
 
@@ -91,7 +93,11 @@ pub trait DomainStore: Send + Sync {
         let mut after = None;
         loop {
             let page = self
-                .list_page(organization_id, after.as_ref(), LIST_ALL_PAGE)
+                .list_page(
+                    organization_id,
+                    after.as_ref().map(DomainName::as_str),
+                    LIST_ALL_PAGE,
+                )
                 .await?;
             all.extend(page.domains);
             match page.next {

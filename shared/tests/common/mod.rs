@@ -2,17 +2,19 @@
 //! runtime hands them over, on either store.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::Request;
 use lambda_http::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use shared::identity::LocalIdentities;
+use shared::identity::{LocalIdentities, SesIdentities};
 use shared::store::{DomainStore, DynamoDbStore, InMemoryStore, create_table};
 use shared::verify::DnsChecker;
 use shared::{App, handlers};
 use test_support::{
-    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, unique_table_name,
+    RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, sesv2_client, unique_table_name,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -251,4 +253,163 @@ pub fn is_timestamp(value: &Value) -> bool {
     value.as_str().is_some_and(|s| {
         s.len() == 24 && s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok()
     })
+}
+
+/// The app on DynamoDB and SESv2, both on the test server (moto, with SESv2 as SES
+/// answers: tests/moto-ses); the deployment is named by its own table.
+pub struct MotoWorld {
+    pub app: App,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ses: aws_sdk_sesv2::Client,
+    pub ses_calls: RequestCounter,
+    pub table: String,
+    pub _dns: TestDnsServer,
+}
+
+pub async fn moto_world() -> MotoWorld {
+    let endpoint = moto_endpoint();
+    let dynamodb = dynamodb_client(&endpoint, &RequestCounter::new());
+    let ses_calls = RequestCounter::new();
+    let ses = sesv2_client(&endpoint, &ses_calls);
+    let table = unique_table_name("races");
+    create_table(&dynamodb, &table).await.expect("create table");
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let app = App::new(
+        Arc::new(DynamoDbStore::new(dynamodb.clone(), table.clone())),
+        Arc::new(SesIdentities::new(ses.clone())),
+        DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .into(),
+        "us-east-2",
+    )
+    .with_deployment(table.clone());
+    MotoWorld {
+        app,
+        dynamodb,
+        ses,
+        ses_calls,
+        table,
+        _dns: dns,
+    }
+}
+
+impl MotoWorld {
+    /// Every item of the table (a test may scan; the service never does).
+    pub async fn items(&self) -> Vec<HashMap<String, AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return items,
+            }
+        }
+    }
+
+    pub async fn count_items(&self, name: &str) -> (usize, usize) {
+        let items = self.items().await;
+        let key = |item: &HashMap<String, AttributeValue>, k: &str| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let domains = items
+            .iter()
+            .filter(|i| key(i, "sk") == format!("DOMAIN#{name}"))
+            .count();
+        let claims = items
+            .iter()
+            .filter(|i| key(i, "pk") == format!("NAME#{name}"))
+            .count();
+        (domains, claims)
+    }
+
+    pub async fn identities(&self) -> Vec<String> {
+        self.ses
+            .list_email_identities()
+            .send()
+            .await
+            .expect("list identities")
+            .email_identities()
+            .iter()
+            .filter_map(|i| i.identity_name().map(str::to_string))
+            .collect()
+    }
+}
+
+/// An SES identity as the test server holds it: its tokens and tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenIdentity {
+    pub tokens: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl MotoWorld {
+    /// The name's identity, read with the SDK (not through the API).
+    pub async fn identity(&self, name: &str) -> Option<SeenIdentity> {
+        let output = self
+            .ses
+            .get_email_identity()
+            .email_identity(name)
+            .send()
+            .await
+            .ok()?;
+        let mut tags: Vec<(String, String)> = output
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        tags.sort();
+        Some(SeenIdentity {
+            tokens: output
+                .dkim_attributes()
+                .map(|d| d.tokens().to_vec())
+                .unwrap_or_default(),
+            tags,
+        })
+    }
+
+    /// Makes an identity as someone other than the API would, with these tags.
+    pub async fn make_identity(&self, name: &str, tags: &[(&str, &str)]) -> SeenIdentity {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_sesv2::types::Tag::builder()
+                    .key(*k)
+                    .value(*v)
+                    .build()
+                    .expect("tag")
+            })
+            .collect();
+        self.ses
+            .create_email_identity()
+            .email_identity(name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .expect("identity made outside the API");
+        self.identity(name).await.expect("just made")
+    }
+
+    /// The tags the API writes for `organization_id` in this deployment.
+    pub fn tags_for(&self, organization_id: &str) -> Vec<(String, String)> {
+        let owner = self.app.identity_owner(organization_id);
+        let mut tags: Vec<(String, String)> = owner
+            .tags()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tags.sort();
+        tags
+    }
 }

@@ -154,7 +154,7 @@ fn parse_records(
 
 /// UDP and TCP on one port number, so a resolver configured with one port can
 /// use both.
-async fn bind_same_port() -> (UdpSocket, TcpListener) {
+pub(crate) async fn bind_same_port() -> (UdpSocket, TcpListener) {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
         let port = udp.local_addr().expect("UDP address").port();

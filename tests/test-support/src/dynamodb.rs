@@ -23,12 +23,12 @@ pub fn moto_endpoint() -> String {
     }
 }
 
-/// A fresh AWS account on the test server (tests/moto-ses serves a request signed
-/// with a 12-digit access key id in that account): SES identities are per
-/// account, so each test that makes them gets an SES of its own.
+/// An access key id that selects a fresh AWS account on the test server
+/// (tests/moto-ses serves `MOTOACCT<12 digits>` in account `<12 digits>`): SES
+/// identities are per account, so each test that makes them gets an SES of its own.
 pub fn fresh_account() -> String {
     let digits = uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000;
-    format!("{digits:012}")
+    format!("MOTOACCT{digits:012}")
 }
 
 pub fn unique_table_name(prefix: &str) -> String {
@@ -162,15 +162,21 @@ pub fn dynamodb_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_dyna
 
 /// An SESv2 client for the test server (moto), counting its requests.
 pub fn sesv2_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_sesv2::Client {
+    sesv2_client_in(&fresh_account(), endpoint, counter)
+}
+
+/// An SESv2 client of the test server's account that `access_key` selects
+/// (`fresh_account`).
+pub fn sesv2_client_in(
+    access_key: &str,
+    endpoint: &str,
+    counter: &RequestCounter,
+) -> aws_sdk_sesv2::Client {
     let config = aws_sdk_sesv2::Config::builder()
         .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
         .region(aws_sdk_sesv2::config::Region::new("us-east-2"))
         .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
-            fresh_account(),
-            "test",
-            None,
-            None,
-            "test",
+            access_key, "test", None, None, "test",
         ))
         .endpoint_url(endpoint)
         .http_client(http_client())

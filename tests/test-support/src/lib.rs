@@ -4,8 +4,11 @@
 
 pub mod dns;
 pub mod dynamodb;
+pub mod flood;
 
 pub use dns::TestDnsServer;
 pub use dynamodb::{
-    RequestCounter, dynamodb_client, fresh_account, moto_endpoint, sesv2_client, unique_table_name,
+    RequestCounter, dynamodb_client, fresh_account, moto_endpoint, sesv2_client, sesv2_client_in,
+    unique_table_name,
 };
+pub use flood::FloodDnsServer;
