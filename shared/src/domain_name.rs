@@ -149,6 +149,24 @@ impl DomainName {
     }
 }
 
+impl DomainName {
+    /// A name to find a stored domain by: normalized as `parse` does, but not
+    /// judged again by today's Public Suffix List, so a domain stored before its
+    /// name became a public suffix can still be read, verified and deleted. Only a
+    /// lookup key: a name nobody stored is simply not found.
+    pub fn for_lookup(input: &str) -> Result<Self, InvalidDomainName> {
+        if let Ok(name) = Self::parse(input) {
+            return Ok(name);
+        }
+        let trimmed = input.trim();
+        let without_dot = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        let ascii = idna::domain_to_ascii(&without_dot.to_lowercase())
+            .map_err(|_| InvalidDomainName("not a valid internationalized name"))?
+            .to_ascii_lowercase();
+        Self::from_stored(&ascii)
+    }
+}
+
 /// Deserializing reads stored data (`from_stored`); input from callers goes
 /// through `DomainName::parse`.
 impl<'de> Deserialize<'de> for DomainName {

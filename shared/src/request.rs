@@ -33,7 +33,7 @@ pub fn path_domain(request: &Request) -> Result<DomainName, ApiError> {
     request
         .path_parameters_ref()
         .and_then(|params| params.first("domain"))
-        .and_then(|raw| DomainName::parse(raw).ok())
+        .and_then(|raw| DomainName::for_lookup(raw).ok())
         .ok_or(ApiError::DomainNotFound)
 }
 

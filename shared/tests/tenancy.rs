@@ -271,3 +271,90 @@ async fn a_zone_answering_thousands_of_records_stays_bounded() {
         .expect("found");
     assert!(serde_json::to_vec(&stored).expect("json").len() < MAX_DOMAIN_BYTES);
 }
+
+/// A name stored before it became a public suffix (written as an older release
+/// would have), and an item that cannot be read at all: listing, reading,
+/// verifying, the scheduled job and delete all keep working.
+#[tokio::test]
+async fn stored_domains_stay_readable_under_newer_rules() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let world = moto_world().await;
+    let app = &world.app;
+    assert_eq!(
+        create("legacy.example.com").send(app).await.status,
+        StatusCode::CREATED
+    );
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let legacy = world
+        .items()
+        .await
+        .into_iter()
+        .find(|item| item.get("sk") == Some(&s("DOMAIN#legacy.example.com")))
+        .expect("the domain item");
+    // `github.io` is a public suffix today; say it was stored before it became one.
+    let mut old = legacy.clone();
+    old.insert("sk".into(), s("DOMAIN#github.io"));
+    old.insert("name".into(), s("github.io"));
+    old.insert("id".into(), s("old-domain-id"));
+    old.remove("gsi_due_pk");
+    old.remove("gsi_due_sk");
+    let claim = std::collections::HashMap::from([
+        ("pk".to_string(), s("NAME#github.io")),
+        ("sk".to_string(), s("CLAIM")),
+        ("organization_id".to_string(), s("org_123")),
+        ("domain_id".to_string(), s("old-domain-id")),
+    ]);
+    // And an item no release could read: the scheduled job finds it due.
+    let mut broken = legacy.clone();
+    broken.insert("sk".into(), s("DOMAIN#broken.example.com"));
+    broken.insert("name".into(), s("NOT A NAME"));
+    broken.insert("gsi_due_sk".into(), s("2000-01-01T00:00:00.000Z#broken"));
+    for item in [old, claim, broken] {
+        world
+            .dynamodb
+            .put_item()
+            .table_name(&world.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put");
+    }
+
+    let listed = Call::new(Endpoint::List).send(app).await;
+    assert_eq!(listed.status, StatusCode::OK, "{listed:?}");
+    let names: Vec<&str> = listed
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["github.io", "legacy.example.com"],
+        "the unreadable item is left out"
+    );
+    let got = Call::new(Endpoint::Get).domain("github.io").send(app).await;
+    assert_eq!(got.status, StatusCode::OK, "{got:?}");
+    let verified = Call::new(Endpoint::Verify)
+        .domain("GitHub.IO.")
+        .send(app)
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{verified:?}");
+    let later = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
+    let summary = run(app, later, RunOptions::default(), &|| false)
+        .await
+        .expect("one unreadable item never fails a run");
+    assert!(summary.checked >= 1, "{summary:?}");
+    let deleted = Call::new(Endpoint::Delete)
+        .domain("github.io")
+        .send(app)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
+    assert_eq!(world.count_items("github.io").await, (0, 0));
+    // Still no way to create it.
+    create("github.io")
+        .send(app)
+        .await
+        .assert_error(400, "Invalid domain name format");
+}
