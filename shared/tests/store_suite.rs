@@ -438,6 +438,85 @@ async fn api_keys_are_found_by_hash_listed_by_organization_and_revoked_once(back
     );
 }
 
+async fn the_count_bounds_an_organization_and_follows_deletes(backend: &Backend) {
+    let store = &backend.store;
+    for raw in ["a.example.com", "b.example.com"] {
+        store
+            .insert(&domain("org_a", raw), 2)
+            .await
+            .expect("insert");
+    }
+    assert_eq!(store.domain_count("org_a").await.expect("count"), 2);
+    let third = store.insert(&domain("org_a", "c.example.com"), 2).await;
+    assert!(matches!(third, Err(StoreError::LimitReached)), "{third:?}");
+    // A taken name is the more specific answer, even at the limit.
+    let taken = store.insert(&domain("org_a", "a.example.com"), 2).await;
+    assert!(matches!(taken, Err(StoreError::NameTaken)), "{taken:?}");
+    assert!(
+        store
+            .get("org_a", &name("c.example.com"))
+            .await
+            .expect("get")
+            .is_none(),
+        "a refused insert writes nothing"
+    );
+    // Other organizations have counts of their own.
+    store
+        .insert(&domain("org_b", "c.example.com"), 2)
+        .await
+        .expect("insert");
+    let stored = store
+        .get("org_a", &name("a.example.com"))
+        .await
+        .expect("get")
+        .expect("found");
+    store.delete(&stored).await.expect("delete");
+    assert_eq!(store.domain_count("org_a").await.expect("count"), 1);
+    assert_eq!(store.domain_count("org_b").await.expect("count"), 1);
+    store
+        .insert(&domain("org_a", "d.example.com"), 2)
+        .await
+        .expect("a place again");
+}
+
+async fn reschedule_moves_only_the_next_check_and_is_versioned(backend: &Backend) {
+    let store = &backend.store;
+    let original = domain("org_a", "example.com");
+    store.insert(&original, usize::MAX).await.expect("insert");
+    let later = original.created_at.plus(chrono::Duration::hours(1));
+    store
+        .reschedule(&original, Some(later))
+        .await
+        .expect("reschedule");
+    let stored = store
+        .get("org_a", &name("example.com"))
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(stored.schedule.next_check_at, Some(later));
+    assert_eq!(stored.schedule.version, original.schedule.version + 1);
+    assert_eq!(stored.records, original.records, "nothing else changed");
+    assert!(
+        store
+            .due(later.plus(chrono::Duration::seconds(1)), 10)
+            .await
+            .expect("due")
+            .len()
+            == 1
+    );
+    // From a stale read: a conflict; for a domain deleted meanwhile: gone.
+    let stale = store.reschedule(&original, None).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    store.delete(&stored).await.expect("delete");
+    let gone = store.reschedule(&stored, None).await;
+    assert!(matches!(gone, Err(StoreError::DomainGone)), "{gone:?}");
+    // Out of the schedule: not due any more.
+    let watched = domain("org_a", "watched.example.com");
+    store.insert(&watched, usize::MAX).await.expect("insert");
+    store.reschedule(&watched, None).await.expect("unschedule");
+    assert!(store.due(later, 10).await.expect("due").is_empty());
+}
+
 macro_rules! store_suite {
     ($($case:ident),* $(,)?) => {
         mod in_memory {
@@ -467,4 +546,6 @@ store_suite!(
     a_write_from_a_stale_read_is_a_conflict,
     insert_is_one_transaction_and_get_one_read,
     api_keys_are_found_by_hash_listed_by_organization_and_revoked_once,
+    the_count_bounds_an_organization_and_follows_deletes,
+    reschedule_moves_only_the_next_check_and_is_versioned,
 );

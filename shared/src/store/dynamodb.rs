@@ -386,6 +386,14 @@ impl DynamoDbStore {
     }
 }
 
+/// The `id` of the item a failed conditional write found, where the server
+/// returned it (`ReturnValuesOnConditionCheckFailure::AllOld`).
+fn id_of(item: Option<&HashMap<String, AttributeValue>>) -> Option<String> {
+    item.and_then(|item| item.get("id"))
+        .and_then(|id| id.as_s().ok())
+        .cloned()
+}
+
 fn build_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("build request: {e}"))
 }
@@ -529,11 +537,7 @@ impl DomainStore for DynamoDbStore {
                 // Gone, or written since it was read? The failed write says, where
                 // the server returns the old item; otherwise ask.
                 let old_id = match service.err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e
-                        .item()
-                        .and_then(|item| item.get("id"))
-                        .and_then(|id| id.as_s().ok())
-                        .cloned(),
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => id_of(e.item()),
                     _ => None,
                 };
                 Err(self.gone_or_conflict(domain, old_id).await?)
@@ -624,11 +628,7 @@ impl DomainStore for DynamoDbStore {
                 if service.err().is_conditional_check_failed_exception() =>
             {
                 let old_id = match service.err() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => e
-                        .item()
-                        .and_then(|item| item.get("id"))
-                        .and_then(|id| id.as_s().ok())
-                        .cloned(),
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => id_of(e.item()),
                     _ => None,
                 };
                 Err(self.gone_or_conflict(domain, old_id).await?)

@@ -44,6 +44,23 @@ fn key(organization_id: &str, name: &DomainName) -> (String, DomainName) {
     (organization_id.to_string(), name.clone())
 }
 
+/// The stored domain a write conditioned on `domain`'s id and version may
+/// change: `DomainGone` if it was deleted (or replaced), `Conflict` if it was
+/// written since it was read.
+fn as_read<'a>(state: &'a mut State, domain: &Domain) -> Result<&'a mut Domain, StoreError> {
+    match state
+        .domains
+        .get_mut(&key(&domain.organization_id, &domain.name))
+    {
+        Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
+        Some(stored) if stored.schedule.version != domain.schedule.version => {
+            Err(StoreError::Conflict)
+        }
+        Some(stored) => Ok(stored),
+        None => Err(StoreError::DomainGone),
+    }
+}
+
 #[async_trait]
 impl DomainStore for InMemoryStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
@@ -115,41 +132,23 @@ impl DomainStore for InMemoryStore {
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
         check_size(domain)?;
         let mut state = self.lock()?;
-        match state
-            .domains
-            .get_mut(&key(&domain.organization_id, &domain.name))
-        {
-            Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
-            Some(stored) if stored.schedule.version != domain.schedule.version => {
-                Err(StoreError::Conflict)
-            }
-            Some(stored) => {
-                domain.schedule.version += 1;
-                *stored = domain.clone();
-                Ok(())
-            }
-            None => Err(StoreError::DomainGone),
-        }
+        let stored = as_read(&mut state, domain)?;
+        domain.schedule.version += 1;
+        *stored = domain.clone();
+        Ok(())
     }
 
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        let key = key(&domain.organization_id, &domain.name);
-        match state.domains.get(&key) {
-            Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
-            Some(stored) if stored.schedule.version != domain.schedule.version => {
-                Err(StoreError::Conflict)
-            }
-            Some(_) => {
-                state.domains.remove(&key);
-                state.claims.remove(&domain.name);
-                if let Some(count) = state.counts.get_mut(&domain.organization_id) {
-                    *count = count.saturating_sub(1);
-                }
-                Ok(())
-            }
-            None => Err(StoreError::DomainGone),
+        as_read(&mut state, domain)?;
+        state
+            .domains
+            .remove(&key(&domain.organization_id, &domain.name));
+        state.claims.remove(&domain.name);
+        if let Some(count) = state.counts.get_mut(&domain.organization_id) {
+            *count = count.saturating_sub(1);
         }
+        Ok(())
     }
 
     async fn reschedule(
@@ -158,21 +157,10 @@ impl DomainStore for InMemoryStore {
         next_check_at: Option<Timestamp>,
     ) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        match state
-            .domains
-            .get_mut(&key(&domain.organization_id, &domain.name))
-        {
-            Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
-            Some(stored) if stored.schedule.version != domain.schedule.version => {
-                Err(StoreError::Conflict)
-            }
-            Some(stored) => {
-                stored.schedule.version += 1;
-                stored.schedule.next_check_at = next_check_at;
-                Ok(())
-            }
-            None => Err(StoreError::DomainGone),
-        }
+        let stored = as_read(&mut state, domain)?;
+        stored.schedule.version += 1;
+        stored.schedule.next_check_at = next_check_at;
+        Ok(())
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
