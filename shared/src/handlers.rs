@@ -12,9 +12,8 @@ use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::error::{ApiError, json_response};
 use crate::identity::IdentityError;
-use crate::model::{
-    CheckSchedule, DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp,
-};
+use crate::lifecycle;
+use crate::model::{DnsRecord, Domain, Timestamp};
 use crate::provisioning::{self, SetupError};
 use crate::records::{expected_records, zone_file};
 use crate::request::{body_domain, organization_id, path_domain, request_id};
@@ -469,7 +468,7 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     let mut checked = checked;
     for attempt in 1..=WRITE_ATTEMPTS {
         domain.records = checked.clone();
-        apply_check(&mut domain, now);
+        lifecycle::after_manual_check(&mut domain, now);
         match app.store.update(&mut domain).await {
             Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
             // This check is the newest: apply it to what is stored now.
@@ -488,34 +487,6 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     Err(logged(ApiError::Unavailable(
         "verify kept losing write races".into(),
     )))
-}
-
-/// Sets the domain's state from its checked records. A manual verify restarts the
-/// verification window: not all verified leaves the domain pending, checked again
-/// by the scheduled job a minute later.
-pub fn apply_check(domain: &mut Domain, now: Timestamp) {
-    let has_dkim = domain
-        .records
-        .iter()
-        .any(|r| r.record == RecordPurpose::Dkim);
-    let all_verified = has_dkim
-        && domain
-            .records
-            .iter()
-            .all(|r| r.status == RecordStatus::Verified);
-    domain.last_checked_at = Some(now);
-    domain.updated_at = now;
-    domain.schedule = CheckSchedule::starting(now, domain.schedule.version);
-    if all_verified {
-        domain.verified = true;
-        domain.status = DomainStatus::Verified;
-        domain.verified_at.get_or_insert(now);
-        domain.schedule.next_check_at = Some(now.plus(crate::scheduler::VERIFIED_RECHECK));
-    } else {
-        domain.verified = false;
-        domain.status = DomainStatus::Pending;
-        domain.verified_at = None;
-    }
 }
 
 /// A delete, step by step; each step leaves something a repeated delete finishes:
@@ -555,30 +526,11 @@ async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     )))
 }
 
-/// Time kept back from the invocation deadline: a domain check can take a few
-/// seconds when DNS is slow, and the run must answer before the Lambda timeout.
-const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// Scheduled (EventBridge) re-verification. The event's content is not used: any
 /// schedule tick (or a manual invoke) runs one pass, until the deadline.
 pub async fn reverify_pending(
     app: &App,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<crate::scheduler::Summary, crate::scheduler::SchedulerError> {
-    // 0 (no deadline) when invoked outside Lambda, e.g. in tests.
-    let deadline_ms = event.context.deadline;
-    let should_stop = move || {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        deadline_ms > 0 && now_ms + DEADLINE_MARGIN.as_millis() as u64 >= deadline_ms
-    };
-    crate::scheduler::run(
-        app,
-        Timestamp::now(),
-        crate::scheduler::RunOptions::default(),
-        &should_stop,
-    )
-    .await
+    crate::scheduler::run_before_deadline(app, event.context.deadline).await
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod handlers;
 pub mod identity;
 pub mod keys;
+pub mod lifecycle;
 pub mod model;
 pub mod provisioning;
 pub mod records;

@@ -170,9 +170,6 @@ impl DnsRecord {
 /// Stored with the domain; not part of the API object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckSchedule {
-    /// Bumped by every write; a write is conditioned on the version it read, so
-    /// an older view never overwrites a newer one.
-    pub version: u64,
     /// Creation or the last manual verify: the 72-hour window starts here.
     pub window_started_at: Timestamp,
     /// `None`: not watched any more (failed).
@@ -185,9 +182,8 @@ pub struct CheckSchedule {
 
 impl CheckSchedule {
     /// A new window starting `now`, first check a minute later.
-    pub fn starting(now: Timestamp, version: u64) -> Self {
+    pub fn starting(now: Timestamp) -> Self {
         Self {
-            version,
             window_started_at: now,
             next_check_at: Some(now.plus(chrono::Duration::minutes(1))),
             checks_in_window: 0,
@@ -214,6 +210,10 @@ pub struct Domain {
     pub dkim_tokens: Vec<String>,
     #[serde(skip, default = "CheckSchedule::unknown")]
     pub schedule: CheckSchedule,
+    /// Bumped by every write; every write is conditioned on the version it read,
+    /// so an older view never overwrites a newer one. Not part of the API object.
+    #[serde(skip)]
+    pub version: u64,
     /// Set while a request creates (or re-creates) the SES identity; a delete
     /// waits until it is done or `provisioning::SETUP_WINDOW` has passed.
     #[serde(skip)]
@@ -227,7 +227,7 @@ pub struct Domain {
 impl CheckSchedule {
     /// Placeholder when deserializing the API object alone (never stored).
     fn unknown() -> Self {
-        Self::starting(Timestamp::from(DateTime::<Utc>::UNIX_EPOCH), 0)
+        Self::starting(Timestamp::from(DateTime::<Utc>::UNIX_EPOCH))
     }
 }
 
@@ -246,7 +246,8 @@ impl Domain {
             last_checked_at: None,
             verified_at: None,
             dkim_tokens: Vec::new(),
-            schedule: CheckSchedule::starting(now, 0),
+            schedule: CheckSchedule::starting(now),
+            version: 0,
             setup_started_at: Some(now),
             deleting_since: None,
         }

@@ -1,32 +1,19 @@
 //! Scheduled re-verification (EventBridge): domains whose next check is due are
-//! read from the sparse due-checks index, checked with bounded concurrency and
-//! written back conditioned on the version they were read at.
-//!
-//! - pending: checked 1, 5, 15, 30 and 60 minutes apart, then hourly; not verified
-//!   72 hours after creation or the last manual verify: `failed` (leaves the index);
-//! - verified: re-checked daily; records gone: `temporary_failure` (still verified),
-//!   checked hourly; fixed: `verified` again; unfixed for 72 hours: `failed`.
+//! read from the sparse due-checks index a page at a time, checked with bounded
+//! concurrency, moved on by `lifecycle::after_scheduled_check` and written back
+//! conditioned on the version they were read at.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use chrono::Duration as Span;
 use futures::StreamExt;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::model::{Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp};
+pub use crate::lifecycle::Outcome;
+use crate::lifecycle::{after_scheduled_check, next_check_after_failed_write};
+use crate::model::{Domain, Timestamp};
 use crate::store::StoreError;
-
-/// Not verified this long after the window started (creation or manual verify),
-/// or failing this long after drifting: `failed`.
-pub const VERIFICATION_WINDOW: Duration = Duration::from_secs(72 * 60 * 60);
-/// Minutes to the next check after the 1st, 2nd, ... scheduled check of a pending
-/// domain (the first comes a minute after creation); hourly after the last.
-pub const BACKOFF_MINUTES: [i64; 4] = [5, 15, 30, 60];
-pub const VERIFIED_RECHECK: Span = Span::hours(24);
-pub const FAILING_RECHECK: Span = Span::hours(1);
 
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -80,85 +67,6 @@ impl From<SchedulerError> for Diagnostic {
         Diagnostic {
             error_type: "ReverifyPendingFailed".into(),
             error_message: error.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Verified,
-    StillVerified,
-    StillPending,
-    TemporaryFailure,
-    Failed,
-    Superseded,
-    Gone,
-    Error,
-    LeftForLater,
-}
-
-fn all_verified(domain: &Domain) -> bool {
-    domain
-        .records
-        .iter()
-        .any(|r| r.record == RecordPurpose::Dkim)
-        && domain
-            .records
-            .iter()
-            .all(|r| r.status == RecordStatus::Verified)
-}
-
-/// Moves a domain on after a scheduled check of its records (already in
-/// `domain.records`).
-pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
-    domain.last_checked_at = Some(now);
-    domain.updated_at = now;
-    let verified_now = all_verified(domain);
-    let schedule = &mut domain.schedule;
-    let mark_failed = |domain: &mut Domain| {
-        domain.status = DomainStatus::Failed;
-        domain.verified = false;
-        domain.verified_at = None;
-        domain.schedule.next_check_at = None;
-        Outcome::Failed
-    };
-    match (domain.status, verified_now) {
-        (DomainStatus::Failed, _) => {
-            // Not watched: only a manual verify brings it back.
-            schedule.next_check_at = None;
-            Outcome::Failed
-        }
-        (DomainStatus::Verified, true) => {
-            schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
-            Outcome::StillVerified
-        }
-        (DomainStatus::Pending | DomainStatus::TemporaryFailure, true) => {
-            domain.status = DomainStatus::Verified;
-            domain.verified = true;
-            domain.verified_at.get_or_insert(now);
-            schedule.failing_since = None;
-            schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
-            Outcome::Verified
-        }
-        (DomainStatus::Pending, false) => {
-            schedule.checks_in_window += 1;
-            if now.since(schedule.window_started_at) >= VERIFICATION_WINDOW {
-                return mark_failed(domain);
-            }
-            let step = usize::try_from(schedule.checks_in_window).unwrap_or(usize::MAX);
-            let minutes = BACKOFF_MINUTES[step.saturating_sub(1).min(BACKOFF_MINUTES.len() - 1)];
-            schedule.next_check_at = Some(now.plus(Span::minutes(minutes)));
-            Outcome::StillPending
-        }
-        (DomainStatus::Verified | DomainStatus::TemporaryFailure, false) => {
-            let since = *schedule.failing_since.get_or_insert(now);
-            if now.since(since) >= VERIFICATION_WINDOW {
-                return mark_failed(domain);
-            }
-            // Still verified: mail keeps flowing while the owner fixes DNS.
-            domain.status = DomainStatus::TemporaryFailure;
-            schedule.next_check_at = Some(now.plus(FAILING_RECHECK));
-            Outcome::TemporaryFailure
         }
     }
 }
@@ -261,14 +169,29 @@ async fn reverify_one(app: &App, domain: Domain, now: Timestamp) -> Outcome {
             // The domain still moves on in the schedule (a small write of its next
             // check alone), so it cannot head every run and starve the others.
             tracing::warn!(domain = %checked.name, %error, "could not store a scheduled check");
-            let next = checked
-                .schedule
-                .next_check_at
-                .or(Some(now.plus(FAILING_RECHECK)));
+            let next = next_check_after_failed_write(&checked, now);
             if let Err(error) = app.store.reschedule(&as_read, next).await {
                 tracing::error!(domain = %checked.name, %error, "could not move a failed check on");
             }
             Outcome::Error
         }
     }
+}
+
+/// Time kept back from the invocation deadline: a domain check can take a few
+/// seconds when DNS is slow, and the run must answer before the Lambda timeout.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// One run now that starts no domain within `DEADLINE_MARGIN` of
+/// `deadline_ms` (Unix milliseconds, as the Lambda context gives it; 0 for no
+/// deadline, e.g. invoked outside Lambda).
+pub async fn run_before_deadline(app: &App, deadline_ms: u64) -> Result<Summary, SchedulerError> {
+    let should_stop = move || {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        deadline_ms > 0 && now_ms + DEADLINE_MARGIN.as_millis() as u64 >= deadline_ms
+    };
+    run(app, Timestamp::now(), RunOptions::default(), &should_stop).await
 }

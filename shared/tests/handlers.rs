@@ -487,7 +487,7 @@ async fn verify_racing_a_delete_does_not_bring_the_domain_back() {
         StatusCode::OK
     );
     let mut checked = read_by_verify.clone();
-    shared::handlers::apply_check(&mut checked, shared::Timestamp::now());
+    shared::lifecycle::after_manual_check(&mut checked, shared::Timestamp::now());
     assert!(matches!(
         app.store.update(&mut checked).await,
         Err(shared::store::StoreError::DomainGone)

@@ -85,8 +85,7 @@ impl DomainStore for StagedStore {
                     .await?
                     .expect("exists");
                 manual.last_checked_at = Some(Timestamp::now());
-                manual.schedule =
-                    CheckSchedule::starting(Timestamp::now(), manual.schedule.version);
+                manual.schedule = CheckSchedule::starting(Timestamp::now());
                 self.inner.update(&mut manual).await?;
             }
             Interference::FailWrites => return Err(StoreError::Unavailable("injected".into())),
@@ -249,7 +248,7 @@ async fn unverified_72_hours_after_the_window_started_is_failed_and_unwatched() 
     // A manual verify restarts the window and brings it back.
     let mut manual = domain.clone();
     manual.records = w.app.dns.check(&manual.name, &manual.records).await;
-    shared::handlers::apply_check(&mut manual, w.at(end + 60));
+    shared::lifecycle::after_manual_check(&mut manual, w.at(end + 60));
     w.store
         .inner
         .update(&mut manual)

@@ -65,6 +65,7 @@ struct DomainItem {
     dkim_tokens: Vec<String>,
     #[serde(flatten)]
     schedule: CheckSchedule,
+    version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     setup_started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +121,7 @@ impl DomainItem {
             domain: domain.clone(),
             dkim_tokens: domain.dkim_tokens.clone(),
             schedule: domain.schedule.clone(),
+            version: domain.version,
             setup_started_at: domain.setup_started_at,
             deleting_since: domain.deleting_since,
             gsi_due_pk: due.map(|_| due_partition(due_shard(&domain.name))),
@@ -131,6 +133,7 @@ impl DomainItem {
         let mut domain = self.domain;
         domain.dkim_tokens = self.dkim_tokens;
         domain.schedule = self.schedule;
+        domain.version = self.version;
         domain.setup_started_at = self.setup_started_at;
         domain.deleting_since = self.deleting_since;
         domain
@@ -509,9 +512,9 @@ impl DomainStore for DynamoDbStore {
 
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
         check_size(domain)?;
-        let read_version = domain.schedule.version;
+        let read_version = domain.version;
         let mut next = domain.clone();
-        next.schedule.version = read_version + 1;
+        next.version = read_version + 1;
         let item = to_item(&DomainItem::from_domain(&next))?;
         let result = self
             .client
@@ -553,10 +556,7 @@ impl DomainStore for DynamoDbStore {
             .key("sk", s(domain_sk(&domain.name)))
             .condition_expression("id = :id AND version = :version")
             .expression_attribute_values(":id", s(domain.id.clone()))
-            .expression_attribute_values(
-                ":version",
-                AttributeValue::N(domain.schedule.version.to_string()),
-            )
+            .expression_attribute_values(":version", AttributeValue::N(domain.version.to_string()))
             .build()
             .map_err(build_error)?;
         let release_claim = Delete::builder()
@@ -602,10 +602,7 @@ impl DomainStore for DynamoDbStore {
             .key("sk", s(domain_sk(&domain.name)))
             .condition_expression("id = :id AND version = :version")
             .expression_attribute_values(":id", s(domain.id.clone()))
-            .expression_attribute_values(
-                ":version",
-                AttributeValue::N(domain.schedule.version.to_string()),
-            )
+            .expression_attribute_values(":version", AttributeValue::N(domain.version.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,

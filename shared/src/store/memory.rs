@@ -53,9 +53,7 @@ fn as_read<'a>(state: &'a mut State, domain: &Domain) -> Result<&'a mut Domain, 
         .get_mut(&key(&domain.organization_id, &domain.name))
     {
         Some(stored) if stored.id != domain.id => Err(StoreError::DomainGone),
-        Some(stored) if stored.schedule.version != domain.schedule.version => {
-            Err(StoreError::Conflict)
-        }
+        Some(stored) if stored.version != domain.version => Err(StoreError::Conflict),
         Some(stored) => Ok(stored),
         None => Err(StoreError::DomainGone),
     }
@@ -133,7 +131,7 @@ impl DomainStore for InMemoryStore {
         check_size(domain)?;
         let mut state = self.lock()?;
         let stored = as_read(&mut state, domain)?;
-        domain.schedule.version += 1;
+        domain.version += 1;
         *stored = domain.clone();
         Ok(())
     }
@@ -158,7 +156,7 @@ impl DomainStore for InMemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         let stored = as_read(&mut state, domain)?;
-        stored.schedule.version += 1;
+        stored.version += 1;
         stored.schedule.next_check_at = next_check_at;
         Ok(())
     }

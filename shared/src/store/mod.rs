@@ -108,7 +108,7 @@ pub trait DomainStore: Send + Sync {
     }
 
     /// Replaces the stored domain with the same organization, name, id and
-    /// `schedule.version`, and bumps the version (in `domain` too). `DomainGone` if
+    /// `version`, and bumps the version (in `domain` too). `DomainGone` if
     /// it was deleted (or deleted and created again) meanwhile: an update never
     /// brings a domain back. `Conflict` if it was written since it was read.
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError>;
@@ -121,7 +121,7 @@ pub trait DomainStore: Send + Sync {
         next_check_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes the domain with this id and `schedule.version`, releases its name
+    /// Deletes the domain with this id and `version`, releases its name
     /// and uncounts it, atomically. `DomainGone` if it is no longer there, `Conflict` if it
     /// was written since it was read.
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError>;

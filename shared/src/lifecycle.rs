@@ -1,0 +1,316 @@
+//! The domain's state machine, in one place: how the result of a DNS check moves
+//! `status`, `verified`, `verified_at`, `last_checked_at` and the check schedule.
+//! The manual verify (`after_manual_check`) and the scheduled job
+//! (`after_scheduled_check`) both go through it; every write of the result is
+//! then conditioned on `Domain::version` by the store.
+//!
+//! | status before | records all verified? | manual verify | scheduled check |
+//! |---|---|---|---|
+//! | any | yes | `verified`, daily re-check, window restarted | `verified` (kept or reached), daily re-check |
+//! | any | no | `pending`, window restarted, first check in a minute | see below |
+//! | `pending` | no | | `pending`, back-off 5, 15, 30, 60 min then hourly; `failed` 72 h after the window started |
+//! | `verified`, `temporary_failure` | no | | `temporary_failure` (still `verified: true`), hourly; `failed` 72 h after it started failing |
+//! | `failed` | no | | stays `failed`, not watched any more (only a manual verify brings it back) |
+
+use std::time::Duration;
+
+use chrono::Duration as Span;
+
+use crate::model::{
+    CheckSchedule, DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp,
+};
+
+/// Not verified this long after the window started (creation or manual verify),
+/// or failing this long after drifting: `failed`.
+pub const VERIFICATION_WINDOW: Duration = Duration::from_secs(72 * 60 * 60);
+/// Minutes to the next check after the 1st, 2nd, ... scheduled check of a pending
+/// domain (the first comes a minute after creation); hourly after the last.
+pub const BACKOFF_MINUTES: [i64; 4] = [5, 15, 30, 60];
+/// How often a verified domain is checked for drift.
+pub const VERIFIED_RECHECK: Span = Span::hours(24);
+/// How often a drifting (temporarily failing) domain is checked.
+pub const FAILING_RECHECK: Span = Span::hours(1);
+
+/// What a scheduled check did to a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Newly verified, or fixed after a temporary failure.
+    Verified,
+    StillVerified,
+    StillPending,
+    /// A verified domain whose records went missing.
+    TemporaryFailure,
+    /// Out of time.
+    Failed,
+    /// Written by someone else (a manual verify) since read: left as it is.
+    Superseded,
+    /// Deleted while being checked: left deleted.
+    Gone,
+    /// The check's result could not be stored.
+    Error,
+    /// Not started before the run's deadline.
+    LeftForLater,
+}
+
+/// Whether every record, the DKIM ones among them, was seen correct.
+pub fn all_records_verified(records: &[DnsRecord]) -> bool {
+    records.iter().any(|r| r.record == RecordPurpose::Dkim)
+        && records.iter().all(|r| r.status == RecordStatus::Verified)
+}
+
+/// A manual verify: sets the domain's state from its checked records (already in
+/// `domain.records`) and restarts the verification window. Not all verified
+/// leaves the domain pending, checked again by the scheduled job a minute later.
+pub fn after_manual_check(domain: &mut Domain, now: Timestamp) {
+    domain.last_checked_at = Some(now);
+    domain.updated_at = now;
+    domain.schedule = CheckSchedule::starting(now);
+    if all_records_verified(&domain.records) {
+        domain.verified = true;
+        domain.status = DomainStatus::Verified;
+        domain.verified_at.get_or_insert(now);
+        domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+    } else {
+        domain.verified = false;
+        domain.status = DomainStatus::Pending;
+        domain.verified_at = None;
+    }
+}
+
+/// A scheduled check: moves the domain on from its checked records (already in
+/// `domain.records`), by the table in the module's documentation.
+pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
+    domain.last_checked_at = Some(now);
+    domain.updated_at = now;
+    let verified_now = all_records_verified(&domain.records);
+    match (domain.status, verified_now) {
+        (DomainStatus::Failed, _) => {
+            // Not watched: only a manual verify brings it back.
+            domain.schedule.next_check_at = None;
+            Outcome::Failed
+        }
+        (DomainStatus::Verified, true) => {
+            domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+            Outcome::StillVerified
+        }
+        (DomainStatus::Pending | DomainStatus::TemporaryFailure, true) => {
+            domain.status = DomainStatus::Verified;
+            domain.verified = true;
+            domain.verified_at.get_or_insert(now);
+            domain.schedule.failing_since = None;
+            domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+            Outcome::Verified
+        }
+        (DomainStatus::Pending, false) => {
+            let schedule = &mut domain.schedule;
+            schedule.checks_in_window += 1;
+            if now.since(schedule.window_started_at) >= VERIFICATION_WINDOW {
+                return mark_failed(domain);
+            }
+            let step = usize::try_from(schedule.checks_in_window).unwrap_or(usize::MAX);
+            let minutes = BACKOFF_MINUTES[step.saturating_sub(1).min(BACKOFF_MINUTES.len() - 1)];
+            schedule.next_check_at = Some(now.plus(Span::minutes(minutes)));
+            Outcome::StillPending
+        }
+        (DomainStatus::Verified | DomainStatus::TemporaryFailure, false) => {
+            let since = *domain.schedule.failing_since.get_or_insert(now);
+            if now.since(since) >= VERIFICATION_WINDOW {
+                return mark_failed(domain);
+            }
+            // Still verified: mail keeps flowing while the owner fixes DNS.
+            domain.status = DomainStatus::TemporaryFailure;
+            domain.schedule.next_check_at = Some(now.plus(FAILING_RECHECK));
+            Outcome::TemporaryFailure
+        }
+    }
+}
+
+/// Where a domain whose result could not be stored is checked next: where the
+/// check would have put it, else in an hour (never left due, heading every run).
+pub fn next_check_after_failed_write(checked: &Domain, now: Timestamp) -> Option<Timestamp> {
+    checked
+        .schedule
+        .next_check_at
+        .or(Some(now.plus(FAILING_RECHECK)))
+}
+
+fn mark_failed(domain: &mut Domain) -> Outcome {
+    domain.status = DomainStatus::Failed;
+    domain.verified = false;
+    domain.verified_at = None;
+    domain.schedule.next_check_at = None;
+    Outcome::Failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain_name::DomainName;
+    use crate::records::expected_records;
+
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp::from(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH).plus(Span::minutes(minutes))
+    }
+
+    /// A domain created at minute 0, its records all `status`.
+    fn domain(status: DomainStatus, records: RecordStatus) -> Domain {
+        let name = DomainName::parse("example.com").expect("valid");
+        let mut domain = Domain::new("org", name.clone(), at(0));
+        domain.records =
+            expected_records(&name, &["t1".into(), "t2".into(), "t3".into()], "us-east-2");
+        domain.records.iter_mut().for_each(|r| r.status = records);
+        domain.status = status;
+        domain.verified = matches!(
+            status,
+            DomainStatus::Verified | DomainStatus::TemporaryFailure
+        );
+        domain
+    }
+
+    const WINDOW_MINUTES: i64 = 72 * 60;
+
+    #[test]
+    fn manual_verify_all_verified_is_verified_and_rechecked_daily() {
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Verified);
+        after_manual_check(&mut d, at(10));
+        assert_eq!(
+            (d.status, d.verified, d.verified_at),
+            (DomainStatus::Verified, true, Some(at(10)))
+        );
+        assert_eq!(
+            d.schedule.next_check_at,
+            Some(at(10).plus(VERIFIED_RECHECK))
+        );
+        assert_eq!(d.last_checked_at, Some(at(10)));
+    }
+
+    #[test]
+    fn manual_verify_not_all_verified_is_pending_with_a_fresh_window() {
+        for before in [
+            DomainStatus::Verified,
+            DomainStatus::Failed,
+            DomainStatus::TemporaryFailure,
+        ] {
+            let mut d = domain(before, RecordStatus::Pending);
+            d.schedule.checks_in_window = 7;
+            after_manual_check(&mut d, at(5000));
+            assert_eq!(
+                (d.status, d.verified, d.verified_at),
+                (DomainStatus::Pending, false, None),
+                "{before:?}"
+            );
+            assert_eq!(d.schedule.window_started_at, at(5000));
+            assert_eq!(d.schedule.checks_in_window, 0);
+            assert_eq!(d.schedule.next_check_at, Some(at(5001)));
+        }
+    }
+
+    #[test]
+    fn no_dkim_records_is_never_all_verified() {
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Verified);
+        d.records.retain(|r| r.record != RecordPurpose::Dkim);
+        assert!(!all_records_verified(&d.records));
+    }
+
+    #[test]
+    fn pending_backs_off_then_fails_after_the_window() {
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Pending);
+        let mut gaps = Vec::new();
+        let mut now = 1;
+        for _ in 0..6 {
+            assert_eq!(
+                after_scheduled_check(&mut d, at(now)),
+                Outcome::StillPending
+            );
+            let next = d.schedule.next_check_at.expect("scheduled");
+            let gap = (next.as_datetime() - at(now).as_datetime()).num_minutes();
+            gaps.push(gap);
+            now += gap;
+        }
+        assert_eq!(gaps, [5, 15, 30, 60, 60, 60]);
+        assert_eq!(
+            after_scheduled_check(&mut d, at(WINDOW_MINUTES)),
+            Outcome::Failed
+        );
+        assert_eq!(
+            (d.status, d.verified, d.schedule.next_check_at),
+            (DomainStatus::Failed, false, None)
+        );
+    }
+
+    #[test]
+    fn pending_or_failing_that_verifies_is_verified() {
+        for before in [DomainStatus::Pending, DomainStatus::TemporaryFailure] {
+            let mut d = domain(before, RecordStatus::Verified);
+            d.schedule.failing_since = Some(at(1));
+            assert_eq!(after_scheduled_check(&mut d, at(30)), Outcome::Verified);
+            assert_eq!((d.status, d.verified), (DomainStatus::Verified, true));
+            assert_eq!(d.schedule.failing_since, None);
+            assert_eq!(
+                d.schedule.next_check_at,
+                Some(at(30).plus(VERIFIED_RECHECK))
+            );
+        }
+        let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
+        assert_eq!(
+            after_scheduled_check(&mut d, at(30)),
+            Outcome::StillVerified
+        );
+    }
+
+    #[test]
+    fn drift_is_a_temporary_failure_that_stays_verified_then_fails_after_72_hours() {
+        let mut d = domain(DomainStatus::Verified, RecordStatus::Pending);
+        assert_eq!(
+            after_scheduled_check(&mut d, at(100)),
+            Outcome::TemporaryFailure
+        );
+        assert_eq!(
+            (d.status, d.verified),
+            (DomainStatus::TemporaryFailure, true)
+        );
+        assert_eq!(d.schedule.failing_since, Some(at(100)));
+        assert_eq!(
+            d.schedule.next_check_at,
+            Some(at(100).plus(FAILING_RECHECK))
+        );
+        assert_eq!(
+            after_scheduled_check(&mut d, at(160)),
+            Outcome::TemporaryFailure
+        );
+        assert_eq!(
+            d.schedule.failing_since,
+            Some(at(100)),
+            "since the first miss"
+        );
+        assert_eq!(
+            after_scheduled_check(&mut d, at(100 + WINDOW_MINUTES)),
+            Outcome::Failed
+        );
+        assert!(!d.verified);
+    }
+
+    #[test]
+    fn failed_stays_failed_and_unwatched() {
+        for records in [RecordStatus::Pending, RecordStatus::Verified] {
+            let mut d = domain(DomainStatus::Failed, records);
+            assert_eq!(after_scheduled_check(&mut d, at(10)), Outcome::Failed);
+            assert_eq!(
+                (d.status, d.schedule.next_check_at),
+                (DomainStatus::Failed, None)
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_write_still_moves_the_domain_on() {
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Pending);
+        after_scheduled_check(&mut d, at(1));
+        assert_eq!(next_check_after_failed_write(&d, at(1)), Some(at(6)));
+        d.schedule.next_check_at = None;
+        assert_eq!(
+            next_check_after_failed_write(&d, at(1)),
+            Some(at(1).plus(FAILING_RECHECK))
+        );
+    }
+}
