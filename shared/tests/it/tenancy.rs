@@ -4,11 +4,9 @@
 //! per-organization limit is exact under concurrency; and whatever a hostile zone
 //! answers, a domain stays small and the scheduler keeps checking the others.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures::future::join_all;
 use lambda_http::http::StatusCode;
 use shared::DomainName;

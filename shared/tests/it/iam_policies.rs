@@ -4,13 +4,11 @@
 //! items of a transaction each by their own action), and SES calls through the
 //! identity provider (each SesIdentities method is one SESv2 call; see ses_adapter).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use async_trait::async_trait;
-use common::*;
 use lambda_http::http::StatusCode;
 use serde_norway::Value as Yaml;
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};

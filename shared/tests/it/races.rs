@@ -3,9 +3,7 @@
 //! one create of a name wins, a verify never brings back a deleted domain, and
 //! concurrent verifies leave one consistent domain.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures::future::join_all;
 use lambda_http::http::StatusCode;
 use test_support::unique_table_name;

@@ -5,13 +5,11 @@
 //! afterwards there is no domain without its identity and no identity without its
 //! domain, or the domain records the leftover and the next call finishes the job.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::Mutex;
 
+use crate::common::*;
 use async_trait::async_trait;
-use common::*;
 use lambda_http::http::StatusCode;
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};
 use shared::model::{Domain, Timestamp};

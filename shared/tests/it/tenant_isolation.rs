@@ -2,9 +2,7 @@
 //! them, through every endpoint, on both stores: always 404 (409 for create), and
 //! never a change to the owner's domain.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lambda_http::http::StatusCode;
 use serde_json::Value;
 use shared::App;

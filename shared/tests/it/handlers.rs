@@ -1,12 +1,10 @@
 //! The handlers, called with the API Gateway (HTTP API v2) events in `events/`
 //! exactly as the Lambda runtime would hand them over.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use async_trait::async_trait;
-use common::*;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider};

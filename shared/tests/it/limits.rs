@@ -1,8 +1,6 @@
 //! Absurd input: the caller gets a clear 4xx and nothing is stored.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 

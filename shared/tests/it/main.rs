@@ -1,0 +1,20 @@
+//! The `shared` crate's integration tests, one binary (the AWS SDK is linked
+//! once): a module per concern. Tests that need the DynamoDB-API server read its
+//! URL from `MOTO_ENDPOINT` (set by `scripts/test`) and fail without it.
+
+mod common;
+
+mod authorizer;
+mod dynamodb_errors;
+mod events;
+mod faults;
+mod handlers;
+mod iam_policies;
+mod limits;
+mod races;
+mod scheduler;
+mod ses_adapter;
+mod store_suite;
+mod tenancy;
+mod tenant_isolation;
+mod verification;
