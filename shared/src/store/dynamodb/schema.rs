@@ -1,0 +1,122 @@
+//! The table's schema: its key attributes, the `due-checks` index, and how each
+//! item's keys are written (one place for every key literal).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+use super::{build_error, classify};
+use crate::domain_name::DomainName;
+use crate::model::Timestamp;
+use crate::store::StoreError;
+
+pub const DUE_INDEX: &str = "due-checks";
+
+/// Partitions of the due-checks index: every scheduled write lands in it, and
+/// one partition key takes at most 1,000 writes per second.
+pub const DUE_SHARDS: u32 = 4;
+
+/// Sort keys and sort-key prefixes of the items (see the table in `dynamodb`).
+pub(super) const DOMAIN_SORT_PREFIX: &str = "DOMAIN#";
+pub(super) const API_KEY_PREFIX: &str = "APIKEY#";
+pub(super) const API_KEY_SORT_KEY: &str = "APIKEY";
+pub(super) const API_KEY_ID_SORT_KEY: &str = "APIKEYID";
+/// A key no item has: the start-up read asks for it.
+pub(super) const WARM_UP_KEY: &str = "WARMUP";
+
+pub(super) const CLAIM_SORT_KEY: &str = "CLAIM";
+
+pub(super) const COUNT_SORT_KEY: &str = "COUNT";
+
+pub(super) fn organization_pk(organization_id: &str) -> String {
+    format!("ORG#{organization_id}")
+}
+
+pub(super) fn domain_sk(name: &DomainName) -> String {
+    format!("{DOMAIN_SORT_PREFIX}{name}")
+}
+
+pub(super) fn due_partition(shard: u32) -> String {
+    format!("DUE#{shard}")
+}
+
+/// A stable spread of names over the shards (FNV-1a).
+pub(super) fn due_shard(name: &DomainName) -> u32 {
+    let hash = name.as_str().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    hash % DUE_SHARDS
+}
+
+pub(super) fn claim_pk(name: &DomainName) -> String {
+    format!("NAME#{name}")
+}
+
+pub(super) fn due_sort_key(at: Timestamp, name: &DomainName) -> String {
+    format!("{at}#{name}")
+}
+
+pub(super) fn key_hash_pk(key_hash: &str) -> String {
+    format!("{API_KEY_PREFIX}{key_hash}")
+}
+
+pub(super) fn key_org_sk(key_id: &str) -> String {
+    format!("{API_KEY_PREFIX}{key_id}")
+}
+
+pub(super) fn key_id_pk(key_id: &str) -> String {
+    format!("{API_KEY_ID_SORT_KEY}#{key_id}")
+}
+
+/// Creates the table with its keys and the sparse due-checks GSI (on-demand billing).
+/// `Ok(false)` if it already existed.
+pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
+    let key = |name: &str, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(build_error)
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_error)
+    };
+    let due_index = GlobalSecondaryIndex::builder()
+        .index_name(DUE_INDEX)
+        .key_schema(key("gsi_due_pk", KeyType::Hash)?)
+        .key_schema(key("gsi_due_sk", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(build_error)?;
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .attribute_definitions(attribute("gsi_due_pk")?)
+        .attribute_definitions(attribute("gsi_due_sk")?)
+        .global_secondary_indexes(due_index)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(service)) if service.err().is_resource_in_use_exception() => {
+            Ok(false)
+        }
+        Err(error) => Err(classify("create table", error)),
+    }
+}
