@@ -1,0 +1,137 @@
+//! Zone cuts and their name servers: the deepest zone between a name and its
+//! registrable domain whose authoritative servers answer, remembered for a
+//! while (bounded, expired entries dropped).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::{Resolver, TokioResolver};
+
+use super::DnsChecker;
+use super::resolver::{LOOKUP_DEADLINE, build_resolver, query, servers_config};
+use crate::domain_name::DomainName;
+
+/// How long a zone's authoritative servers (never answers) are remembered.
+pub(super) const ZONE_SERVERS_TTL: Duration = Duration::from_secs(300);
+pub(super) const MAX_ZONE_CACHE_ENTRIES: usize = 50_000;
+/// Name servers of a zone asked at most.
+pub(super) const MAX_AUTHORITATIVE_SERVERS: usize = 4;
+
+pub(super) struct ZoneEntry {
+    until: Instant,
+    /// The authoritative servers if this name is a zone cut, `None` if it is not.
+    servers: Option<Arc<TokioResolver>>,
+}
+
+impl DnsChecker {
+    /// The deepest zone cut between `domain` and its registrable domain whose name
+    /// servers can be found and reached, as a non-recursive resolver.
+    pub(super) async fn authoritative(&self, domain: &DomainName) -> Option<Arc<TokioResolver>> {
+        let apex = domain.registrable_domain();
+        let mut candidates = Vec::new();
+        let mut name = domain.as_str();
+        loop {
+            candidates.push(name.to_string());
+            if name == apex {
+                break;
+            }
+            match name.split_once('.') {
+                Some((_, parent)) => name = parent,
+                None => break,
+            }
+        }
+        let now = Instant::now();
+        let known: Vec<Option<Option<Arc<TokioResolver>>>> = {
+            let zones = self.zones.lock().ok();
+            candidates
+                .iter()
+                .map(|c| {
+                    zones
+                        .as_ref()
+                        .and_then(|z| z.get(c))
+                        .filter(|entry| entry.until > now)
+                        .map(|entry| entry.servers.clone())
+                })
+                .collect()
+        };
+        let resolved = join_all(candidates.iter().zip(known).map(
+            |(candidate, known)| async move {
+                match known {
+                    Some(servers) => servers,
+                    None => {
+                        let servers = self.discover(candidate).await;
+                        self.remember(candidate, servers.clone());
+                        servers
+                    }
+                }
+            },
+        ))
+        .await;
+        resolved.into_iter().flatten().next()
+    }
+
+    fn remember(&self, zone: &str, servers: Option<Arc<TokioResolver>>) {
+        if let Ok(mut zones) = self.zones.lock() {
+            if zones.len() >= MAX_ZONE_CACHE_ENTRIES {
+                let now = Instant::now();
+                zones.retain(|_, entry| entry.until > now);
+                if zones.len() >= MAX_ZONE_CACHE_ENTRIES {
+                    zones.clear();
+                }
+            }
+            zones.insert(
+                zone.to_string(),
+                ZoneEntry {
+                    until: Instant::now() + ZONE_SERVERS_TTL,
+                    servers,
+                },
+            );
+        }
+    }
+
+    /// NS records of `zone` and their addresses, through the configured resolver.
+    async fn discover(&self, zone: &str) -> Option<Arc<TokioResolver>> {
+        let hosts = query(&self.resolver, zone, RecordType::NS)
+            .await
+            .map(|data| match data {
+                RData::NS(ns) => Some(ns.0.to_ascii()),
+                _ => None,
+            });
+        let hosts: Vec<String> = hosts
+            .found()
+            .iter()
+            .take(MAX_AUTHORITATIVE_SERVERS)
+            .cloned()
+            .collect();
+        if hosts.is_empty() {
+            return None;
+        }
+        let addresses = join_all(hosts.iter().map(|host| async move {
+            tokio::time::timeout(LOOKUP_DEADLINE, self.resolver.lookup_ip(host.as_str()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|ips| ips.iter().collect::<Vec<IpAddr>>())
+                .unwrap_or_default()
+        }))
+        .await;
+        let servers: Vec<SocketAddr> = addresses
+            .into_iter()
+            .flatten()
+            .take(MAX_AUTHORITATIVE_SERVERS)
+            .map(|ip| SocketAddr::new(ip, self.authoritative_port))
+            .collect();
+        if servers.is_empty() {
+            return None;
+        }
+        let builder = Resolver::builder_with_config(
+            servers_config(&servers),
+            TokioRuntimeProvider::default(),
+        );
+        build_resolver(builder, false).ok().map(Arc::new)
+    }
+}
