@@ -112,7 +112,7 @@ impl DomainStore for InMemoryStore {
             .filter(|((org, name), _)| {
                 org == organization_id && after.is_none_or(|a| name.as_str() > a)
             })
-            .take(limit)
+            .take(limit.saturating_add(1))
             .map(|(_, domain)| domain.clone())
             .collect();
         Ok(DomainPage::of(domains, limit))

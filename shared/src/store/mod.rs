@@ -25,9 +25,12 @@ pub struct DomainPage {
 }
 
 impl DomainPage {
-    /// A page of `limit` asked for: more may follow if it is full.
-    pub fn of(domains: Vec<Domain>, limit: usize) -> Self {
-        let next = (domains.len() >= limit)
+    /// A page of `limit` from up to `limit + 1` domains read: only when one more
+    /// was there does a next page follow (a full last page has no cursor).
+    pub fn of(mut domains: Vec<Domain>, limit: usize) -> Self {
+        let more = domains.len() > limit;
+        domains.truncate(limit);
+        let next = more
             .then(|| domains.last().map(|d| d.name.clone()))
             .flatten();
         Self { domains, next }

@@ -200,7 +200,12 @@ impl DomainStore for DynamoDbStore {
             .consistent_read(true)
             .set_exclusive_start_key(start);
         let domains = self
-            .query_items("list domains", query, limit, listed_domain)
+            .query_items(
+                "list domains",
+                query,
+                limit.saturating_add(1),
+                listed_domain,
+            )
             .await?;
         Ok(DomainPage::of(domains, limit))
     }

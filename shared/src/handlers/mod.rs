@@ -2,6 +2,11 @@
 //! Gateway sent, and always answers: errors become JSON responses here, and every
 //! request is logged once.
 
+mod paging;
+mod setup;
+
+pub use paging::{MAX_CURSOR, MAX_PAGE};
+
 use std::future::Future;
 use std::time::Instant;
 
@@ -9,21 +14,20 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::App;
-use crate::domain_name::DomainName;
 use crate::error::{ApiError, json_response};
 use crate::identity::IdentityError;
 use crate::lifecycle;
 use crate::model::{DnsRecord, Domain, Timestamp};
-use crate::provisioning::{self, SetupError};
-use crate::records::{expected_records, zone_file};
-use crate::request::{body_domain, organization_id, path_domain, request_id};
+use crate::provisioning;
+use crate::records::zone_file;
+use crate::request::{organization_id, path_domain, request_id};
 use crate::store::StoreError;
 
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
 
 /// `POST /domains`
 pub async fn create_domain(app: &App, request: Request) -> HandlerResult {
-    respond("create_domain", &request, create(app, &request)).await
+    respond("create_domain", &request, setup::create(app, &request)).await
 }
 
 /// `GET /domains`
@@ -127,201 +131,9 @@ async fn find_live(app: &App, request: &Request) -> Result<Domain, ApiError> {
     Ok(domain)
 }
 
-fn setup_error(error: SetupError) -> ApiError {
-    match error {
-        SetupError::NotOurs => ApiError::DomainAlreadyExists,
-        SetupError::Identity(error) => identity_error(error),
-    }
-}
-
-async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let organization_id = organization_id(request)?;
-    let name = body_domain(request)?;
-    let now = Timestamp::now();
-    let mut domain = Domain::new(&organization_id, name.clone(), now);
-    domain.records = expected_records(&name, &[], &app.receiving_region);
-
-    // Claim the name (with a setup mark) first: an identity is only ever created
-    // for a claimed name.
-    match app
-        .store
-        .insert(&domain, app.max_domains_per_organization)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::NameTaken) => domain = resume_setup(app, &organization_id, &name).await?,
-        Err(error) => return Err(logged(store_error(error))),
-    }
-
-    let tokens = match provisioning::create_identity(app, &domain).await {
-        Ok(tokens) => tokens,
-        Err(error) => {
-            release_claim(app, &domain, &error).await;
-            return Err(logged(setup_error(error)));
-        }
-    };
-    store_tokens(app, &mut domain, tokens).await?;
-
-    let mut response = json_response(StatusCode::CREATED, &domain);
-    if let Ok(location) = HeaderValue::from_str(&format!("/domains/{name}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
-}
-
-/// A create of a name the organization already holds: taken over if it is a
-/// create that failed half-way (no DKIM tokens, setup mark gone stale), by taking
-/// a fresh setup mark; otherwise the name exists.
-async fn resume_setup(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<Domain, ApiError> {
-    let now = Timestamp::now();
-    let mut leftover = match app.store.get(organization_id, name).await {
-        Ok(Some(leftover))
-            if leftover.dkim_tokens.is_empty()
-                && leftover.deleting_since.is_none()
-                && !provisioning::setup_in_progress(&leftover, now) =>
-        {
-            leftover
-        }
-        _ => return Err(ApiError::DomainAlreadyExists),
-    };
-    tracing::info!(domain = %name, "resuming a create that failed half-way");
-    leftover.setup_started_at = Some(now);
-    match app.store.update(&mut leftover).await {
-        Ok(()) => Ok(leftover),
-        Err(StoreError::Conflict | StoreError::DomainGone) => Err(ApiError::DomainAlreadyExists),
-        Err(error) => Err(logged(store_error(error))),
-    }
-}
-
-/// Writes the DKIM tokens (and records) into the domain and clears its setup
-/// mark. A domain written meanwhile is read again and the tokens applied to it; a
-/// domain removed meanwhile is `DomainBusy` (never a 201 for a removed domain).
-async fn store_tokens(app: &App, domain: &mut Domain, tokens: Vec<String>) -> Result<(), ApiError> {
-    for attempt in 1..=WRITE_ATTEMPTS {
-        domain.dkim_tokens = tokens.clone();
-        domain.records = merge_records(
-            expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
-            &domain.records,
-        );
-        domain.setup_started_at = None;
-        match app.store.update(domain).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
-                match app.store.get(&domain.organization_id, &domain.name).await {
-                    Ok(Some(fresh)) if fresh.id == domain.id && fresh.deleting_since.is_none() => {
-                        *domain = fresh;
-                    }
-                    Ok(_) => return Err(ApiError::DomainBusy),
-                    Err(error) => return Err(logged(store_error(error))),
-                }
-            }
-            Err(StoreError::DomainGone) => return Err(ApiError::DomainBusy),
-            Err(error) => {
-                // The domain and its identity both exist; a later dns-records,
-                // verify or create of it reads the tokens from SES again.
-                tracing::warn!(domain = %domain.name, %error, "could not store DKIM tokens");
-                return Ok(());
-            }
-        }
-    }
-    Err(logged(ApiError::Unavailable(
-        "the domain kept changing while its tokens were stored".into(),
-    )))
-}
-
-/// After the identity could not be had: remove what SES may have made anyway (a
-/// 5xx or timeout leaves that open; only an identity tagged for this
-/// organization), then release the claim. If either step fails, the domain stays
-/// as the record of the leftover: a later create, dns-records, verify or delete
-/// of it finishes or cleans up the job.
-async fn release_claim(app: &App, domain: &Domain, cause: &SetupError) {
-    if matches!(cause, SetupError::Identity(IdentityError::Unavailable(_)))
-        && let Err(error) =
-            provisioning::remove_identity(app, &domain.name, &domain.organization_id).await
-    {
-        tracing::error!(domain = %domain.name, %error, "SES may hold an identity; keeping the domain to clean it up later");
-        return;
-    }
-    let mut stored = domain.clone();
-    // The claim goes with the domain; its count with it.
-    for _ in 0..WRITE_ATTEMPTS {
-        match app.store.delete(&stored).await {
-            Ok(()) | Err(StoreError::DomainGone) => return,
-            Err(StoreError::Conflict) => {
-                match app.store.get(&domain.organization_id, &domain.name).await {
-                    Ok(Some(fresh)) if fresh.id == domain.id => stored = fresh,
-                    _ => return,
-                }
-            }
-            Err(error) => {
-                tracing::error!(domain = %domain.name, %error, "could not release the claim after SES failed; the domain is kept");
-                return;
-            }
-        }
-    }
-}
-
-/// Most domains in one list response (and the default): about 2 MB of JSON,
-/// well inside Lambda's 6 MB response limit.
-pub const MAX_PAGE: usize = 1000;
-
-/// `?limit=` and `?cursor=` of `GET /domains`.
-fn page_request(request: &Request) -> Result<(usize, Option<String>), ApiError> {
-    let query = request.query_string_parameters_ref();
-    let limit = match query.and_then(|q| q.first("limit")) {
-        None => MAX_PAGE,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or(ApiError::InvalidLimit)?,
-    };
-    let after = match query.and_then(|q| q.first("cursor")) {
-        // An empty cursor (a URL template with nothing filled in) is no cursor.
-        None | Some("") => None,
-        Some(cursor) => Some(decode_cursor(cursor).ok_or(ApiError::InvalidCursor)?),
-    };
-    Ok((limit, after))
-}
-
-/// Cursors are opaque to callers: the last name of a page, base64url-encoded
-/// without padding. Any base64url text of at most `MAX_CURSOR` characters is a
-/// cursor (the page starts after the text it decodes to, in name order), so that
-/// what the OpenAPI file says is a cursor is one.
-pub const MAX_CURSOR: usize = 340;
-
-fn cursor_engine() -> base64::engine::GeneralPurpose {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    GeneralPurpose::new(
-        &base64::alphabet::URL_SAFE,
-        GeneralPurposeConfig::new()
-            .with_encode_padding(false)
-            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-            .with_decode_allow_trailing_bits(true),
-    )
-}
-
-fn encode_cursor(name: &DomainName) -> String {
-    use base64::Engine;
-    cursor_engine().encode(name.as_str())
-}
-
-fn decode_cursor(cursor: &str) -> Option<String> {
-    use base64::Engine;
-    if cursor.len() > MAX_CURSOR {
-        return None;
-    }
-    let bytes = cursor_engine().decode(cursor).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
-}
-
 async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
-    let (limit, after) = page_request(request)?;
+    let (limit, after) = paging::page_request(request)?;
     let page = app
         .store
         .list_page(&organization_id, after.as_deref(), limit)
@@ -329,7 +141,7 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
         .map_err(|e| logged(store_error(e)))?;
     let mut response = json_response(StatusCode::OK, &page.domains);
     if let Some(next) = page.next {
-        let cursor = encode_cursor(&next);
+        let cursor = paging::encode_cursor(&next);
         let link = format!("</domains?limit={limit}&cursor={cursor}>; rel=\"next\"");
         if let (Ok(cursor), Ok(link)) =
             (HeaderValue::from_str(&cursor), HeaderValue::from_str(&link))
@@ -367,7 +179,7 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
     let format = records_format(request)?;
     let mut domain = find_live(app, request).await?;
     if domain.dkim_tokens.is_empty() {
-        fill_dkim_tokens(app, &mut domain)
+        setup::fill_dkim_tokens(app, &mut domain)
             .await
             .map_err(|error| match error {
                 ApiError::Throttled(_) => logged(error),
@@ -390,65 +202,6 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
     })
 }
 
-/// Gets the DKIM tokens of a domain stored without them (a create that failed
-/// half-way): from this organization's identity if there is one, else by making
-/// it, under a fresh setup mark as a create does. While another request holds the
-/// mark, only reads.
-async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(), ApiError> {
-    let now = Timestamp::now();
-    if provisioning::setup_in_progress(domain, now) {
-        let identity = app
-            .identities
-            .get(&domain.name)
-            .await
-            .map_err(identity_error)?;
-        if identity.owner != Some(app.identity_owner(&domain.organization_id))
-            || identity.tokens.is_empty()
-        {
-            return Err(ApiError::DomainBusy);
-        }
-        domain.dkim_tokens = identity.tokens;
-        domain.records = merge_records(
-            expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
-            &domain.records,
-        );
-        return Ok(());
-    }
-    domain.setup_started_at = Some(now);
-    match app.store.update(domain).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(ApiError::DomainBusy),
-        Err(error) => return Err(logged(store_error(error))),
-    }
-    let tokens = provisioning::create_identity(app, domain)
-        .await
-        .map_err(|error| match error {
-            // Someone else's identity has the name: no tokens to give.
-            SetupError::NotOurs => ApiError::DkimUnavailable,
-            SetupError::Identity(error) => identity_error(error),
-        })?;
-    if tokens.is_empty() {
-        return Err(ApiError::DkimUnavailable);
-    }
-    store_tokens(app, domain, tokens).await
-}
-
-/// Keeps what earlier checks saw of records that are still expected.
-fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRecord> {
-    expected
-        .into_iter()
-        .map(|record| {
-            previous
-                .iter()
-                .find(|p| {
-                    p.record == record.record && p.fqdn == record.fqdn && p.value == record.value
-                })
-                .cloned()
-                .unwrap_or(record)
-        })
-        .collect()
-}
-
 /// Writes that lose a race (to the scheduled job, another request) are retried
 /// this many times on a fresh read.
 const WRITE_ATTEMPTS: usize = 3;
@@ -456,7 +209,7 @@ const WRITE_ATTEMPTS: usize = 3;
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let mut domain = find_live(app, request).await?;
     if domain.dkim_tokens.is_empty()
-        && let Err(error) = fill_dkim_tokens(app, &mut domain).await
+        && let Err(error) = setup::fill_dkim_tokens(app, &mut domain).await
     {
         // Verify still checks the records it has; the domain cannot be verified
         // without DKIM records, which the answer shows.
