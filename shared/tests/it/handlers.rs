@@ -628,7 +628,10 @@ async fn an_organization_with_10000_domains_lists_completely_page_by_page() {
         names, expected,
         "default pages of 1000, in name order, nothing lost or repeated"
     );
-    assert_eq!(pages, 10, "10 full pages; the last has no cursor (no empty page after it)");
+    assert_eq!(
+        pages, 10,
+        "10 full pages; the last has no cursor (no empty page after it)"
+    );
     let (names, pages) = list_everything(&world.app, "org_big", Some(333)).await;
     assert_eq!((names.len(), pages), (10_000, 31));
 }
