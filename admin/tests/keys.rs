@@ -59,7 +59,8 @@ async fn keys_made_listed_and_revoked_with_the_cli_are_judged_by_the_authorizer(
         }
     );
 
-    let listed = stdout(&admin(&table, &["keys", "list", "--org", "org_cli"]));
+    // `--org=ID` and `--org ID` both work.
+    let listed = stdout(&admin(&table, &["keys", "list", "--org=org_cli"]));
     assert!(
         listed.contains(&key_id) && listed.contains("active"),
         "{listed}"
@@ -82,6 +83,11 @@ async fn keys_made_listed_and_revoked_with_the_cli_are_judged_by_the_authorizer(
     let missing = admin(&table, &["keys", "revoke", "key_doesnotexist"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such API key"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("keys list"));
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -90,13 +96,93 @@ fn usage_errors_are_clear() {
         &["keys"][..],
         &["keys", "create"],
         &["keys", "create", "--org"],
+        &["keys", "create", "--org", "  "],
         &["nope"],
     ] {
         let output = admin("unused", args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let text = stderr(&output);
         assert!(
-            String::from_utf8_lossy(&output.stderr).contains("usage:"),
-            "{args:?}"
+            text.contains("Usage:") || text.contains("--help"),
+            "{args:?}: {text}"
         );
     }
+}
+
+#[test]
+fn every_command_has_help() {
+    for (args, says) in [
+        (&["--help"][..], "Operator commands"),
+        (&["keys", "--help"], "Make, list and revoke API keys"),
+        (&["keys", "create", "--help"], "printed once"),
+        (&["keys", "list", "--help"], "never the keys themselves"),
+        (&["keys", "revoke", "--help"], "never the key itself"),
+        (&["table", "create", "--help"], "due-checks index"),
+    ] {
+        let output = admin("unused", args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("Usage:") && text.contains(says),
+            "{args:?}: {text}"
+        );
+    }
+    let top = String::from_utf8_lossy(&admin("unused", &["--help"]).stdout).into_owned();
+    assert!(
+        top.contains("TABLE_NAME") && top.contains("AWS_PROFILE"),
+        "{top}"
+    );
+}
+
+#[test]
+fn a_key_passed_for_its_id_is_refused_without_being_echoed() {
+    let secret = "dk_0123456789abcdefghijABCDEFGHIJ0123456789";
+    let output = admin("unused", &["keys", "revoke", secret]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("not its id"), "{text}");
+    assert!(!text.contains(&secret[3..]), "the key was echoed: {text}");
+}
+
+/// AWS failures are one line saying what to do, not an SDK dump.
+#[test]
+fn failures_say_what_to_do_in_one_line() {
+    let missing = admin(
+        &unique_table_name("never-created"),
+        &["keys", "list", "--org", "org_x"],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    let text = stderr(&missing);
+    assert!(text.contains("domains-admin table create"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(text.len() < 300, "{text}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_domains-admin"))
+        .args(["keys", "list", "--org", "org_x"])
+        .env("TABLE_NAME", "t")
+        .env(
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("AWS_REGION", "us-east-2")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run domains-admin");
+    assert_eq!(unreachable.status.code(), Some(1));
+    let text = stderr(&unreachable);
+    assert!(text.contains("could not be reached"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+
+    let no_table_name = Command::new(env!("CARGO_BIN_EXE_domains-admin"))
+        .args(["table", "create"])
+        .env_remove("TABLE_NAME")
+        .output()
+        .expect("run domains-admin");
+    assert_eq!(no_table_name.status.code(), Some(1));
+    assert!(stderr(&no_table_name).contains("TABLE_NAME is not set"));
 }

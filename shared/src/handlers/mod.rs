@@ -205,6 +205,9 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
 /// Writes that lose a race (to the scheduled job, another request) are retried
 /// this many times on a fresh read.
 const WRITE_ATTEMPTS: usize = 3;
+/// A delete races every writer that read the domain before its mark; it tries
+/// longer (with a short pause) before answering 503.
+const DELETE_ATTEMPTS: usize = 8;
 
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let mut domain = find_live(app, request).await?;
@@ -248,7 +251,12 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 /// 2. the identity goes, if it is this organization's;
 /// 3. domain, claim and count go in one transaction.
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    for _ in 0..WRITE_ATTEMPTS {
+    for attempt in 0..DELETE_ATTEMPTS {
+        if attempt > 0 {
+            // Verifies and scheduled checks that read the domain before the mark
+            // may still land; give them a moment rather than failing the caller.
+            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt as u64)).await;
+        }
         let mut domain = find(app, request).await?;
         let as_it_was = domain.clone();
         if domain.deleting_since.is_none() {
