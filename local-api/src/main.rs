@@ -10,8 +10,8 @@ use std::sync::Arc;
 use local_api::{DevKeys, DevServer, serve};
 use shared::identity::LocalIdentities;
 use shared::store::{InMemoryStore, KeyStore, create_table};
-use shared::verify::Dns;
-use shared::{App, app::Uses, config, telemetry};
+use shared::verify::LazyDnsChecker;
+use shared::{App, app::StartupClients, config, telemetry};
 
 const DEFAULT_PORT: u16 = 3000;
 const DEFAULT_DEV_KEYS: &str = "dk_dev_local=org_local";
@@ -68,7 +68,7 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
             tls_roots: config::TlsRoots::System,
             ..config::Config::from_env().map_err(|e| e.to_string())?
         };
-        let (app, store) = App::on_aws(&config, Uses::ALL)
+        let (app, store) = App::on_aws(&config, StartupClients::ALL)
             .await
             .map_err(|e| e.to_string())?;
         if options.create_table {
@@ -87,7 +87,7 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         let app = App::new(
             Arc::new(InMemoryStore::new()),
             Arc::new(LocalIdentities::new()),
-            Dns::prepared(nameservers).map_err(|e| e.to_string())?,
+            LazyDnsChecker::prepared(nameservers).map_err(|e| e.to_string())?,
             config::receiving_region_from_env().map_err(|e| e.to_string())?,
         )
         .with_domain_limit(config::max_domains_from_env().map_err(|e| e.to_string())?);

@@ -7,12 +7,12 @@ use aws_sdk_dynamodb::config::ProvideCredentials;
 use crate::config::{Config, ConfigError, TlsRoots};
 use crate::identity::{IdentityProvider, SesIdentities};
 use crate::store::{DomainStore, DynamoDbStore};
-use crate::verify::{Dns, ResolverSetupError};
+use crate::verify::{LazyDnsChecker, ResolverSetupError};
 
 pub struct App {
     pub store: Arc<dyn DomainStore>,
     pub identities: Arc<dyn IdentityProvider>,
-    pub dns: Dns,
+    pub dns: LazyDnsChecker,
     /// SES receiving region for the inbound MX host.
     pub receiving_region: String,
     /// Names this deployment in the tags of the SES identities it creates (the
@@ -41,13 +41,13 @@ impl std::fmt::Debug for StartupError {
 /// The clients a function calls on its main path, which start-up builds (the
 /// DynamoDB store always); any other is built if and when a request needs it.
 #[derive(Debug, Clone, Copy)]
-pub struct Uses {
+pub struct StartupClients {
     pub ses: bool,
     pub dns: bool,
 }
 
-impl Uses {
-    pub const ALL: Uses = Uses {
+impl StartupClients {
+    pub const ALL: StartupClients = StartupClients {
         ses: true,
         dns: true,
     };
@@ -59,7 +59,7 @@ impl App {
     pub fn new(
         store: Arc<dyn DomainStore>,
         identities: Arc<dyn IdentityProvider>,
-        dns: Dns,
+        dns: LazyDnsChecker,
         receiving_region: impl Into<String>,
     ) -> Self {
         Self {
@@ -90,7 +90,7 @@ impl App {
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
     /// and the standard AWS configuration chain. Warmed up: see
     /// `DynamoDbStore::warm_up` and `Config::warm_up`.
-    pub async fn from_env(uses: Uses) -> Result<Self, StartupError> {
+    pub async fn from_env(uses: StartupClients) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
         let (app, store) = Self::on_aws(&config, uses).await?;
         if config.warm_up {
@@ -103,7 +103,7 @@ impl App {
     /// the API keys).
     pub async fn on_aws(
         config: &Config,
-        uses: Uses,
+        uses: StartupClients,
     ) -> Result<(Self, Arc<DynamoDbStore>), StartupError> {
         let sdk = load_sdk_config(config.tls_roots).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -115,9 +115,9 @@ impl App {
         };
         let nameservers = config.dns_nameservers.clone();
         let dns = if uses.dns {
-            Dns::prepared(nameservers)?
+            LazyDnsChecker::prepared(nameservers)?
         } else {
-            Dns::on_first_use(nameservers)
+            LazyDnsChecker::on_first_use(nameservers)
         };
         let app = Self::new(
             store.clone(),

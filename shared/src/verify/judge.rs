@@ -49,8 +49,18 @@ impl Judgement {
     }
 }
 
+/// A record found at `<name>.<registrable domain>` instead of at its name: what a
+/// DNS provider that appends the zone to every host makes of a fully qualified one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendedRecord {
+    /// Where it was found.
+    pub name: String,
+    /// What was published there.
+    pub observed: Vec<String>,
+}
+
 /// The record was found one level too deep: at `<fqdn>.<registrable domain>`.
-fn appended_judgement((name, observed): (String, Vec<String>)) -> Judgement {
+fn appended_judgement(AppendedRecord { name, observed }: AppendedRecord) -> Judgement {
     Judgement::failed(
         format!(
             "The record was found at {name}: your DNS provider appended the domain to the host you entered, so enter the host without the domain (the record's \"name\")."
@@ -66,7 +76,7 @@ pub type Verdict = Result<Judgement, String>;
 pub fn judge_mx(
     expected_host: &str,
     answer: Answer<String>,
-    appended: Option<(String, Vec<String>)>,
+    appended: Option<AppendedRecord>,
 ) -> Verdict {
     let observed = match answer {
         Answer::Found(values) => values,
@@ -121,7 +131,7 @@ pub fn judge_mx(
 /// `lookups`: DNS lookups the (single, correct) record costs, when it was counted.
 pub fn judge_spf(
     answer: Answer<String>,
-    appended: Option<(String, Vec<String>)>,
+    appended: Option<AppendedRecord>,
     lookups: Option<usize>,
 ) -> Verdict {
     let texts = match answer {
@@ -174,7 +184,7 @@ pub fn judge_dmarc(
     own: Answer<String>,
     chain: &[String],
     inherited: Option<Answer<String>>,
-    appended: Option<(String, Vec<String>)>,
+    appended: Option<AppendedRecord>,
 ) -> Verdict {
     let own: Vec<String> = match own {
         Answer::Found(texts) => texts.into_iter().filter(|t| is_dmarc(t)).collect(),
@@ -248,7 +258,7 @@ pub fn judge_dkim_target(expected: &str, chain: &[String]) -> Judgement {
 pub fn judge_missing_dkim(
     expected: &str,
     addresses: Vec<String>,
-    appended: Option<(String, Vec<String>)>,
+    appended: Option<AppendedRecord>,
 ) -> Judgement {
     if !addresses.is_empty() {
         return Judgement::failed(
@@ -320,7 +330,10 @@ mod tests {
         assert_eq!(none.status, RecordStatus::Pending);
         let appended = judge_spf(
             Answer::Empty,
-            Some(("example.com.example.com".into(), vec!["v=spf1".into()])),
+            Some(AppendedRecord {
+                name: "example.com.example.com".into(),
+                observed: vec!["v=spf1".into()],
+            }),
             None,
         )
         .expect("judged");

@@ -8,7 +8,9 @@ use futures::future::{BoxFuture, join_all};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use super::judge::{self, Judgement, judge_dkim_target, judge_dmarc, judge_mx, judge_spf};
+use super::judge::{
+    self, AppendedRecord, Judgement, judge_dkim_target, judge_dmarc, judge_mx, judge_spf,
+};
 use super::resolver::{Answer, describe, normalize_host, query};
 use super::{DnsChecker, spf};
 use crate::domain_name::DomainName;
@@ -101,11 +103,11 @@ impl Lookups<'_> {
         domain: &DomainName,
         fqdn: &str,
         record_type: RecordType,
-    ) -> Option<(String, Vec<String>)> {
+    ) -> Option<AppendedRecord> {
         let name = format!("{fqdn}.{}", domain.registrable_domain());
         let (answer, _) = self.values(&name, record_type).await;
         match answer {
-            Answer::Found(values) => Some((name, values)),
+            Answer::Found(observed) => Some(AppendedRecord { name, observed }),
             _ => None,
         }
     }

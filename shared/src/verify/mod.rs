@@ -17,7 +17,7 @@ use futures::future::join_all;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
-pub use judge::{Judgement, judge_dkim_target, judge_dmarc, judge_mx, judge_spf};
+pub use judge::{AppendedRecord, Judgement, judge_dkim_target, judge_dmarc, judge_mx, judge_spf};
 pub use resolver::{Answer, ResolverSetupError, normalize_host};
 
 use crate::domain_name::DomainName;
@@ -41,13 +41,13 @@ pub struct DnsChecker {
 /// The record checker of an `App`: built at start-up by the functions that check
 /// DNS, so a resolver that cannot be set up stops start-up; built on first use by
 /// the rest, which never check DNS and should not pay for a resolver at cold start.
-pub struct Dns {
+pub struct LazyDnsChecker {
     checker: OnceLock<DnsChecker>,
     /// `None`: the system's resolvers; else only these (`DNS_NAMESERVERS`).
     nameservers: Option<Vec<SocketAddr>>,
 }
 
-impl Dns {
+impl LazyDnsChecker {
     /// A checker built now from the system's resolvers or the given ones.
     pub fn prepared(nameservers: Option<Vec<SocketAddr>>) -> Result<Self, ResolverSetupError> {
         let checker = Self::build(nameservers.as_deref())?;
@@ -98,7 +98,7 @@ impl Dns {
     }
 }
 
-impl From<DnsChecker> for Dns {
+impl From<DnsChecker> for LazyDnsChecker {
     fn from(checker: DnsChecker) -> Self {
         Self {
             checker: OnceLock::from(checker),

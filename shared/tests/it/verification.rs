@@ -5,7 +5,7 @@ use std::time::Duration;
 use shared::DomainName;
 use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
 use shared::records::expected_records;
-use shared::verify::{Dns, DnsChecker};
+use shared::verify::{DnsChecker, LazyDnsChecker};
 use test_support::TestDnsServer;
 use test_support::dns::SilentDnsServer;
 
@@ -445,8 +445,8 @@ async fn a_checker_built_on_first_use_checks_like_one_built_at_start_up() {
             .await;
     let name = DomainName::parse("example.com").expect("valid");
     let servers = Some(vec![server.address()]);
-    let prepared = Dns::prepared(servers.clone()).expect("resolver");
-    let on_first_use = Dns::on_first_use(servers);
+    let prepared = LazyDnsChecker::prepared(servers.clone()).expect("resolver");
+    let on_first_use = LazyDnsChecker::on_first_use(servers);
     let at_start_up = prepared.check(&name, &records_for(&name)).await;
     let first = on_first_use.check(&name, &records_for(&name)).await;
     let second = on_first_use.check(&name, &records_for(&name)).await;
