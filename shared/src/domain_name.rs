@@ -18,9 +18,53 @@ pub struct DomainName {
     apex_start: usize,
 }
 
+/// Why a name is refused, in the caller's terms (it goes into the error's
+/// `detail`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid domain name: {0}")]
-pub struct InvalidDomainName(&'static str);
+pub struct InvalidDomainName(String);
+
+impl InvalidDomainName {
+    fn new(why: impl Into<String>) -> Self {
+        Self(why.into())
+    }
+
+    /// One sentence on what is wrong with the name.
+    pub fn why(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The input as quoted in an explanation: at most 80 characters.
+fn quoted(input: &str) -> String {
+    let mut shown: String = input.chars().take(80).collect();
+    if input.chars().count() > 80 {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
+/// Explains a name whose labels break the rules, recognizing what callers most
+/// often send instead of a domain.
+fn bad_labels(input: &str) -> InvalidDomainName {
+    let trimmed = input.trim();
+    if trimmed.contains("://") || trimmed.contains('/') {
+        InvalidDomainName::new(format!(
+            "{} looks like a URL: send the host name alone, e.g. example.com",
+            quoted(trimmed)
+        ))
+    } else if trimmed.contains('@') {
+        InvalidDomainName::new(format!(
+            "{} looks like an e-mail address: send the domain after the @",
+            quoted(trimmed)
+        ))
+    } else {
+        InvalidDomainName::new(format!(
+            "{}: each label must be 1-63 letters, digits or hyphens, not starting or ending with a hyphen",
+            quoted(trimmed)
+        ))
+    }
+}
 
 impl DomainName {
     /// Trims, lowercases, drops one trailing dot and maps Unicode to ASCII (UTS-46),
@@ -29,28 +73,34 @@ impl DomainName {
         let trimmed = input.trim();
         let without_dot = trimmed.strip_suffix('.').unwrap_or(trimmed);
         if without_dot.is_empty() {
-            return Err(InvalidDomainName("empty"));
+            return Err(InvalidDomainName::new("the name is empty"));
         }
         // UTS-46 also lowercases; ASCII input is lowercased first so the checks below
         // see what is stored even if the IDNA mapping ever passes ASCII through.
         let ascii = idna::domain_to_ascii(&without_dot.to_lowercase())
-            .map_err(|_| InvalidDomainName("not a valid internationalized name"))?
+            .map_err(|_| bad_labels(input))?
             .to_ascii_lowercase();
 
         if ascii.len() > MAX_NAME_LENGTH {
-            return Err(InvalidDomainName("longer than 253 characters"));
+            return Err(InvalidDomainName::new(format!(
+                "the name is {} characters long (at most {MAX_NAME_LENGTH})",
+                ascii.len()
+            )));
         }
         if ascii.parse::<IpAddr>().is_ok() {
-            return Err(InvalidDomainName("an IP address"));
+            return Err(InvalidDomainName::new(format!(
+                "{ascii} is an IP address: send a domain name"
+            )));
         }
         let labels: Vec<&str> = ascii.split('.').collect();
         if labels.len() < 2 {
-            return Err(InvalidDomainName("fewer than two labels"));
+            return Err(InvalidDomainName::new(format!(
+                "{} has one label: send a name such as example.com",
+                quoted(&ascii)
+            )));
         }
         if !labels.iter().all(|label| is_valid_label(label)) {
-            return Err(InvalidDomainName(
-                "a label is empty, too long or has invalid characters",
-            ));
+            return Err(bad_labels(input));
         }
         // Every top-level domain starts with a letter (an all-numeric one is
         // never a TLD, RFC 3696 2, and makes dotted numbers such as 999.1 look
@@ -59,11 +109,15 @@ impl DomainName {
             .last()
             .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_alphabetic()))
         {
-            return Err(InvalidDomainName(
-                "the top-level label does not start with a letter",
-            ));
+            return Err(InvalidDomainName::new(format!(
+                "{ascii}: the last label must start with a letter, as every top-level domain does"
+            )));
         }
-        let apex = psl::domain_str(&ascii).ok_or(InvalidDomainName("a public suffix"))?;
+        let apex = psl::domain_str(&ascii).ok_or_else(|| {
+            InvalidDomainName::new(format!(
+                "{ascii} is a public suffix: register a name under it, such as example.{ascii}"
+            ))
+        })?;
         let apex_start = ascii.len() - apex.len();
         Ok(Self { ascii, apex_start })
     }
@@ -138,7 +192,7 @@ impl DomainName {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         if !plausible {
-            return Err(InvalidDomainName("not a stored domain name"));
+            return Err(InvalidDomainName::new("not a stored domain name"));
         }
         // Now a public suffix itself (or unknown): the name is its own apex.
         let apex_start = psl::domain_str(raw).map_or(0, |apex| raw.len() - apex.len());
@@ -161,7 +215,7 @@ impl DomainName {
         let trimmed = input.trim();
         let without_dot = trimmed.strip_suffix('.').unwrap_or(trimmed);
         let ascii = idna::domain_to_ascii(&without_dot.to_lowercase())
-            .map_err(|_| InvalidDomainName("not a valid internationalized name"))?
+            .map_err(|_| bad_labels(input))?
             .to_ascii_lowercase();
         Self::from_stored(&ascii)
     }

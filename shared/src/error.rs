@@ -10,10 +10,12 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("invalid domain name")]
-    InvalidDomainName,
-    #[error("invalid JSON body")]
-    InvalidJson,
+    /// With why, in the caller's terms (the response's `detail`).
+    #[error("invalid domain name: {0}")]
+    InvalidDomainName(String),
+    /// With why (the response's `detail`).
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(&'static str),
     #[error("unsupported format")]
     InvalidFormat,
     #[error("invalid limit")]
@@ -58,13 +60,16 @@ pub enum ApiError {
 struct ErrorBody<'a> {
     message: &'a str,
     code: &'a str,
+    /// Why, in the caller's terms, where there is more to say than the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidDomainName
-            | Self::InvalidJson
+            Self::InvalidDomainName(_)
+            | Self::InvalidJson(_)
             | Self::InvalidFormat
             | Self::InvalidLimit
             | Self::InvalidCursor
@@ -86,8 +91,8 @@ impl ApiError {
     /// The caller-facing (message, code). Messages are fixed by the contract.
     pub fn message_and_code(&self) -> (&'static str, &'static str) {
         match self {
-            Self::InvalidDomainName => ("Invalid domain name format", "invalid_domain_name"),
-            Self::InvalidJson => (
+            Self::InvalidDomainName(_) => ("Invalid domain name format", "invalid_domain_name"),
+            Self::InvalidJson(_) => (
                 "Invalid JSON body: expected an object like {\"name\": \"example.com\"}",
                 "invalid_json",
             ),
@@ -136,9 +141,26 @@ impl ApiError {
         self.message_and_code().1
     }
 
+    /// Why, for the caller: only for errors the caller can fix, never for faults
+    /// (their details stay in the log).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Self::InvalidDomainName(why) => Some(why),
+            Self::InvalidJson(why) => Some(why),
+            _ => None,
+        }
+    }
+
     pub fn to_response(&self) -> Response<Body> {
         let (message, code) = self.message_and_code();
-        let mut response = json_response(self.status(), &ErrorBody { message, code });
+        let mut response = json_response(
+            self.status(),
+            &ErrorBody {
+                message,
+                code,
+                detail: self.detail(),
+            },
+        );
         if matches!(self, Self::Throttled(_) | Self::Unavailable(_)) {
             response
                 .headers_mut()
@@ -179,7 +201,7 @@ mod tests {
     fn contract_messages_are_exact() {
         let cases = [
             (
-                ApiError::InvalidDomainName,
+                ApiError::InvalidDomainName("why".into()),
                 400,
                 "Invalid domain name format",
             ),

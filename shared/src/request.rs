@@ -43,15 +43,38 @@ pub fn body_domain(request: &Request) -> Result<DomainName, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    let value: Value = serde_json::from_slice(body).map_err(|_| ApiError::InvalidJson)?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::InvalidJson("the body is not valid JSON"))?;
     let Value::Object(fields) = value else {
-        return Err(ApiError::InvalidJson);
+        return Err(ApiError::InvalidJson(
+            "the body must be a JSON object like {\"name\": \"example.com\"}",
+        ));
     };
-    fields
-        .get("name")
-        .and_then(Value::as_str)
-        .and_then(|name| DomainName::parse(name).ok())
-        .ok_or(ApiError::InvalidDomainName)
+    let name = match fields.get("name") {
+        Some(Value::String(name)) => name,
+        Some(_) => {
+            return Err(ApiError::InvalidDomainName(
+                "`name` must be a string, e.g. \"example.com\"".into(),
+            ));
+        }
+        None => {
+            let others: Vec<&str> = fields.keys().map(String::as_str).take(5).collect();
+            let why = if others.is_empty() {
+                "the body has no `name` field".to_string()
+            } else {
+                format!(
+                    "the body has no `name` field (it has {})",
+                    others
+                        .iter()
+                        .map(|k| format!("`{}`", k.chars().take(40).collect::<String>()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            return Err(ApiError::InvalidDomainName(why));
+        }
+    };
+    DomainName::parse(name).map_err(|invalid| ApiError::InvalidDomainName(invalid.why().into()))
 }
 
 /// API Gateway's request id, or the Lambda invocation's.

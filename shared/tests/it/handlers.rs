@@ -842,3 +842,61 @@ async fn a_create_never_answers_201_for_a_domain_removed_meanwhile() {
         json!([])
     );
 }
+
+/// Every bad name keeps the contract's message and code, and says why in `detail`.
+#[tokio::test]
+async fn a_refused_name_says_why_in_detail() {
+    let world = in_memory_world().await;
+    for (body, why) in [
+        (
+            r#"{"name": "co.uk"}"#,
+            "co.uk is a public suffix: register a name under it",
+        ),
+        (r#"{"name": "https://example.com/"}"#, "looks like a URL"),
+        (
+            r#"{"name": "ops@example.com"}"#,
+            "looks like an e-mail address",
+        ),
+        (r#"{"name": "localhost"}"#, "has one label"),
+        (r#"{"name": "192.0.2.1"}"#, "is an IP address"),
+        (r#"{"name": "-bad-.com"}"#, "letters, digits or hyphens"),
+        (r#"{"name": 42}"#, "`name` must be a string"),
+        (
+            r#"{"domain": "example.com"}"#,
+            "no `name` field (it has `domain`)",
+        ),
+        (r#"{}"#, "the body has no `name` field"),
+    ] {
+        let reply = Call::new(Endpoint::Create)
+            .body(body)
+            .send(&world.app)
+            .await;
+        reply.assert_error(400, "Invalid domain name format");
+        assert_eq!(reply.body["code"], "invalid_domain_name");
+        let detail = reply.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(why), "{body}: {detail}");
+    }
+    for (body, why) in [
+        ("not json", "not valid JSON"),
+        (r#"["example.com"]"#, "must be a JSON object"),
+    ] {
+        let reply = Call::new(Endpoint::Create)
+            .body(body)
+            .send(&world.app)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.body["code"], "invalid_json");
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(why)),
+            "{body}: {reply:?}"
+        );
+    }
+    // Faults say nothing more than their message.
+    let reply = Call::new(Endpoint::Get)
+        .domain("nothing.example.com")
+        .send(&world.app)
+        .await;
+    assert!(reply.body.get("detail").is_none(), "{reply:?}");
+}
