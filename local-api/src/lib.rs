@@ -201,6 +201,7 @@ async fn handle(
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
+    let method = request.method().clone();
     let response = match to_lambda_request(server, request).await {
         Ok((route, lambda_request)) => {
             // On its own task, so a panicking handler becomes a 500 (as the Lambda
@@ -208,9 +209,21 @@ async fn handle(
             let server = server.clone();
             tokio::spawn(async move { run(&server.app, route, lambda_request).await })
                 .await
-                .unwrap_or_else(|_| ApiError::Internal("handler panicked".into()).to_response())
+                .unwrap_or_else(|_| {
+                    tracing::error!(method = %method, path, status = 500, cause = "the handler panicked", "request failed");
+                    ApiError::Internal("handler panicked".into()).to_response()
+                })
         }
         Err(error) => {
+            // Refused before any handler ran (API Gateway and the authorizer's
+            // part): logged once here, the cause of a 5xx included (never to the
+            // caller, never the key).
+            let status = error.status().as_u16();
+            if error.status().is_server_error() {
+                tracing::error!(method = %method, path, status, code = error.code(), cause = %error, "request refused");
+            } else {
+                tracing::info!(method = %method, path, status, code = error.code(), "request refused");
+            }
             let mut response = error.to_response();
             if let (ApiError::MethodNotAllowed, Some(allow)) = (&error, allow_header(&path)) {
                 response.headers_mut().insert(

@@ -500,3 +500,63 @@ async fn each_request_is_logged_once_as_json_with_its_request_id_and_never_the_k
         "an Authorization header appeared in the log"
     );
 }
+
+/// Requests refused before any handler runs (no key, a refused key, an unknown
+/// route) are logged once each, with their status; a 5xx there (the key store
+/// unreachable) with its cause, which the caller never sees.
+#[tokio::test]
+async fn every_refused_request_is_logged_once_and_a_5xx_with_its_cause() {
+    // Well formed, so the key store is asked.
+    let key = "dk_AnotherSecretThatMustNotBeLogged00000000";
+    let server = start(
+        &["--aws"],
+        &[
+            ("TABLE_NAME", "refusals"),
+            // Nothing listens there: the key store cannot be reached.
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9"),
+            ("AWS_ENDPOINT_URL_SESV2", "http://127.0.0.1:9"),
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
+    let client = Client::new(&server);
+    let (status, _) = client.call("GET", "/domains", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = client.call("GET", "/domains", Some(key), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "the cause never reaches the caller: {body}"
+    );
+    let (status, _) = client.call("GET", "/nowhere", Some(key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let mut refused = Vec::new();
+    for _ in 0..50 {
+        refused = server
+            .output
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|entry| entry["message"] == "request refused")
+            .collect();
+        if refused.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let statuses: Vec<u64> = refused
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(statuses, [401, 503, 404], "{refused:?}");
+    assert!(
+        refused[1]["cause"].as_str().is_some_and(|c| !c.is_empty()),
+        "the 503's cause is logged: {}",
+        refused[1]
+    );
+    let all = server.output.lock().expect("log lock").join("\n");
+    assert!(!all.contains(key), "a key appeared in the log");
+}
