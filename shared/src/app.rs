@@ -9,9 +9,13 @@ use crate::identity::{IdentityProvider, SesIdentities};
 use crate::store::{DomainStore, DynamoDbStore};
 use crate::verify::{LazyDnsChecker, ResolverSetupError};
 
+/// The clients and settings every handler needs, built once per process.
 pub struct App {
+    /// Domains (and, on DynamoDB, API keys).
     pub store: Arc<dyn DomainStore>,
+    /// SES email identities (or the local stand-in).
     pub identities: Arc<dyn IdentityProvider>,
+    /// The DNS checker verify and the scheduler use.
     pub dns: LazyDnsChecker,
     /// SES receiving region for the inbound MX host.
     pub receiving_region: String,
@@ -27,8 +31,10 @@ pub struct App {
 #[derive(thiserror::Error)]
 pub enum StartupError {
     #[error("configuration: {0}")]
+    /// A setting is missing or malformed.
     Config(#[from] ConfigError),
     #[error("{0}")]
+    /// The DNS resolver could not be set up.
     Resolver(#[from] ResolverSetupError),
 }
 
@@ -42,11 +48,14 @@ impl std::fmt::Debug for StartupError {
 /// DynamoDB store always); any other is built if and when a request needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct StartupClients {
+    /// Build the SES client at start-up.
     pub ses: bool,
+    /// Build the DNS resolver at start-up.
     pub dns: bool,
 }
 
 impl StartupClients {
+    /// Everything at start-up (the dev server, tests).
     pub const ALL: StartupClients = StartupClients {
         ses: true,
         dns: true,
@@ -72,11 +81,13 @@ impl App {
         }
     }
 
+    /// Names the deployment in the tags of the identities it creates.
     pub fn with_deployment(mut self, deployment: impl Into<String>) -> Self {
         self.deployment = deployment.into();
         self
     }
 
+    /// Sets how many domains one organization may hold.
     pub fn with_domain_limit(mut self, max_domains_per_organization: usize) -> Self {
         self.max_domains_per_organization = max_domains_per_organization;
         self

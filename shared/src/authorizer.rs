@@ -10,9 +10,13 @@ use crate::keys::{bearer_key, hash_key, is_well_formed};
 use crate::store::{KeyStore, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// What the authorizer decides about a request's key.
 pub enum Decision {
+    /// An active key: the request acts for its organization.
     Allowed {
+        /// The organization the key acts for.
         organization_id: String,
+        /// Which key (for the log; never the key itself).
         key_id: String,
     },
     /// No `Authorization: Bearer <key>` at all (401).

@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 
+/// SES receiving region when neither `SES_RECEIVING_REGION` nor `AWS_REGION` says.
 pub const DEFAULT_RECEIVING_REGION: &str = "us-east-2";
 
 #[derive(Debug, Clone, PartialEq)]
+/// Every setting a function reads, once, at start-up.
 pub struct Config {
     /// DynamoDB table (`TABLE_NAME`).
     pub table_name: String,
@@ -24,6 +26,7 @@ pub struct Config {
     pub max_domains_per_organization: usize,
 }
 
+/// Domains one organization may hold when `MAX_DOMAINS_PER_ORGANIZATION` is unset.
 pub const DEFAULT_MAX_DOMAINS_PER_ORGANIZATION: usize = 1000;
 
 /// Which certificate authorities the SDK clients trust.
@@ -71,14 +74,23 @@ impl TlsRoots {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
+/// Why the configuration could not be read.
 pub enum ConfigError {
     #[error("{0} is not set; it must name the DynamoDB table (see README, Configuration)")]
+    /// A required variable is not set.
     Missing(&'static str),
     #[error("{name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    /// A variable is set to something unusable.
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 impl Config {
+    /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -135,6 +147,7 @@ pub fn receiving_region_from_env() -> Result<String, ConfigError> {
     receiving_region(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
+/// `DNS_NAMESERVERS` alone, for modes without a table (the dev server's default).
 pub fn nameservers_from_env() -> Result<Option<Vec<SocketAddr>>, ConfigError> {
     std::env::var("DNS_NAMESERVERS")
         .ok()

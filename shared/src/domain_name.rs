@@ -122,6 +122,7 @@ impl DomainName {
         Ok(Self { ascii, apex_start })
     }
 
+    /// The normalized ASCII name.
     pub fn as_str(&self) -> &str {
         &self.ascii
     }
@@ -132,6 +133,7 @@ impl DomainName {
         &self.ascii[self.apex_start..]
     }
 
+    /// Whether the name is its own registrable domain (a zone apex).
     pub fn is_registrable_domain(&self) -> bool {
         self.apex_start == 0
     }

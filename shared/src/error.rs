@@ -9,6 +9,7 @@ use serde::Serialize;
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
+/// Every error an endpoint answers; one `match` maps each to its status, message and code.
 pub enum ApiError {
     /// With why, in the caller's terms (the response's `detail`).
     #[error("invalid domain name: {0}")]
@@ -17,28 +18,40 @@ pub enum ApiError {
     #[error("invalid JSON body: {0}")]
     InvalidJson(&'static str),
     #[error("unsupported format")]
+    /// `?format=` is neither `json` nor `bind`.
     InvalidFormat,
     #[error("invalid limit")]
+    /// `?limit=` is not 1-1000.
     InvalidLimit,
     #[error("invalid cursor")]
+    /// `?cursor=` is not a cursor.
     InvalidCursor,
     #[error("DKIM attributes unavailable")]
+    /// SES could not give the DKIM tokens (the contract's 400).
     DkimUnavailable,
     #[error("no organization in the request")]
+    /// No key (401).
     Unauthorized,
     #[error("key refused")]
+    /// An unknown or revoked key (403).
     Forbidden,
     #[error("domain not found")]
+    /// No such domain, or another organization's (never says which).
     DomainNotFound,
     #[error("no such route")]
+    /// No such route (dev server).
     RouteNotFound,
     #[error("method not allowed")]
+    /// A route without this method (dev server).
     MethodNotAllowed,
     #[error("domain already exists")]
+    /// The name is held, or SES holds an identity for it that this API did not make.
     DomainAlreadyExists,
     #[error("body too large")]
+    /// The body is over 16 KiB.
     PayloadTooLarge,
     #[error("domain limit reached")]
+    /// The organization holds its maximum number of domains.
     DomainLimitReached,
     /// Another request is setting the domain up or removing it.
     #[error("domain busy")]
@@ -53,6 +66,7 @@ pub enum ApiError {
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
+    /// A fault of the service; the detail goes only to the log.
     Internal(String),
 }
 
@@ -66,6 +80,7 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidDomainName(_)
@@ -137,6 +152,7 @@ impl ApiError {
         }
     }
 
+    /// The stable snake_case code.
     pub fn code(&self) -> &'static str {
         self.message_and_code().1
     }
@@ -151,6 +167,7 @@ impl ApiError {
         }
     }
 
+    /// The JSON error response (with `Retry-After` when the caller may retry).
     pub fn to_response(&self) -> Response<Body> {
         let (message, code) = self.message_and_code();
         let mut response = json_response(

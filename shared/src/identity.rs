@@ -15,25 +15,32 @@ use rand::Rng;
 use crate::domain_name::DomainName;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// What an identity operation can fail with.
 pub enum IdentityError {
     #[error("the identity already exists")]
+    /// An identity for the name exists already.
     AlreadyExists,
     #[error("the identity does not exist")]
+    /// No identity for the name.
     NotFound,
     /// The account's identity quota is used up.
     #[error("identity limit reached: {0}")]
     LimitExceeded(String),
     #[error("identity provider throttled: {0}")]
+    /// SES throttled the call; retry shortly.
     Throttled(String),
     #[error("identity provider unavailable: {0}")]
+    /// SES failed or timed out; the call may or may not have taken effect.
     Unavailable(String),
     #[error("identity provider error: {0}")]
+    /// Anything else (e.g. access denied).
     Other(String),
 }
 
 /// Tag keys every identity this API creates carries: which deployment (the table
 /// name) and which organization it was made for.
 pub const DEPLOYMENT_TAG: &str = "domains-api:deployment";
+/// Tag key naming the organization an identity was made for.
 pub const ORGANIZATION_TAG: &str = "domains-api:organization";
 
 /// Whom an identity was made for, as its tags say.
@@ -46,6 +53,7 @@ pub struct IdentityOwner {
 }
 
 impl IdentityOwner {
+    /// The owner tags of an identity made by `deployment` for `organization_id`.
     pub fn new(deployment: &str, organization_id: &str) -> Self {
         Self {
             deployment: deployment.to_string(),
@@ -69,6 +77,7 @@ impl IdentityOwner {
         })
     }
 
+    /// The tags to create an identity with.
     pub fn tags(&self) -> [(&'static str, &str); 2] {
         [
             (DEPLOYMENT_TAG, self.deployment.as_str()),
@@ -105,6 +114,7 @@ pub struct Identity {
 }
 
 #[async_trait]
+/// Email identities (SES Easy DKIM): made, read and removed by name.
 pub trait IdentityProvider: Send + Sync {
     /// Creates the domain identity with Easy DKIM, tagged with its owner, and
     /// returns its DKIM tokens (possibly none).
@@ -122,6 +132,7 @@ pub trait IdentityProvider: Send + Sync {
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError>;
 }
 
+/// Identities in SES (v2).
 pub struct SesIdentities {
     client: SesClient,
 }
@@ -137,6 +148,7 @@ enum SesClient {
 }
 
 impl SesIdentities {
+    /// SES identities through `client`, built already.
     pub fn new(client: Client) -> Self {
         Self {
             client: SesClient::Built(client),
@@ -315,6 +327,7 @@ pub struct LocalIdentities {
 }
 
 impl LocalIdentities {
+    /// No identities yet.
     pub fn new() -> Self {
         Self::default()
     }

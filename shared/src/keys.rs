@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::Timestamp;
 
+/// What every API key starts with.
 pub const KEY_PREFIX: &str = "dk_";
 /// 40 characters from 62: about 238 random bits.
 const KEY_RANDOM_CHARS: usize = 40;
@@ -16,9 +17,11 @@ const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub struct ApiKeyRecord {
     /// Public identifier, for listing and revoking.
     pub key_id: String,
+    /// The organization the key acts for.
     pub organization_id: String,
     /// The key's first characters, so an operator can tell keys apart.
     pub hint: String,
+    /// When the key was made.
     pub created_at: Timestamp,
     /// Absent until revoked (so a revoke can set it only once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,6 +29,7 @@ pub struct ApiKeyRecord {
 }
 
 impl ApiKeyRecord {
+    /// Whether the key is still accepted (not revoked).
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
     }
@@ -33,7 +37,9 @@ impl ApiKeyRecord {
 
 /// A freshly made key: `secret` is shown once and then only its hash exists.
 pub struct NewApiKey {
+    /// The key itself: shown once, never stored.
     pub secret: String,
+    /// What is stored about it (under its hash).
     pub record: ApiKeyRecord,
 }
 
@@ -45,6 +51,7 @@ fn random_alphanumeric(len: usize) -> String {
 }
 
 impl NewApiKey {
+    /// A fresh random key for `organization_id`.
     pub fn generate(organization_id: &str, now: Timestamp) -> Self {
         let secret = format!("{KEY_PREFIX}{}", random_alphanumeric(KEY_RANDOM_CHARS));
         let record = ApiKeyRecord {

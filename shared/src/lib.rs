@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The Domains API: models, domain-name parsing, storage, SES and DNS adapters,
 //! errors and the handlers every Lambda (and the dev server) runs.
 

@@ -36,7 +36,9 @@ pub const FAILING_RECHECK: Span = Span::hours(1);
 pub enum Outcome {
     /// Newly verified, or fixed after a temporary failure.
     Verified,
+    /// Verified, and still all correct.
     StillVerified,
+    /// Pending, and not all correct yet.
     StillPending,
     /// A verified domain whose records went missing.
     TemporaryFailure,

@@ -8,7 +8,9 @@ use crate::domain_name::DomainName;
 /// Observed values kept per record, and the length of each (DNS answers are
 /// the zone owner's to choose: a wildcard can answer thousands of addresses).
 pub const MAX_OBSERVED_VALUES: usize = 10;
+/// Characters kept of each observed value.
 pub const MAX_OBSERVED_CHARS: usize = 255;
+/// Characters kept of a reason or a suggested value.
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// Cuts `text` to at most `max` characters, marking the cut with an ellipsis.
@@ -26,14 +28,17 @@ pub fn truncate_chars(text: &mut String, max: usize) {
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
+    /// The current instant.
     pub fn now() -> Self {
         Self::from(Utc::now())
     }
 
+    /// The instant as chrono's.
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }
 
+    /// The instant `duration` later.
     pub fn plus(&self, duration: chrono::Duration) -> Self {
         Self::from(self.0 + duration)
     }
@@ -75,9 +80,11 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// Where a domain stands (see `lifecycle`).
 pub enum DomainStatus {
     /// Waiting for DNS.
     Pending,
+    /// Every record seen correct.
     Verified,
     /// Not verified within the verification window.
     Failed,
@@ -87,9 +94,11 @@ pub enum DomainStatus {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// What the last check saw of a record.
 pub enum RecordStatus {
     /// Not seen in DNS yet.
     Pending,
+    /// Seen correct.
     Verified,
     /// Seen, but wrong.
     Failed,
@@ -99,41 +108,57 @@ pub enum RecordStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordPurpose {
     #[serde(rename = "MX")]
+    /// Inbound mail to SES.
     Mx,
     #[serde(rename = "SPF")]
+    /// SPF authorizing SES to send.
     Spf,
     #[serde(rename = "DMARC")]
+    /// The DMARC policy.
     Dmarc,
     #[serde(rename = "DKIM")]
+    /// One of the three Easy DKIM CNAMEs.
     Dkim,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The DNS type of a record.
 pub enum RecordType {
     #[serde(rename = "MX")]
+    /// MX.
     Mx,
     #[serde(rename = "TXT")]
+    /// TXT.
     Txt,
     #[serde(rename = "CNAME")]
+    /// CNAME.
     Cname,
 }
 
 /// One DNS record the owner must publish, with what the last check saw of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DnsRecord {
+    /// What the record is for.
     pub record: RecordPurpose,
     #[serde(rename = "type")]
+    /// Its DNS type.
     pub record_type: RecordType,
     /// The host as a DNS provider's form wants it: relative to the zone apex
     /// (`@`, `mail`, `_dmarc.mail`), except DKIM names, which are fully qualified.
     pub name: String,
+    /// The fully qualified name.
     pub fqdn: String,
+    /// The value to publish.
     pub value: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// MX only: the preference.
     pub priority: Option<u16>,
+    /// What the last check saw.
     pub status: RecordStatus,
+    /// One sentence on what is wrong (or a note); null when verified.
     pub reason: Option<String>,
     #[serde(default)]
+    /// What DNS returned at the name (bounded: `DnsRecord::bound`).
     pub observed: Vec<String>,
     /// A value that would fix a failed record (e.g. the SPF record to publish
     /// instead of the existing ones); absent otherwise.
@@ -196,19 +221,31 @@ impl CheckSchedule {
 /// are not part of the API object (the DKIM records carry the tokens).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Domain {
+    /// Unique, never reused.
     pub id: String,
+    /// The owner.
     pub organization_id: String,
+    /// The normalized name.
     pub name: DomainName,
+    /// True once every record was seen correct (kept through a temporary failure).
     pub verified: bool,
+    /// Where the domain stands.
     pub status: DomainStatus,
+    /// The records to publish, with what the last check saw.
     pub records: Vec<DnsRecord>,
+    /// When the domain was created.
     pub created_at: Timestamp,
+    /// When the domain last changed.
     pub updated_at: Timestamp,
+    /// When DNS was last checked.
     pub last_checked_at: Option<Timestamp>,
+    /// When every record was first seen correct.
     pub verified_at: Option<Timestamp>,
     #[serde(skip)]
+    /// The Easy DKIM tokens SES gave (stored, not part of the API object).
     pub dkim_tokens: Vec<String>,
     #[serde(skip, default = "CheckSchedule::unknown")]
+    /// When the scheduled job checks next (stored, not part of the API object).
     pub schedule: CheckSchedule,
     /// Bumped by every write; every write is conditioned on the version it read,
     /// so an older view never overwrites a newer one. Not part of the API object.

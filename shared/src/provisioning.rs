@@ -31,12 +31,14 @@ pub fn setup_in_progress(domain: &Domain, now: Timestamp) -> bool {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a domain's identity could not be had.
 pub enum SetupError {
     /// SES holds an identity for the name that this deployment did not make for
     /// this organization or another: the name cannot be had here.
     #[error("SES holds an identity for this name that this API did not create")]
     NotOurs,
     #[error(transparent)]
+    /// SES failed.
     Identity(#[from] IdentityError),
 }
 
@@ -84,6 +86,7 @@ pub async fn create_identity(app: &App, domain: &Domain) -> Result<Vec<String>, 
 /// What `remove_identity` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
+    /// It was this organization's, and is gone.
     Deleted,
     /// There was none.
     Absent,

@@ -4,11 +4,16 @@
 use crate::domain_name::DomainName;
 use crate::model::{DnsRecord, RecordPurpose, RecordStatus, RecordType};
 
+/// The MX record's preference.
 pub const MX_PRIORITY: u16 = 10;
+/// The SPF record to publish.
 pub const SPF_VALUE: &str = "v=spf1 include:amazonses.com ~all";
+/// The SPF mechanism that authorizes SES.
 pub const SPF_INCLUDE: &str = "include:amazonses.com";
+/// The DMARC record to publish.
 pub const DMARC_VALUE: &str = "v=DMARC1; p=reject;";
 
+/// The inbound SES endpoint the MX record points to.
 pub fn inbound_mx_host(receiving_region: &str) -> String {
     format!("inbound-smtp.{receiving_region}.amazonaws.com")
 }

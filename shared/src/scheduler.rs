@@ -16,6 +16,7 @@ use crate::model::{Domain, Timestamp};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy)]
+/// How a run reads and checks.
 pub struct RunOptions {
     /// Domains read from the index at a time.
     pub batch_size: usize,
@@ -34,12 +35,15 @@ impl Default for RunOptions {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+/// What one run did (logged, and the scheduled Lambda's result).
 pub struct Summary {
     /// Domains checked and written back.
     pub checked: usize,
     /// Newly verified, or fixed after a temporary failure.
     pub verified: usize,
+    /// Verified domains still all correct.
     pub still_verified: usize,
+    /// Pending domains not all correct yet.
     pub still_pending: usize,
     /// Verified domains whose records went missing.
     pub temporary_failures: usize,
@@ -49,16 +53,20 @@ pub struct Summary {
     pub superseded: usize,
     /// Deleted while being checked: left deleted.
     pub gone: usize,
+    /// Checks whose result could not be stored (moved on all the same).
     pub errors: usize,
     /// Read but not started before the deadline: the next run takes them.
     pub left_for_later: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a run failed as a whole.
 pub enum SchedulerError {
     #[error("re-verification could not read due domains: {0}")]
+    /// The due domains could not be read.
     Read(#[from] StoreError),
     #[error("re-verification could not write any of the {0} domains it checked")]
+    /// Not one of the checked domains could be written.
     NoWrites(usize),
 }
 

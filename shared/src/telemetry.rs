@@ -36,6 +36,7 @@ pub fn log_cap() -> Targets {
     )
 }
 
+/// Installs the JSON log subscriber (once per process).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let layer = tracing_subscriber::fmt::layer()

@@ -23,6 +23,7 @@ use crate::records::zone_file;
 use crate::request::{organization_id, path_domain, request_id};
 use crate::store::StoreError;
 
+/// What every handler returns: always a response (errors are JSON responses too).
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
 
 /// `POST /domains`

@@ -27,6 +27,7 @@ struct State {
 }
 
 impl InMemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

@@ -20,7 +20,9 @@ const LIST_ALL_PAGE: usize = 1000;
 /// One page of a listing. `next`: the name to continue after, when more may follow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainPage {
+    /// The page's domains, by name.
     pub domains: Vec<Domain>,
+    /// Where the next page starts, when more domains follow.
     pub next: Option<DomainName>,
 }
 
@@ -38,6 +40,7 @@ impl DomainPage {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// What a store operation can fail with.
 pub enum StoreError {
     /// The name is claimed by a domain of this or another organization.
     #[error("the domain name is already claimed")]
@@ -55,16 +58,21 @@ pub enum StoreError {
     #[error("the domain is too large to store: {0}")]
     TooLarge(String),
     #[error("no such API key")]
+    /// No API key with that id.
     KeyNotFound,
     #[error("store throttled: {0}")]
+    /// The store throttled the call; retry shortly.
     Throttled(String),
     #[error("store unavailable: {0}")]
+    /// The store failed or timed out; the call may or may not have taken effect.
     Unavailable(String),
     #[error("store error: {0}")]
+    /// Anything else (a request the store refused).
     Internal(String),
 }
 
 #[async_trait]
+/// Domains keyed by organization and name, with one claim per name.
 pub trait DomainStore: Send + Sync {
     /// Claims `domain.name` for its organization, writes the domain and counts it,
     /// atomically. `NameTaken` if any organization holds the name, `LimitReached`
@@ -74,6 +82,7 @@ pub trait DomainStore: Send + Sync {
     /// How many domains the organization holds (its counter).
     async fn domain_count(&self, organization_id: &str) -> Result<usize, StoreError>;
 
+    /// The organization's domain with this name.
     async fn get(
         &self,
         organization_id: &str,
@@ -155,6 +164,7 @@ pub fn check_size(domain: &Domain) -> Result<(), StoreError> {
 /// API keys, stored by the hash of the key.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
+    /// Stores a new key's record under its hash (and by organization and id).
     async fn put_key(&self, record: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError>;
 
     /// The key with this hash, revoked or not.

@@ -8,8 +8,11 @@ use crate::model::RecordStatus;
 /// The outcome of judging one record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
+    /// The record's new status.
     pub status: RecordStatus,
+    /// One sentence on what is wrong, or a note.
     pub reason: Option<String>,
+    /// What DNS returned.
     pub observed: Vec<String>,
     /// A value that would fix the record (e.g. the existing SPF record merged with ours).
     pub suggested_value: Option<String>,

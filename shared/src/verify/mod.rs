@@ -31,6 +31,7 @@ use zones::ZoneEntry;
 /// broken zone gets an answer, never a timed-out invocation.
 pub const CHECK_BUDGET: Duration = Duration::from_secs(8);
 
+/// Checks a domain's records against DNS, as receivers and SES would judge them.
 pub struct DnsChecker {
     resolver: TokioResolver,
     /// Port of authoritative servers: 53, except in tests.

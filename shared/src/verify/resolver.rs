@@ -19,6 +19,7 @@ pub(super) const LOOKUP_DEADLINE: Duration = Duration::from_millis(2500);
 /// What one lookup gave.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer<T> {
+    /// Records of the asked type were there.
     Found(Vec<T>),
     /// NXDOMAIN or no records of the type.
     Empty,
@@ -52,6 +53,7 @@ impl<T> Answer<T> {
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the DNS resolver: {0}")]
+/// The resolver could not be set up.
 pub struct ResolverSetupError(pub(super) String);
 
 pub(super) fn build_resolver(

@@ -6,6 +6,7 @@ use crate::records::SPF_INCLUDE;
 /// The RFC 7208 4.6.4 limit on terms that cause DNS lookups.
 pub const MAX_DNS_LOOKUPS: usize = 10;
 
+/// Whether a TXT value is an SPF record (`v=spf1`, then a space or the end).
 pub fn is_spf(value: &str) -> bool {
     let lower = value.trim().to_ascii_lowercase();
     lower == "v=spf1" || lower.starts_with("v=spf1 ")
@@ -74,6 +75,7 @@ pub enum LookupTerm {
     Single,
 }
 
+/// The DNS-querying terms of an SPF record (RFC 7208 4.6.4), in order.
 pub fn lookup_terms(record: &str) -> Vec<LookupTerm> {
     terms(record)
         .filter_map(|term| {

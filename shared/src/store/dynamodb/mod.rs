@@ -41,6 +41,7 @@ use crate::model::Domain;
 /// (usually 409) instead of a 503.
 const TRANSACTION_CONFLICT_RETRIES: u32 = 3;
 
+/// Domains and API keys in one DynamoDB table.
 pub struct DynamoDbStore {
     client: Client,
     table: String,
@@ -127,6 +128,7 @@ enum TransactionOutcome {
 }
 
 impl DynamoDbStore {
+    /// The store on `table`, through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -13,6 +13,7 @@ use crate::domain_name::DomainName;
 use crate::model::Timestamp;
 use crate::store::StoreError;
 
+/// Name of the sparse index of due checks.
 pub const DUE_INDEX: &str = "due-checks";
 
 /// Partitions of the due-checks index: every scheduled write lands in it, and
