@@ -2,7 +2,6 @@
 //! throttling, 5xx, cancelled transactions and failed conditions.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::{
@@ -13,26 +12,17 @@ use aws_sdk_dynamodb::types::error::{
     ConditionalCheckFailedException, ProvisionedThroughputExceededException,
     TransactionCanceledException,
 };
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_mocks::{Rule, RuleMode, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::retry::RetryConfig;
 use shared::DomainName;
 use shared::model::{Domain, Timestamp};
 use shared::store::{DomainStore, DynamoDbStore, StoreError};
 
 fn store(rules: &[&Rule]) -> DynamoDbStore {
-    let interceptor = rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::Sequential),
-        |interceptor, rule| interceptor.with_rule(rule),
-    );
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-2"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .retry_config(RetryConfig::disabled())
-        .http_client(create_mock_http_client())
+    let (sdk, interceptor) = crate::common::mocked_sdk(rules, RuleMode::Sequential);
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .interceptor(interceptor)
         .build();
     DynamoDbStore::new(Client::from_conf(config), "table")

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use lambda_http::http::StatusCode;
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};
 use shared::model::{Domain, Timestamp};
-use shared::store::{DomainPage, DomainStore, DynamoDbStore, StoreError, create_table};
+use shared::store::{DomainStore, DynamoDbStore, StoreError, create_table};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::{
@@ -113,66 +113,30 @@ fn identity_error(kind: Kind) -> IdentityError {
     }
 }
 
-struct FaultyStore {
-    inner: DynamoDbStore,
-    faults: Arc<Faults>,
-}
-
-macro_rules! faulty {
-    ($self:ident, $op:expr, $call:expr) => {
-        match $self.faults.take($op) {
-            None => $call.await,
+/// Store faults, injected through the one hookable store wrapper.
+#[async_trait]
+impl StoreHook for Faults {
+    async fn before(&self, _: &dyn DomainStore, op: StoreOp, _: Option<&Domain>) -> Hooked {
+        let op = match op {
+            StoreOp::Insert => Op::Insert,
+            StoreOp::Get => Op::Get,
+            StoreOp::Update => Op::Update,
+            StoreOp::Delete => Op::Delete,
+            StoreOp::Reschedule | StoreOp::Due => return Hooked::Proceed,
+        };
+        match self.take(op) {
+            None => Hooked::Proceed,
             Some(Fault {
                 when: When::Before,
                 kind,
                 ..
-            }) => Err(store_error($op, kind)),
+            }) => Hooked::Fail(store_error(op, kind)),
             Some(Fault {
                 when: When::After,
                 kind,
                 ..
-            }) => {
-                let _ = $call.await;
-                Err(store_error($op, kind))
-            }
+            }) => Hooked::FailAfter(store_error(op, kind)),
         }
-    };
-}
-
-#[async_trait]
-impl DomainStore for FaultyStore {
-    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
-        faulty!(self, Op::Insert, self.inner.insert(domain, max_domains))
-    }
-    async fn domain_count(&self, org: &str) -> Result<usize, StoreError> {
-        self.inner.domain_count(org).await
-    }
-    async fn reschedule(
-        &self,
-        domain: &Domain,
-        next_check_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        self.inner.reschedule(domain, next_check_at).await
-    }
-    async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
-        faulty!(self, Op::Get, self.inner.get(org, name))
-    }
-    async fn list_page(
-        &self,
-        org: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<DomainPage, StoreError> {
-        self.inner.list_page(org, after, limit).await
-    }
-    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
-        faulty!(self, Op::Update, self.inner.update(domain))
-    }
-    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
-        faulty!(self, Op::Delete, self.inner.delete(domain))
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
-        self.inner.due(now, limit).await
     }
 }
 
@@ -238,9 +202,9 @@ async fn fault_world() -> FaultWorld {
     });
     let dns = TestDnsServer::start(&[("example.com", "")]).await;
     let app = App::new(
-        Arc::new(FaultyStore {
-            inner: DynamoDbStore::new(client.clone(), table.clone()),
-            faults: faults.clone(),
+        Arc::new(HookedStore {
+            inner: Arc::new(DynamoDbStore::new(client.clone(), table.clone())),
+            hook: faults.clone(),
         }),
         identities.clone(),
         DnsChecker::with_nameservers(&[dns.address()])

@@ -13,7 +13,7 @@ use lambda_http::http::StatusCode;
 use serde_norway::Value as Yaml;
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};
 use shared::model::{Domain, Timestamp};
-use shared::store::{DomainPage, DomainStore, DynamoDbStore, StoreError, create_table};
+use shared::store::{DomainStore, DynamoDbStore, StoreError, create_table};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::{
@@ -86,45 +86,18 @@ impl IdentityProvider for RecordingIdentities {
     }
 }
 
-/// DynamoDB, except that full writes of one domain fail.
-struct UpdatesFailFor {
-    inner: Arc<DynamoDbStore>,
-    name: &'static str,
-}
+/// Full writes of one domain fail (through the one hookable store wrapper).
+struct UpdatesFailFor(&'static str);
 
 #[async_trait]
-impl DomainStore for UpdatesFailFor {
-    async fn insert(&self, domain: &Domain, max: usize) -> Result<(), StoreError> {
-        self.inner.insert(domain, max).await
-    }
-    async fn domain_count(&self, org: &str) -> Result<usize, StoreError> {
-        self.inner.domain_count(org).await
-    }
-    async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
-        self.inner.get(org, name).await
-    }
-    async fn list_page(
-        &self,
-        org: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<DomainPage, StoreError> {
-        self.inner.list_page(org, after, limit).await
-    }
-    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
-        if domain.name.as_str() == self.name {
-            return Err(StoreError::TooLarge("injected".into()));
+impl StoreHook for UpdatesFailFor {
+    async fn before(&self, _: &dyn DomainStore, op: StoreOp, domain: Option<&Domain>) -> Hooked {
+        match (op, domain) {
+            (StoreOp::Update, Some(domain)) if domain.name.as_str() == self.0 => {
+                Hooked::Fail(StoreError::TooLarge("injected".into()))
+            }
+            _ => Hooked::Proceed,
         }
-        self.inner.update(domain).await
-    }
-    async fn reschedule(&self, domain: &Domain, next: Option<Timestamp>) -> Result<(), StoreError> {
-        self.inner.reschedule(domain, next).await
-    }
-    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
-        self.inner.delete(domain).await
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
-        self.inner.due(now, limit).await
     }
 }
 
@@ -359,9 +332,9 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     let later = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
     r.start().await;
     let scheduler_app = App::new(
-        Arc::new(UpdatesFailFor {
+        Arc::new(HookedStore {
             inner: r.store.clone(),
-            name: "c3.example.com",
+            hook: UpdatesFailFor("c3.example.com"),
         }),
         r.identities.clone(),
         DnsChecker::with_nameservers(&[r._dns.address()])

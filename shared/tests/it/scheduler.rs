@@ -10,7 +10,9 @@ use shared::identity::LocalIdentities;
 use shared::model::{CheckSchedule, Domain, DomainStatus, Timestamp};
 use shared::records::expected_records;
 use shared::scheduler::{RunOptions, SchedulerError, Summary, run};
-use shared::store::{DomainPage, DomainStore, InMemoryStore, StoreError};
+use shared::store::{DomainStore, InMemoryStore, StoreError};
+
+use crate::common::{Hooked, HookedStore, StoreHook, StoreOp};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::TestDnsServer;
@@ -33,39 +35,28 @@ enum Interference {
     FailWrites,
 }
 
-struct StagedStore {
-    inner: InMemoryStore,
+/// Races and failures staged through the one hookable store wrapper.
+struct Staging {
     victim: Option<(String, Interference)>,
     fail_reads: bool,
 }
 
+type StagedStore = HookedStore<Staging>;
+
 #[async_trait]
-impl DomainStore for StagedStore {
-    async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
-        self.inner.insert(domain, max_domains).await
-    }
-    async fn domain_count(&self, org: &str) -> Result<usize, StoreError> {
-        self.inner.domain_count(org).await
-    }
-    async fn reschedule(
+impl StoreHook for Staging {
+    async fn before(
         &self,
-        domain: &Domain,
-        next_check_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        self.inner.reschedule(domain, next_check_at).await
-    }
-    async fn get(&self, org: &str, name: &DomainName) -> Result<Option<Domain>, StoreError> {
-        self.inner.get(org, name).await
-    }
-    async fn list_page(
-        &self,
-        org: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<DomainPage, StoreError> {
-        self.inner.list_page(org, after, limit).await
-    }
-    async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        inner: &dyn DomainStore,
+        op: StoreOp,
+        domain: Option<&Domain>,
+    ) -> Hooked {
+        if op == StoreOp::Due && self.fail_reads {
+            return Hooked::Fail(StoreError::Unavailable("injected".into()));
+        }
+        let (StoreOp::Update, Some(domain)) = (op, domain) else {
+            return Hooked::Proceed;
+        };
         // The victim: one name, or every domain of one organization.
         let interference = match &self.victim {
             Some((victim, interference))
@@ -77,30 +68,38 @@ impl DomainStore for StagedStore {
         };
         match interference {
             Interference::None => {}
-            Interference::DeleteBeforeWrite => self.inner.delete(domain).await?,
+            Interference::DeleteBeforeWrite => {
+                inner.delete(domain).await.expect("staged delete");
+            }
             Interference::ManualWriteBeforeWrite => {
-                let mut manual = self
-                    .inner
+                let mut manual = inner
                     .get(&domain.organization_id, &domain.name)
-                    .await?
+                    .await
+                    .expect("get")
                     .expect("exists");
                 manual.last_checked_at = Some(Timestamp::now());
                 manual.schedule = CheckSchedule::starting(Timestamp::now());
-                self.inner.update(&mut manual).await?;
+                inner
+                    .update(&mut manual)
+                    .await
+                    .expect("staged manual write");
             }
-            Interference::FailWrites => return Err(StoreError::Unavailable("injected".into())),
+            Interference::FailWrites => {
+                return Hooked::Fail(StoreError::Unavailable("injected".into()));
+            }
         }
-        self.inner.update(domain).await
+        Hooked::Proceed
     }
-    async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
-        self.inner.delete(domain).await
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
-        if self.fail_reads {
-            return Err(StoreError::Unavailable("injected".into()));
-        }
-        self.inner.due(now, limit).await
-    }
+}
+
+fn staged(victim: Option<(&str, Interference)>, fail_reads: bool) -> Arc<StagedStore> {
+    Arc::new(HookedStore {
+        inner: Arc::new(InMemoryStore::new()),
+        hook: Staging {
+            victim: victim.map(|(name, i)| (name.to_string(), i)),
+            fail_reads,
+        },
+    })
 }
 
 struct World {
@@ -112,11 +111,7 @@ struct World {
 
 async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> World {
     let dns = TestDnsServer::start(&[("example.com", zone_records)]).await;
-    let store = Arc::new(StagedStore {
-        inner: InMemoryStore::new(),
-        victim: victim.map(|(name, i)| (name.to_string(), i)),
-        fail_reads: false,
-    });
+    let store = staged(victim, false);
     let app = App::new(
         store.clone(),
         Arc::new(LocalIdentities::new()),
@@ -448,11 +443,7 @@ async fn more_domains_than_a_batch_are_all_checked() {
 #[tokio::test]
 async fn systemic_failures_are_errors() {
     let dns = TestDnsServer::start(&[("example.com", "")]).await;
-    let store = Arc::new(StagedStore {
-        inner: InMemoryStore::new(),
-        victim: None,
-        fail_reads: true,
-    });
+    let store = staged(None, true);
     let app = App::new(
         store,
         Arc::new(LocalIdentities::new()),

@@ -13,27 +13,18 @@ use aws_sdk_sesv2::types::error::{
     AlreadyExistsException, LimitExceededException, NotFoundException, TooManyRequestsException,
 };
 use aws_sdk_sesv2::types::{DkimAttributes, Tag};
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_mocks::{Rule, RuleMode, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::retry::RetryConfig;
 use shared::DomainName;
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, SesIdentities};
 
 /// A client whose every request is answered by `rules`. Retries are off so each
 /// rule sees exactly the requests the adapter makes.
 fn ses(rules: &[&Rule]) -> SesIdentities {
-    let interceptor = rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
-        |interceptor, rule| interceptor.with_rule(rule),
-    );
-    let config = aws_sdk_sesv2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-2"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .retry_config(RetryConfig::disabled())
-        .http_client(create_mock_http_client())
+    let (sdk, interceptor) = crate::common::mocked_sdk(rules, RuleMode::MatchAny);
+    let config = aws_sdk_sesv2::config::Builder::from(&sdk)
         .interceptor(interceptor)
         .build();
     SesIdentities::new(Client::from_conf(config))
