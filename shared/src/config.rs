@@ -35,7 +35,7 @@ pub enum TlsRoots {
     /// Only Amazon Trust Services' five roots: what AWS endpoints chain to. Parsing
     /// five compiled-in certificates costs microseconds, where reading the system's
     /// store (one bundle of ~140 certificates, on Debian also a directory of ~150
-    /// files) cost 3-7 ms of every cold start here (BENCHMARKS.md).
+    /// files) is a measurable part of every cold start (BENCHMARKS.md has the figure).
     AmazonTrustServices,
     /// The operating system's store: for endpoints that are not AWS's own.
     System,

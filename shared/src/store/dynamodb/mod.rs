@@ -1,20 +1,7 @@
-//! Single-table DynamoDB store.
-//!
-//! | item          | pk               | sk              | notes                                   |
-//! |---------------|------------------|-----------------|-----------------------------------------|
-//! | domain        | `ORG#<org id>`   | `DOMAIN#<name>` | the domain, its schedule; `gsi_due_*` while watched |
-//! | name claim    | `NAME#<name>`    | `CLAIM`         | `organization_id`, `domain_id`          |
-//! | domain count  | `ORG#<org id>`   | `COUNT`         | `domains`: how many the organization holds |
-//! | key by hash   | `APIKEY#<sha256>`| `APIKEY`        | the key record (never the key)          |
-//! | key by org    | `ORG#<org id>`   | `APIKEY#<key id>` | the key record, `key_hash`            |
-//! | key by id     | `APIKEYID#<key id>` | `APIKEYID`   | `key_hash`, `organization_id`           |
-//!
-//! The claim makes a name belong to one organization at a time; it is written and
-//! deleted together with the domain item and the count in one transaction (the
-//! count's condition makes the per-organization limit exact under concurrency). The `due-checks` GSI
-//! is sparse: only domains the scheduled job still watches (pending, verified,
-//! temporarily failing; not failed) carry its keys, sharded over `DUE_SHARDS`
-//! partitions and sorted by when their next check is due.
+//! Single-table DynamoDB store. The items, their keys and the `due-checks` index
+//! are described once, in `docs/table-design.md`; every key is written by
+//! `schema.rs`. The claim makes a name belong to one organization at a time: it is
+//! written and deleted with the domain item and the count in one transaction.
 
 mod api_keys;
 mod domains;
