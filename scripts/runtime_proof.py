@@ -13,13 +13,14 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+
+import scriptlib  # scripts/scriptlib.py, beside this file
+from scriptlib import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
@@ -40,20 +41,9 @@ def check(name, condition, detail=""):
         print(f"FAIL {name}: {detail}")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_port(port, seconds, what):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    sys.exit(f"runtime proof: {what} did not listen on 127.0.0.1:{port} within {seconds} s")
+    if not scriptlib.wait_for_port(port, seconds):
+        sys.exit(f"runtime proof: {what} did not listen on 127.0.0.1:{port} within {seconds} s")
 
 
 def main():
