@@ -13,6 +13,7 @@ use shared::identity::{LocalIdentities, SesIdentities};
 use shared::store::{DomainStore, DynamoDbStore, InMemoryStore, create_table};
 use shared::verify::DnsChecker;
 use shared::{App, handlers};
+pub use test_support::{Hooked, HookedStore, StoreHook, StoreOp};
 use test_support::{
     RequestCounter, TestDnsServer, dynamodb_client, moto_endpoint, sesv2_client, unique_table_name,
 };
@@ -411,141 +412,6 @@ impl MotoWorld {
             .collect();
         tags.sort();
         tags
-    }
-}
-
-/// The store operations a `StoreHook` sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StoreOp {
-    Insert,
-    Get,
-    Update,
-    Reschedule,
-    Delete,
-    Due,
-}
-
-/// What happens to an operation a hook was asked about.
-pub enum Hooked {
-    /// Done as usual.
-    Proceed,
-    /// Not done; this error instead.
-    Fail(shared::store::StoreError),
-    /// Done, then this error reported (a 5xx or timeout after the fact).
-    FailAfter(shared::store::StoreError),
-}
-
-/// Decides each operation of a `HookedStore` before it runs; it may also act on
-/// the store first (stage a race). `domain` is the domain written, or `None`.
-#[async_trait::async_trait]
-pub trait StoreHook: Send + Sync {
-    async fn before(
-        &self,
-        inner: &dyn DomainStore,
-        op: StoreOp,
-        domain: Option<&shared::Domain>,
-    ) -> Hooked;
-}
-
-/// A store whose operations a hook can fail, delay or interleave with others:
-/// the one wrapper the fault, race and scheduler tests stage things with.
-pub struct HookedStore<H> {
-    pub inner: Arc<dyn DomainStore>,
-    pub hook: H,
-}
-
-macro_rules! hooked {
-    ($self:ident, $op:expr, $domain:expr, $call:expr) => {
-        match $self.hook.before($self.inner.as_ref(), $op, $domain).await {
-            Hooked::Proceed => $call.await,
-            Hooked::Fail(error) => Err(error),
-            Hooked::FailAfter(error) => {
-                let _ = $call.await;
-                Err(error)
-            }
-        }
-    };
-}
-
-#[async_trait::async_trait]
-impl<H: StoreHook> DomainStore for HookedStore<H> {
-    async fn insert(
-        &self,
-        domain: &shared::Domain,
-        max_domains: usize,
-    ) -> Result<(), shared::store::StoreError> {
-        hooked!(
-            self,
-            StoreOp::Insert,
-            Some(domain),
-            self.inner.insert(domain, max_domains)
-        )
-    }
-    async fn domain_count(&self, org: &str) -> Result<usize, shared::store::StoreError> {
-        self.inner.domain_count(org).await
-    }
-    async fn get(
-        &self,
-        org: &str,
-        name: &shared::DomainName,
-    ) -> Result<Option<shared::Domain>, shared::store::StoreError> {
-        hooked!(self, StoreOp::Get, None, self.inner.get(org, name))
-    }
-    async fn list_page(
-        &self,
-        org: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<shared::store::DomainPage, shared::store::StoreError> {
-        self.inner.list_page(org, after, limit).await
-    }
-    async fn update(&self, domain: &mut shared::Domain) -> Result<(), shared::store::StoreError> {
-        let seen = domain.clone();
-        hooked!(
-            self,
-            StoreOp::Update,
-            Some(&seen),
-            self.inner.update(domain)
-        )
-    }
-    async fn reschedule(
-        &self,
-        domain: &shared::Domain,
-        next_check_at: Option<shared::Timestamp>,
-    ) -> Result<(), shared::store::StoreError> {
-        hooked!(
-            self,
-            StoreOp::Reschedule,
-            Some(domain),
-            self.inner.reschedule(domain, next_check_at)
-        )
-    }
-    async fn delete(&self, domain: &shared::Domain) -> Result<(), shared::store::StoreError> {
-        hooked!(
-            self,
-            StoreOp::Delete,
-            Some(domain),
-            self.inner.delete(domain)
-        )
-    }
-    async fn due(
-        &self,
-        now: shared::Timestamp,
-        limit: usize,
-    ) -> Result<Vec<shared::Domain>, shared::store::StoreError> {
-        hooked!(self, StoreOp::Due, None, self.inner.due(now, limit))
-    }
-}
-
-#[async_trait::async_trait]
-impl<T: StoreHook> StoreHook for Arc<T> {
-    async fn before(
-        &self,
-        inner: &dyn DomainStore,
-        op: StoreOp,
-        domain: Option<&shared::Domain>,
-    ) -> Hooked {
-        self.as_ref().before(inner, op, domain).await
     }
 }
 

@@ -1,10 +1,12 @@
 //! Test support: a real DNS server on 127.0.0.1 serving zones written as zone-file
-//! text, the DynamoDB-API test server's endpoint, and a request counter for SDK
-//! clients.
+//! text (and one that floods), the DynamoDB-API test server's endpoint and fresh
+//! accounts on it, a request counter for SDK clients, and one hookable store
+//! wrapper for staging faults and races.
 
 pub mod dns;
 pub mod dynamodb;
 pub mod flood;
+pub mod store_hook;
 
 pub use dns::TestDnsServer;
 pub use dynamodb::{
@@ -12,3 +14,4 @@ pub use dynamodb::{
     unique_table_name,
 };
 pub use flood::FloodDnsServer;
+pub use store_hook::{Hooked, HookedStore, StoreHook, StoreOp};
