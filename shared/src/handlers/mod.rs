@@ -220,9 +220,8 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         tracing::warn!(domain = %domain.name, error = %error, "verifying without DKIM tokens");
     }
 
-    let checked = app.dns.check(&domain.name, &domain.records).await;
+    let mut checked = app.dns.check(&domain.name, &domain.records).await;
     let now = Timestamp::now();
-    let mut checked = checked;
     for attempt in 1..=WRITE_ATTEMPTS {
         domain.records = checked.clone();
         lifecycle::after_manual_check(&mut domain, now);

@@ -91,11 +91,7 @@ async fn resume_setup(
 /// domain removed meanwhile is `DomainBusy` (never a 201 for a removed domain).
 async fn store_tokens(app: &App, domain: &mut Domain, tokens: Vec<String>) -> Result<(), ApiError> {
     for attempt in 1..=WRITE_ATTEMPTS {
-        domain.dkim_tokens = tokens.clone();
-        domain.records = merge_records(
-            expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
-            &domain.records,
-        );
+        apply_tokens(app, domain, tokens.clone());
         domain.setup_started_at = None;
         match app.store.update(domain).await {
             Ok(()) => return Ok(()),
@@ -171,11 +167,7 @@ pub(super) async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(
         {
             return Err(ApiError::DomainBusy);
         }
-        domain.dkim_tokens = identity.tokens;
-        domain.records = merge_records(
-            expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
-            &domain.records,
-        );
+        apply_tokens(app, domain, identity.tokens);
         return Ok(());
     }
     domain.setup_started_at = Some(now);
@@ -197,8 +189,18 @@ pub(super) async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(
     store_tokens(app, domain, tokens).await
 }
 
+/// Gives the domain its DKIM tokens and the records they make, keeping what
+/// earlier checks saw of records that are still expected.
+fn apply_tokens(app: &App, domain: &mut Domain, tokens: Vec<String>) {
+    domain.dkim_tokens = tokens;
+    domain.records = merge_records(
+        expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
+        &domain.records,
+    );
+}
+
 /// Keeps what earlier checks saw of records that are still expected.
-pub(super) fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRecord> {
+fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRecord> {
     expected
         .into_iter()
         .map(|record| {
