@@ -164,9 +164,7 @@ fn tally(summary: &mut Summary, outcome: Outcome) {
     }
 }
 
-async fn reverify_one(app: &App, domain: Domain, now: Timestamp) -> Outcome {
-    let as_read = domain.clone();
-    let mut checked = domain;
+async fn reverify_one(app: &App, mut checked: Domain, now: Timestamp) -> Outcome {
     checked.records = app.dns.check(&checked.name, &checked.records).await;
     let outcome = after_scheduled_check(&mut checked, now);
     match app.store.update(&mut checked).await {
@@ -177,8 +175,10 @@ async fn reverify_one(app: &App, domain: Domain, now: Timestamp) -> Outcome {
             // The domain still moves on in the schedule (a small write of its next
             // check alone), so it cannot head every run and starve the others.
             tracing::warn!(domain = %checked.name, %error, "could not store a scheduled check");
+            // A failed write leaves the domain's id and version as read, which is
+            // what the small write is conditioned on.
             let next = next_check_after_failed_write(&checked, now);
-            if let Err(error) = app.store.reschedule(&as_read, next).await {
+            if let Err(error) = app.store.reschedule(&checked, next).await {
                 tracing::error!(domain = %checked.name, %error, "could not move a failed check on");
             }
             Outcome::Error

@@ -122,7 +122,8 @@ pub trait DomainStore: Send + Sync {
     /// Replaces the stored domain with the same organization, name, id and
     /// `version`, and bumps the version (in `domain` too). `DomainGone` if
     /// it was deleted (or deleted and created again) meanwhile: an update never
-    /// brings a domain back. `Conflict` if it was written since it was read.
+    /// brings a domain back. `Conflict` if it was written since it was read. A
+    /// failed update leaves `domain` as it was (its version as read).
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError>;
 
     /// Moves only the domain's next check (a small write, for a domain whose full
