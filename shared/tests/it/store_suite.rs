@@ -515,6 +515,13 @@ async fn reschedule_moves_only_the_next_check_and_is_versioned(backend: &Backend
     store.insert(&watched, usize::MAX).await.expect("insert");
     store.reschedule(&watched, None).await.expect("unschedule");
     assert!(store.due(later, 10).await.expect("due").is_empty());
+    let unscheduled = store
+        .get("org_a", &name("watched.example.com"))
+        .await
+        .expect("an unscheduled domain reads back")
+        .expect("found");
+    assert_eq!(unscheduled.schedule.next_check_at, None);
+    assert_eq!(unscheduled.records, watched.records);
 }
 
 macro_rules! store_suite {

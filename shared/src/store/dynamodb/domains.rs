@@ -57,7 +57,7 @@ impl DomainItem {
             version: domain.version,
             setup_started_at: domain.setup_started_at,
             deleting_since: domain.deleting_since,
-            gsi_due_pk: due.map(|_| due_partition(due_shard(&domain.name))),
+            gsi_due_pk: due.map(|_| due_partition_of(&domain.name)),
             gsi_due_sk: due.map(|at| due_sort_key(at, &domain.name)),
         }
     }
@@ -313,7 +313,7 @@ impl DomainStore for DynamoDbStore {
                     "SET next_check_at = :at, gsi_due_pk = :due_pk, gsi_due_sk = :due_sk, version = version + :one",
                 )
                 .expression_attribute_values(":at", string_value(at.to_string()))
-                .expression_attribute_values(":due_pk", string_value(due_partition(due_shard(&domain.name))))
+                .expression_attribute_values(":due_pk", string_value(due_partition_of(&domain.name)))
                 .expression_attribute_values(":due_sk", string_value(due_sort_key(at, &domain.name))),
             None => update.update_expression(
                 "SET version = version + :one REMOVE next_check_at, gsi_due_pk, gsi_due_sk",

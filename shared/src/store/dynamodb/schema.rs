@@ -56,6 +56,11 @@ pub(super) fn claim_pk(name: &DomainName) -> String {
     format!("NAME#{name}")
 }
 
+/// The due-checks index's partition key of a domain (its shard's).
+pub(super) fn due_partition_of(name: &DomainName) -> String {
+    due_partition(due_shard(name))
+}
+
 pub(super) fn due_sort_key(at: Timestamp, name: &DomainName) -> String {
     format!("{at}#{name}")
 }
