@@ -2,7 +2,7 @@
 //! sentence on what is wrong and what to do. Pure functions: the lookups are done
 //! by the caller.
 
-use super::{Answer, normalize_host, spf};
+use super::{Answer, normalize_host};
 use crate::model::RecordStatus;
 
 /// The outcome of judging one record.
@@ -19,7 +19,7 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    fn new(status: RecordStatus, reason: Option<String>, observed: Vec<String>) -> Self {
+    pub(super) fn new(status: RecordStatus, reason: Option<String>, observed: Vec<String>) -> Self {
         Self {
             status,
             reason,
@@ -28,15 +28,15 @@ impl Judgement {
         }
     }
 
-    fn verified(observed: Vec<String>) -> Self {
+    pub(super) fn verified(observed: Vec<String>) -> Self {
         Self::new(RecordStatus::Verified, None, observed)
     }
 
-    fn failed(reason: String, observed: Vec<String>) -> Self {
+    pub(super) fn failed(reason: String, observed: Vec<String>) -> Self {
         Self::new(RecordStatus::Failed, Some(reason), observed)
     }
 
-    fn missing(what: &str) -> Self {
+    pub(super) fn missing(what: &str) -> Self {
         Self::new(
             RecordStatus::Pending,
             Some(format!(
@@ -44,11 +44,6 @@ impl Judgement {
             )),
             vec![],
         )
-    }
-
-    fn suggesting(mut self, value: String) -> Self {
-        self.suggested_value = Some(value);
-        self
     }
 }
 
@@ -58,15 +53,28 @@ impl Judgement {
 pub struct AppendedRecord {
     /// Where it was found.
     pub name: String,
+    /// The host to enter in the provider's form: the record's name relative to
+    /// the zone (`@` for the zone itself).
+    pub host_to_enter: String,
     /// What was published there.
     pub observed: Vec<String>,
 }
 
 /// The record was found one level too deep: at `<fqdn>.<registrable domain>`.
-fn appended_judgement(AppendedRecord { name, observed }: AppendedRecord) -> Judgement {
+pub(super) fn appended_judgement(found: AppendedRecord) -> Judgement {
+    let AppendedRecord {
+        name,
+        host_to_enter,
+        observed,
+    } = found;
+    let enter = if host_to_enter == "@" {
+        "@ (or leave the host empty)".to_string()
+    } else {
+        host_to_enter
+    };
     Judgement::failed(
         format!(
-            "The record was found at {name}: your DNS provider appended the domain to the host you entered, so enter the host without the domain (the record's \"name\")."
+            "The record was found at {name}: your DNS provider adds the domain to the host you enter, so enter only {enter} as the host."
         ),
         observed,
     )
@@ -96,11 +104,23 @@ pub fn judge_mx(
         .filter_map(|(p, h)| Some((p.parse().ok()?, normalize_host(h))))
         .collect();
     hosts.sort();
-    let observed: Vec<String> = hosts.iter().map(|(p, h)| format!("{p} {h}")).collect();
+    let observed: Vec<String> = hosts
+        .iter()
+        .map(|(p, h)| format!("{p} {}", if h.is_empty() { "." } else { h }))
+        .collect();
     let expected = normalize_host(expected_host);
     let Some(lowest) = hosts.first().map(|(p, _)| *p) else {
         return Ok(Judgement::missing("MX"));
     };
+    // RFC 7505: an MX of "." says the domain accepts no mail at all.
+    if hosts.iter().any(|(_, host)| host.is_empty()) {
+        return Ok(Judgement::failed(
+            format!(
+                "The domain publishes a null MX (0 ., RFC 7505), which tells senders it accepts no mail; remove it and publish the MX record for {expected}."
+            ),
+            observed,
+        ));
+    }
     Ok(match hosts.iter().find(|(_, host)| *host == expected) {
         Some((preference, _)) if *preference == lowest => Judgement::verified(observed),
         Some((preference, _)) => {
@@ -131,111 +151,17 @@ pub fn judge_mx(
     })
 }
 
-/// `lookups`: DNS lookups the (single, correct) record costs, when it was counted.
-pub fn judge_spf(
-    answer: Answer<String>,
-    appended: Option<AppendedRecord>,
-    lookups: Option<usize>,
-) -> Verdict {
-    let texts = match answer {
-        Answer::Found(texts) => texts,
-        Answer::Empty => vec![],
-        Answer::Failed(e) => return Err(e),
-    };
-    let records: Vec<String> = texts.into_iter().filter(|t| spf::is_spf(t)).collect();
-    Ok(match records.as_slice() {
-        [] => match appended {
-            Some(found) => appended_judgement(found),
-            None => Judgement::missing("SPF (v=spf1) TXT"),
-        },
-        [record] if spf::includes_ses(record) => match lookups {
-            Some(count) if count > spf::MAX_DNS_LOOKUPS => Judgement::new(
-                RecordStatus::Verified,
-                Some(format!(
-                    "Warning: this SPF record needs {count} DNS lookups, more than the 10 receivers allow (RFC 7208 4.6.4), so SPF may fail for your mail; remove includes you no longer use."
-                )),
-                records,
-            ),
-            _ => Judgement::verified(records),
-        },
-        [_] => Judgement::failed(
-            "The SPF record does not include amazonses.com; add include:amazonses.com to the existing record (see suggested_value) rather than publishing a second one.".into(),
-            records.clone(),
-        )
-        .suggesting(spf::merged_with_ses(&records)),
-        _ => Judgement::failed(
-            format!(
-                "{} SPF records were found; a name may have only one (RFC 7208 4.5), so replace them with the single merged record in suggested_value.",
-                records.len()
-            ),
-            records.clone(),
-        )
-        .suggesting(spf::merged_with_ses(&records)),
-    })
+/// The sentence for a name answered by a wildcard record (`*.<zone>`), not by a
+/// record of its own.
+fn wildcard_reason(what: &str, expected: &str) -> String {
+    format!(
+        "Nothing is published at this name yet; a wildcard record (*) in the zone answers it with {what}. Publish the CNAME to {expected} at this exact name (a record of its own takes precedence over the wildcard); DNS changes can take up to 48 hours to propagate."
+    )
 }
 
-fn is_dmarc(value: &str) -> bool {
-    let lower = value.trim_start().to_ascii_lowercase();
-    lower
-        .strip_prefix("v=dmarc1")
-        .is_some_and(|rest| rest.trim_start().is_empty() || rest.trim_start().starts_with(';'))
-}
-
-/// `chain`: CNAMEs followed to reach `own`; `inherited`: the answer at the
-/// organizational domain's `_dmarc`, for a subdomain.
-pub fn judge_dmarc(
-    own: Answer<String>,
-    chain: &[String],
-    inherited: Option<Answer<String>>,
-    appended: Option<AppendedRecord>,
-) -> Verdict {
-    let own: Vec<String> = match own {
-        Answer::Found(texts) => texts.into_iter().filter(|t| is_dmarc(t)).collect(),
-        Answer::Empty => vec![],
-        Answer::Failed(e) => return Err(e),
-    };
-    match own.len() {
-        1 if chain.is_empty() => return Ok(Judgement::verified(own)),
-        1 => {
-            return Ok(Judgement::new(
-                RecordStatus::Verified,
-                Some(format!(
-                    "The DMARC record is published through a CNAME to {}; that is fine.",
-                    chain.join(" -> ")
-                )),
-                own,
-            ));
-        }
-        0 => {}
-        n => {
-            return Ok(Judgement::failed(
-                format!(
-                    "{n} DMARC records were found; receivers ignore DMARC when there is more than one (RFC 7489 6.6.3), so keep only one."
-                ),
-                own,
-            ));
-        }
-    }
-    let inherited: Vec<String> = match inherited {
-        Some(Answer::Found(texts)) => texts.into_iter().filter(|t| is_dmarc(t)).collect(),
-        Some(Answer::Failed(e)) => return Err(e),
-        Some(Answer::Empty) | None => vec![],
-    };
-    Ok(if inherited.len() == 1 {
-        Judgement::new(
-            RecordStatus::Verified,
-            Some("No DMARC record at this name; the organizational domain's DMARC record applies to it (RFC 7489 6.6.3), which is accepted.".into()),
-            inherited,
-        )
-    } else if let Some(found) = appended {
-        appended_judgement(found)
-    } else {
-        Judgement::missing("DMARC (v=DMARC1) TXT")
-    })
-}
-
-/// `chain`: the CNAME targets from the record's name, first hop first.
-pub fn judge_dkim_target(expected: &str, chain: &[String]) -> Judgement {
+/// `chain`: the CNAME targets from the record's name, first hop first;
+/// `wildcard`: a random sibling name gets the same first target.
+pub fn judge_dkim_target(expected: &str, chain: &[String], wildcard: bool) -> Judgement {
     let expected = normalize_host(expected);
     match chain.iter().position(|target| *target == expected) {
         Some(0) => Judgement::verified(vec![expected]),
@@ -244,6 +170,17 @@ pub fn judge_dkim_target(expected: &str, chain: &[String]) -> Judgement {
             Some(format!(
                 "The CNAME reaches {expected} through a chain ({}); that works, but a direct CNAME to {expected} is more robust.",
                 chain.join(" -> ")
+            )),
+            chain.to_vec(),
+        ),
+        None if wildcard => Judgement::new(
+            RecordStatus::Pending,
+            Some(wildcard_reason(
+                &format!(
+                    "a CNAME to {}",
+                    chain.first().map(String::as_str).unwrap_or("")
+                ),
+                &expected,
             )),
             chain.to_vec(),
         ),
@@ -257,20 +194,50 @@ pub fn judge_dkim_target(expected: &str, chain: &[String]) -> Judgement {
     }
 }
 
-/// No CNAME at a DKIM name: addresses there mean a proxy or CNAME flattening.
+/// What answers at a DKIM name that has no CNAME.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InsteadOfCname {
+    /// A and AAAA records.
+    pub addresses: Vec<String>,
+    /// Whether a random sibling name answers with the same addresses (a wildcard).
+    pub wildcard: bool,
+    /// TXT records (a DKIM key published where SES's CNAME belongs).
+    pub txt: Vec<String>,
+}
+
+/// No CNAME at a DKIM name: a TXT key, addresses (a proxy, CNAME flattening or a
+/// wildcard), the record one level too deep, or nothing yet.
 pub fn judge_missing_dkim(
     expected: &str,
-    addresses: Vec<String>,
+    found: InsteadOfCname,
     appended: Option<AppendedRecord>,
 ) -> Judgement {
-    if !addresses.is_empty() {
+    let expected = normalize_host(expected);
+    if !found.txt.is_empty() {
         return Judgement::failed(
             format!(
-                "This name answers with addresses ({}) instead of a CNAME to {}: the record is proxied or flattened by your DNS provider; turn proxying / CNAME flattening off for it (e.g. \"DNS only\" on Cloudflare).",
-                addresses.join(", "),
-                normalize_host(expected)
+                "A TXT record (a DKIM key) stands where the CNAME belongs; SES signs with keys it rotates itself, so delete the TXT record and publish a CNAME to {expected}."
             ),
-            addresses,
+            found.txt,
+        );
+    }
+    if !found.addresses.is_empty() && found.wildcard {
+        return Judgement::new(
+            RecordStatus::Pending,
+            Some(wildcard_reason(
+                &format!("addresses ({})", found.addresses.join(", ")),
+                &expected,
+            )),
+            found.addresses,
+        );
+    }
+    if !found.addresses.is_empty() {
+        return Judgement::failed(
+            format!(
+                "This name answers with addresses ({}) instead of a CNAME to {expected}: the record is proxied or flattened by your DNS provider; turn proxying / CNAME flattening off for it (e.g. \"DNS only\" on Cloudflare).",
+                found.addresses.join(", "),
+            ),
+            found.addresses,
         );
     }
     match appended {
@@ -285,107 +252,6 @@ mod tests {
 
     fn found(items: &[&str]) -> Answer<String> {
         Answer::Found(items.iter().map(|s| s.to_string()).collect())
-    }
-
-    #[test]
-    fn spf_verdicts() {
-        let ok = judge_spf(
-            found(&[
-                "v=spf1 include:amazonses.com ~all",
-                "google-site-verification=x",
-            ]),
-            None,
-            Some(1),
-        );
-        assert_eq!(ok.map(|j| j.status), Ok(RecordStatus::Verified));
-        let heavy = judge_spf(
-            found(&["v=spf1 include:amazonses.com ~all"]),
-            None,
-            Some(11),
-        )
-        .expect("judged");
-        assert_eq!(heavy.status, RecordStatus::Verified);
-        assert!(
-            heavy
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("Warning") && r.contains("11"))
-        );
-        let missing_include =
-            judge_spf(found(&["v=spf1 include:_spf.google.com ~all"]), None, None).expect("judged");
-        assert_eq!(missing_include.status, RecordStatus::Failed);
-        assert_eq!(
-            missing_include.suggested_value.as_deref(),
-            Some("v=spf1 include:_spf.google.com include:amazonses.com ~all")
-        );
-        let two = judge_spf(
-            found(&["v=spf1 include:amazonses.com ~all", "v=spf1 mx -all"]),
-            None,
-            None,
-        )
-        .expect("judged");
-        assert_eq!(two.status, RecordStatus::Failed);
-        assert_eq!(
-            two.suggested_value.as_deref(),
-            Some("v=spf1 include:amazonses.com mx ~all")
-        );
-        let none = judge_spf(Answer::Empty, None, None).expect("judged");
-        assert_eq!(none.status, RecordStatus::Pending);
-        let appended = judge_spf(
-            Answer::Empty,
-            Some(AppendedRecord {
-                name: "example.com.example.com".into(),
-                observed: vec!["v=spf1".into()],
-            }),
-            None,
-        )
-        .expect("judged");
-        assert_eq!(appended.status, RecordStatus::Failed);
-        assert!(
-            appended
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("appended"))
-        );
-    }
-
-    #[test]
-    fn failed_lookups_are_not_judged() {
-        assert!(judge_spf(Answer::Failed("timeout".into()), None, None).is_err());
-        assert!(judge_mx("a", Answer::Failed("timeout".into()), None).is_err());
-        assert!(
-            judge_dmarc(
-                Answer::Empty,
-                &[],
-                Some(Answer::Failed("timeout".into())),
-                None
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn dmarc_verdicts() {
-        let none = judge_dmarc(found(&["v=DMARC1; p=none"]), &[], None, None);
-        assert_eq!(none.map(|j| j.status), Ok(RecordStatus::Verified));
-        let inherited = judge_dmarc(
-            Answer::Empty,
-            &[],
-            Some(found(&["v=DMARC1; p=reject;"])),
-            None,
-        )
-        .expect("judged");
-        assert_eq!(inherited.status, RecordStatus::Verified);
-        assert!(inherited.reason.is_some());
-        let two = judge_dmarc(
-            found(&["v=DMARC1; p=none", "v=DMARC1; p=reject"]),
-            &[],
-            None,
-            None,
-        );
-        assert_eq!(two.map(|j| j.status), Ok(RecordStatus::Failed));
-        let missing = judge_dmarc(Answer::Empty, &[], Some(Answer::Empty), None);
-        assert_eq!(missing.map(|j| j.status), Ok(RecordStatus::Pending));
     }
 
     #[test]
@@ -426,15 +292,47 @@ mod tests {
     }
 
     #[test]
+    fn a_null_mx_is_named_and_a_failed_lookup_is_not_judged() {
+        let null =
+            judge_mx("inbound-smtp.us-east-2.amazonaws.com", found(&["0 "]), None).expect("judged");
+        assert_eq!(null.status, RecordStatus::Failed);
+        assert_eq!(null.observed, ["0 ."]);
+        assert!(
+            null.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("null MX")),
+            "{null:?}"
+        );
+        assert!(judge_mx("a", Answer::Failed("timeout".into()), None).is_err());
+    }
+
+    #[test]
+    fn the_appended_reason_names_the_host_to_enter() {
+        let judged = appended_judgement(AppendedRecord {
+            name: "tok._domainkey.example.com.example.com".into(),
+            host_to_enter: "tok._domainkey".into(),
+            observed: vec!["tok.dkim.amazonses.com".into()],
+        });
+        assert!(
+            judged
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("enter only tok._domainkey as the host")),
+            "{judged:?}"
+        );
+    }
+
+    #[test]
     fn dkim_verdicts() {
         let expected = "tok.dkim.amazonses.com";
         assert_eq!(
-            judge_dkim_target(expected, &["tok.dkim.amazonses.com".into()]).status,
+            judge_dkim_target(expected, &["tok.dkim.amazonses.com".into()], false).status,
             RecordStatus::Verified
         );
         let chained = judge_dkim_target(
             expected,
             &["alias.example.net".into(), "tok.dkim.amazonses.com".into()],
+            false,
         );
         assert_eq!(chained.status, RecordStatus::Verified);
         assert!(
@@ -444,10 +342,18 @@ mod tests {
                 .is_some_and(|r| r.contains("chain"))
         );
         assert_eq!(
-            judge_dkim_target(expected, &["other.example".into()]).status,
+            judge_dkim_target(expected, &["other.example".into()], false).status,
             RecordStatus::Failed
         );
-        let proxied = judge_missing_dkim(expected, vec!["104.16.0.1".into()], None);
+        assert_eq!(
+            judge_dkim_target(expected, &["other.example".into()], true).status,
+            RecordStatus::Pending
+        );
+        let addresses = InsteadOfCname {
+            addresses: vec!["104.16.0.1".into()],
+            ..InsteadOfCname::default()
+        };
+        let proxied = judge_missing_dkim(expected, addresses.clone(), None);
         assert_eq!(proxied.status, RecordStatus::Failed);
         assert!(
             proxied
@@ -455,8 +361,33 @@ mod tests {
                 .as_deref()
                 .is_some_and(|r| r.contains("proxied"))
         );
+        let wildcard = judge_missing_dkim(
+            expected,
+            InsteadOfCname {
+                wildcard: true,
+                ..addresses
+            },
+            None,
+        );
+        assert_eq!(wildcard.status, RecordStatus::Pending);
+        assert!(
+            wildcard
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("wildcard"))
+        );
+        let key = judge_missing_dkim(
+            expected,
+            InsteadOfCname {
+                txt: vec!["v=DKIM1; p=MIGf".into()],
+                ..InsteadOfCname::default()
+            },
+            None,
+        );
+        assert_eq!(key.status, RecordStatus::Failed);
+        assert!(key.reason.as_deref().is_some_and(|r| r.contains("TXT")));
         assert_eq!(
-            judge_missing_dkim(expected, vec![], None).status,
+            judge_missing_dkim(expected, InsteadOfCname::default(), None).status,
             RecordStatus::Pending
         );
     }

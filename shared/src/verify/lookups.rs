@@ -1,41 +1,44 @@
 //! The lookups of one check and the judging of each record from them: asked of
-//! the zone's authoritative servers first, CNAME chains and SPF includes followed
-//! within bounds.
+//! the zone's authoritative servers first (referrals to delegated child zones
+//! followed), CNAME chains followed within bounds.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use futures::future::{BoxFuture, join_all};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
+use super::dmarc::{DmarcFindings, dmarc_domain, judge_dmarc};
 use super::judge::{
-    self, AppendedRecord, Judgement, judge_dkim_target, judge_dmarc, judge_mx, judge_spf,
+    AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
 };
-use super::resolver::{Answer, describe, normalize_host, query};
+use super::resolver::{Answer, Reply, describe, normalize_host, query, query_authoritative};
 use super::{DnsChecker, spf};
 use crate::domain_name::DomainName;
 use crate::model::{DnsRecord, RecordPurpose};
-use crate::records::SPF_INCLUDE;
 
 /// CNAME hops followed.
 const MAX_CNAME_HOPS: usize = 8;
-/// TXT lookups spent counting an SPF record's DNS-lookup terms.
-const MAX_SPF_QUERIES: usize = 20;
+/// Referrals followed from the zone's servers to delegated child zones.
+const MAX_REFERRALS: usize = 3;
 
 /// The lookups of one check: authoritative servers first, where known.
 pub(super) struct Lookups<'a> {
     pub(super) checker: &'a DnsChecker,
-    pub(super) authoritative: Option<&'a TokioResolver>,
+    pub(super) authoritative: Option<Arc<TokioResolver>>,
 }
 
 impl Lookups<'_> {
-    /// Asks the authoritative servers, then (if they cannot answer, e.g. for a name
-    /// outside their zone) the configured resolver.
+    /// Asks the authoritative servers, following referrals into delegated child
+    /// zones; then (if they cannot answer, e.g. for a name outside their zone) the
+    /// configured resolver.
     async fn ask(&self, fqdn: &str, record_type: RecordType) -> Answer<RData> {
-        if let Some(authoritative) = self.authoritative {
-            match query(authoritative, fqdn, record_type).await {
-                Answer::Failed(_) => {}
-                answer => return answer,
+        let mut server = self.authoritative.clone();
+        for _ in 0..=MAX_REFERRALS {
+            let Some(current) = server else { break };
+            match query_authoritative(&current, fqdn, record_type).await {
+                Reply::Answer(Answer::Failed(_)) => break,
+                Reply::Answer(answer) => return answer,
+                Reply::Referral(referral) => server = self.checker.referred(&referral).await,
             }
         }
         query(&self.checker.resolver, fqdn, record_type).await
@@ -43,7 +46,11 @@ impl Lookups<'_> {
 
     /// Values of `record_type` at `fqdn`. A CNAME at the name is followed (also when
     /// an authoritative server only returns the alias); the chain comes back too.
-    async fn values(&self, fqdn: &str, record_type: RecordType) -> (Answer<String>, Vec<String>) {
+    pub(super) async fn values(
+        &self,
+        fqdn: &str,
+        record_type: RecordType,
+    ) -> (Answer<String>, Vec<String>) {
         let mut chain = Vec::new();
         let mut name = fqdn.to_string();
         for _ in 0..MAX_CNAME_HOPS {
@@ -83,10 +90,7 @@ impl Lookups<'_> {
         while chain.len() < MAX_CNAME_HOPS {
             let Some(last) = chain.last() else { break };
             match query(&self.checker.resolver, last, RecordType::CNAME).await {
-                Answer::Found(data) => match data.iter().find_map(|d| match d {
-                    RData::CNAME(c) => Some(normalize_host(&c.0.to_ascii())),
-                    _ => None,
-                }) {
+                Answer::Found(data) => match first_cname(&data) {
                     Some(next) if !chain.contains(&next) => chain.push(next),
                     _ => break,
                 },
@@ -98,59 +102,27 @@ impl Lookups<'_> {
 
     /// What is published at `<fqdn>.<registrable domain>`: the mark of a DNS
     /// provider that appended the zone to a host entered fully qualified.
-    async fn appended(
+    pub(super) async fn appended(
         &self,
         domain: &DomainName,
         fqdn: &str,
         record_type: RecordType,
     ) -> Option<AppendedRecord> {
-        let name = format!("{fqdn}.{}", domain.registrable_domain());
+        let zone = domain.registrable_domain();
+        let name = format!("{fqdn}.{zone}");
         let (answer, _) = self.values(&name, record_type).await;
+        let host_to_enter = match fqdn.strip_suffix(&format!(".{zone}")) {
+            Some(relative) => relative.to_string(),
+            None => "@".to_string(),
+        };
         match answer {
-            Answer::Found(observed) => Some(AppendedRecord { name, observed }),
+            Answer::Found(observed) => Some(AppendedRecord {
+                name,
+                host_to_enter,
+                observed,
+            }),
             _ => None,
         }
-    }
-
-    /// DNS lookups an SPF record costs (RFC 7208 4.6.4), following includes and
-    /// redirects within a query budget.
-    fn spf_lookups<'b>(
-        &'b self,
-        record: String,
-        budget: &'b AtomicUsize,
-        depth: usize,
-    ) -> BoxFuture<'b, usize> {
-        Box::pin(async move {
-            let mut total = 0;
-            let mut nested = Vec::new();
-            for term in spf::lookup_terms(&record) {
-                total += 1;
-                if let spf::LookupTerm::Nested(target) = term {
-                    // SES's own record has no lookup terms: no need to fetch it.
-                    if format!("include:{target}") != SPF_INCLUDE {
-                        nested.push(target);
-                    }
-                }
-            }
-            if depth >= 10 {
-                return total;
-            }
-            let counts = join_all(nested.into_iter().map(|target| async move {
-                let spent = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                    left.checked_sub(1)
-                });
-                if spent.is_err() {
-                    return 0;
-                }
-                let (answer, _) = self.values(&target, RecordType::TXT).await;
-                match answer.found().iter().find(|t| spf::is_spf(t)) {
-                    Some(record) => self.spf_lookups(record.clone(), budget, depth + 1).await,
-                    None => 0,
-                }
-            }))
-            .await;
-            total + counts.into_iter().sum::<usize>()
-        })
     }
 
     /// Looks the record up and judges it, by the rules of its kind.
@@ -161,7 +133,7 @@ impl Lookups<'_> {
     ) -> Result<Judgement, String> {
         match record.record {
             RecordPurpose::Mx => self.judge_mx_record(domain, record).await,
-            RecordPurpose::Spf => self.judge_spf_record(domain, record).await,
+            RecordPurpose::Spf => spf::check::judge_spf_record(self, domain, record).await,
             RecordPurpose::Dmarc => self.judge_dmarc_record(domain, record).await,
             RecordPurpose::Dkim => self.judge_dkim_record(domain, record).await,
         }
@@ -180,38 +152,9 @@ impl Lookups<'_> {
         judge_mx(&record.value, answer, appended)
     }
 
-    async fn judge_spf_record(
-        &self,
-        domain: &DomainName,
-        record: &DnsRecord,
-    ) -> Result<Judgement, String> {
-        let (answer, _) = self.values(&record.fqdn, RecordType::TXT).await;
-        let appended = match &answer {
-            Answer::Empty => self.appended(domain, &record.fqdn, RecordType::TXT).await,
-            Answer::Found(texts) if !texts.iter().any(|t| spf::is_spf(t)) => {
-                self.appended(domain, &record.fqdn, RecordType::TXT).await
-            }
-            _ => None,
-        };
-        let single_with_ses = match &answer {
-            Answer::Found(texts) => {
-                let spf: Vec<&String> = texts.iter().filter(|t| spf::is_spf(t)).collect();
-                (spf.len() == 1 && spf::includes_ses(spf[0])).then(|| spf[0].clone())
-            }
-            _ => None,
-        };
-        let lookups = match single_with_ses {
-            Some(spf) => Some(
-                self.spf_lookups(spf, &AtomicUsize::new(MAX_SPF_QUERIES), 0)
-                    .await,
-            ),
-            None => None,
-        };
-        judge_spf(answer, appended, lookups)
-    }
-
-    /// The record at `_dmarc.<name>`, and for a subdomain the organizational
-    /// domain's, which also counts.
+    /// The record at `_dmarc.<name>`, for a subdomain the organizational domain's
+    /// (which also counts); with neither, whether it sits at the domain itself or
+    /// one level too deep.
     async fn judge_dmarc_record(
         &self,
         domain: &DomainName,
@@ -226,42 +169,59 @@ impl Lookups<'_> {
                     None => None,
                 }
             });
-        let appended = match &own {
-            Answer::Empty => self.appended(domain, &record.fqdn, RecordType::TXT).await,
-            _ => None,
+        let nothing_found = matches!(own, Answer::Empty)
+            && !matches!(inherited, Some(Answer::Found(_)) | Some(Answer::Failed(_)));
+        let (at_domain, appended) = if nothing_found {
+            let at = dmarc_domain(&record.fqdn);
+            let (at_domain, appended) = futures::join!(
+                self.values(&at, RecordType::TXT),
+                self.appended(domain, &record.fqdn, RecordType::TXT)
+            );
+            (Some((at, at_domain.0.found().to_vec())), appended)
+        } else {
+            (None, None)
         };
-        judge_dmarc(own, &chain, inherited, appended)
+        judge_dmarc(DmarcFindings {
+            own,
+            chain,
+            inherited,
+            at_domain,
+            appended,
+        })
     }
 
     /// The CNAME (chain) at the selector; with none, what answers there instead
-    /// (addresses: a proxy or a wildcard) and whether the domain was appended.
+    /// (a TXT key, addresses from a proxy or a wildcard) and whether the domain
+    /// was appended. A wrong answer is checked against a random sibling name, so a
+    /// wildcard is not taken for the user's own record.
     async fn judge_dkim_record(
         &self,
         domain: &DomainName,
         record: &DnsRecord,
     ) -> Result<Judgement, String> {
-        let answer = self
-            .ask(&record.fqdn, RecordType::CNAME)
-            .await
-            .map(|d| match d {
-                RData::CNAME(c) => Some(normalize_host(&c.0.to_ascii())),
-                _ => None,
-            });
+        let answer = self.ask(&record.fqdn, RecordType::CNAME).await;
         match answer {
             Answer::Failed(e) => Err(e),
-            Answer::Found(targets) => {
+            Answer::Found(data) => {
+                let targets: Vec<String> = data.iter().filter_map(first_cname_of).collect();
                 let expected = normalize_host(&record.value);
-                let chain = if targets.contains(&expected) {
-                    targets
-                } else {
-                    self.cname_chain(&targets[0]).await
-                };
-                Ok(judge_dkim_target(&expected, &chain))
+                if targets.is_empty() || targets.contains(&expected) {
+                    return Ok(judge_dkim_target(&expected, &targets, false));
+                }
+                let sibling = sibling_of(&record.fqdn);
+                let (chain, sibling) = futures::join!(
+                    self.cname_chain(targets.first().map(String::as_str).unwrap_or_default()),
+                    self.ask(&sibling, RecordType::CNAME)
+                );
+                let wildcard =
+                    first_cname(sibling.found()).is_some_and(|t| Some(&t) == targets.first());
+                Ok(judge_dkim_target(&expected, &chain, wildcard))
             }
             Answer::Empty => {
-                let (v4, v6, appended) = futures::join!(
+                let (v4, v6, txt, appended) = futures::join!(
                     self.ask(&record.fqdn, RecordType::A),
                     self.ask(&record.fqdn, RecordType::AAAA),
+                    self.ask(&record.fqdn, RecordType::TXT),
                     self.appended(domain, &record.fqdn, RecordType::CNAME),
                 );
                 let addresses: Vec<String> = v4
@@ -270,12 +230,44 @@ impl Lookups<'_> {
                     .chain(v6.found())
                     .filter_map(describe)
                     .collect();
-                Ok(judge::judge_missing_dkim(
-                    &record.value,
+                let wildcard = if addresses.is_empty() {
+                    false
+                } else {
+                    let sibling = self.ask(&sibling_of(&record.fqdn), RecordType::A).await;
+                    let mut theirs: Vec<String> =
+                        sibling.found().iter().filter_map(describe).collect();
+                    let mut ours: Vec<String> = v4.found().iter().filter_map(describe).collect();
+                    theirs.sort();
+                    ours.sort();
+                    !ours.is_empty() && ours == theirs
+                };
+                let found = InsteadOfCname {
                     addresses,
-                    appended,
-                ))
+                    wildcard,
+                    txt: txt.found().iter().filter_map(describe).collect(),
+                };
+                Ok(judge_missing_dkim(&record.value, found, appended))
             }
         }
     }
+}
+
+fn first_cname_of(data: &RData) -> Option<String> {
+    match data {
+        RData::CNAME(c) => Some(normalize_host(&c.0.to_ascii())),
+        _ => None,
+    }
+}
+
+fn first_cname(data: &[RData]) -> Option<String> {
+    data.iter().find_map(first_cname_of)
+}
+
+/// A name beside `fqdn` that nobody publishes: what a wildcard would answer.
+fn sibling_of(fqdn: &str) -> String {
+    let parent = fqdn.split_once('.').map_or(fqdn, |(_, parent)| parent);
+    format!(
+        "x{}.{parent}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }

@@ -2,6 +2,7 @@
 //! zone's authoritative name servers where they can be found (else the configured
 //! resolver), and judged by the contract's rules with a diagnosis of what is wrong.
 
+mod dmarc;
 mod judge;
 mod lookups;
 mod resolver;
@@ -17,7 +18,10 @@ use futures::future::join_all;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
-pub use judge::{AppendedRecord, Judgement, judge_dkim_target, judge_dmarc, judge_mx, judge_spf};
+pub use dmarc::{DmarcValue, classify as classify_dmarc};
+pub use judge::{
+    AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
+};
 pub use resolver::{Answer, ResolverSetupError, normalize_host};
 
 use crate::domain_name::DomainName;
@@ -162,7 +166,7 @@ impl DnsChecker {
         let authoritative = self.authoritative(domain).await;
         let lookups = Lookups {
             checker: self,
-            authoritative: authoritative.as_deref(),
+            authoritative,
         };
         let lookups = &lookups;
         join_all(records.iter().map(|record| async move {

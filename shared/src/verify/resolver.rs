@@ -2,11 +2,13 @@
 //! attempt per query, a deadline per lookup), what one lookup answered, and how
 //! record data is written down.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::{ResolverBuilder, TokioResolver};
 
@@ -116,18 +118,37 @@ pub(super) fn describe(data: &RData) -> Option<String> {
     }
 }
 
-/// Raw records of one lookup, bounded by `LOOKUP_DEADLINE`.
-pub(super) async fn query(
+/// A zone cut below the asked server's zone: the child zone's name servers, with
+/// the addresses the referral carried (glue), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Referral {
+    /// The child zone.
+    pub(super) zone: String,
+    /// Its name servers and their glue addresses.
+    pub(super) servers: Vec<(String, Vec<IpAddr>)>,
+}
+
+/// What an authoritative server said: an answer, or "ask these servers".
+pub(super) enum Reply {
+    Answer(Answer<RData>),
+    Referral(Referral),
+}
+
+async fn lookup(
     resolver: &TokioResolver,
     fqdn: &str,
     record_type: RecordType,
-) -> Answer<RData> {
-    let name = match Name::from_ascii(format!("{}.", fqdn.trim_end_matches('.'))) {
-        Ok(name) => name,
-        Err(e) => return Answer::Failed(format!("invalid name: {e}")),
-    };
-    match tokio::time::timeout(LOOKUP_DEADLINE, resolver.lookup(name, record_type)).await {
-        Err(_) => Answer::Failed("timed out".into()),
+) -> Result<Result<Lookup, NetError>, String> {
+    let name = Name::from_ascii(format!("{}.", fqdn.trim_end_matches('.')))
+        .map_err(|e| format!("invalid name: {e}"))?;
+    tokio::time::timeout(LOOKUP_DEADLINE, resolver.lookup(name, record_type))
+        .await
+        .map_err(|_| "timed out".to_string())
+}
+
+fn answer_of(result: Result<Result<Lookup, NetError>, String>) -> Answer<RData> {
+    match result {
+        Err(e) => Answer::Failed(e),
         Ok(Ok(lookup)) => {
             let records: Vec<RData> = lookup
                 .answers()
@@ -143,4 +164,58 @@ pub(super) async fn query(
         Ok(Err(e)) if e.is_no_records_found() => Answer::Empty,
         Ok(Err(e)) => Answer::Failed(e.to_string()),
     }
+}
+
+/// Raw records of one lookup, bounded by `LOOKUP_DEADLINE`.
+pub(super) async fn query(
+    resolver: &TokioResolver,
+    fqdn: &str,
+    record_type: RecordType,
+) -> Answer<RData> {
+    answer_of(lookup(resolver, fqdn, record_type).await)
+}
+
+/// As `query`, of a non-recursive resolver for a zone's servers: a referral (no
+/// answer, no SOA, NS records in the authority section) comes back as such,
+/// never as "nothing there".
+pub(super) async fn query_authoritative(
+    resolver: &TokioResolver,
+    fqdn: &str,
+    record_type: RecordType,
+) -> Reply {
+    let result = lookup(resolver, fqdn, record_type).await;
+    if let Ok(Err(NetError::Dns(DnsError::NoRecordsFound(no_records)))) = &result
+        && let Some(referral) = referral_of(no_records)
+    {
+        return Reply::Referral(referral);
+    }
+    Reply::Answer(answer_of(result))
+}
+
+fn referral_of(no_records: &NoRecords) -> Option<Referral> {
+    if no_records.soa.is_some() {
+        return None;
+    }
+    let ns = no_records.ns.as_ref()?;
+    let zone = ns
+        .first()
+        .map(|data| normalize_host(&data.ns.name.to_ascii()))?;
+    let servers = ns
+        .iter()
+        .filter_map(|data| match &data.ns.data {
+            RData::NS(host) => Some((
+                normalize_host(&host.0.to_ascii()),
+                data.glue
+                    .iter()
+                    .filter_map(|glue| match &glue.data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    Some(Referral { zone, servers })
 }

@@ -12,7 +12,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use super::DnsChecker;
-use super::resolver::{LOOKUP_DEADLINE, build_resolver, query, servers_config};
+use super::resolver::{LOOKUP_DEADLINE, Referral, build_resolver, query, servers_config};
 use crate::domain_name::DomainName;
 
 /// How long a zone's authoritative servers (never answers) are remembered.
@@ -98,19 +98,40 @@ impl DnsChecker {
         let hosts = query(&self.resolver, zone, RecordType::NS)
             .await
             .map(|data| match data {
-                RData::NS(ns) => Some(ns.0.to_ascii()),
+                RData::NS(ns) => Some((ns.0.to_ascii(), Vec::new())),
                 _ => None,
             });
-        let hosts: Vec<String> = hosts
-            .found()
-            .iter()
-            .take(MAX_AUTHORITATIVE_SERVERS)
-            .cloned()
-            .collect();
+        self.resolver_for(hosts.found()).await
+    }
+
+    /// The servers a referral names, as a non-recursive resolver (remembered like
+    /// any zone's): the glue addresses, else the hosts' addresses looked up.
+    pub(super) async fn referred(&self, referral: &Referral) -> Option<Arc<TokioResolver>> {
+        let known = self.zones.lock().ok().and_then(|zones| {
+            zones
+                .get(&referral.zone)
+                .filter(|entry| entry.until > Instant::now())
+                .map(|entry| entry.servers.clone())
+        });
+        if let Some(servers) = known {
+            return servers;
+        }
+        let servers = self.resolver_for(&referral.servers).await;
+        self.remember(&referral.zone, servers.clone());
+        servers
+    }
+
+    /// A non-recursive resolver for these name servers (with any addresses already
+    /// known; the others' looked up), at most `MAX_AUTHORITATIVE_SERVERS`.
+    async fn resolver_for(&self, hosts: &[(String, Vec<IpAddr>)]) -> Option<Arc<TokioResolver>> {
+        let hosts = &hosts[..hosts.len().min(MAX_AUTHORITATIVE_SERVERS)];
         if hosts.is_empty() {
             return None;
         }
-        let addresses = join_all(hosts.iter().map(|host| async move {
+        let addresses = join_all(hosts.iter().map(|(host, glue)| async move {
+            if !glue.is_empty() {
+                return glue.clone();
+            }
             tokio::time::timeout(LOOKUP_DEADLINE, self.resolver.lookup_ip(host.as_str()))
                 .await
                 .ok()

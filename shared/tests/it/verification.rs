@@ -97,17 +97,18 @@ async fn two_spf_records_fail() {
 
 #[tokio::test]
 async fn spf_without_the_amazonses_include_fails() {
-    let spf = "@ 300 IN TXT \"v=spf1 include:_spf.google.com ~all\"\n";
+    let spf = "@ 300 IN TXT \"v=spf1 include:_spf.example.com ~all\"\n\
+               _spf 300 IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n";
     let checked = check_zone("example.com", "example.com", spf).await;
     let spf = record(&checked, RecordPurpose::Spf);
-    assert_eq!(spf.status, RecordStatus::Failed);
+    assert_eq!(spf.status, RecordStatus::Failed, "{spf:?}");
     assert!(
         spf.reason
             .as_deref()
             .is_some_and(|r| r.contains("include:amazonses.com")),
         "{spf:?}"
     );
-    assert_eq!(spf.observed, ["v=spf1 include:_spf.google.com ~all"]);
+    assert_eq!(spf.observed, ["v=spf1 include:_spf.example.com ~all"]);
 }
 
 #[tokio::test]
@@ -286,17 +287,21 @@ async fn records_under_an_appended_domain_are_diagnosed() {
         assert_eq!(record.status, RecordStatus::Failed, "{record:?}");
         let reason = record.reason.as_deref().unwrap_or("");
         assert!(
-            reason.contains(&format!("{}.example.com", record.fqdn)) && reason.contains("appended"),
+            reason.contains(&format!("{}.example.com", record.fqdn))
+                && reason.contains("adds the domain to the host you enter"),
             "{record:?}"
         );
         assert!(!record.observed.is_empty(), "{record:?}");
     }
     assert_eq!(checked[3].status, RecordStatus::Failed, "{:?}", checked[3]);
+    // A DKIM name is given in full, so the host to enter is the part before the zone.
     assert!(
         checked[3]
             .reason
             .as_deref()
-            .is_some_and(|r| r.contains("appended"))
+            .is_some_and(|r| r.contains("enter only tok1._domainkey.mail as the host")),
+        "{:?}",
+        checked[3]
     );
 }
 
@@ -317,12 +322,13 @@ async fn a_proxied_dkim_name_is_diagnosed() {
 
 #[tokio::test]
 async fn spf_without_the_include_suggests_the_merged_record() {
-    let spf = "@ 300 IN TXT \"v=spf1 include:_spf.google.com -all\"\n";
+    let spf = "@ 300 IN TXT \"v=spf1 include:_spf.example.com -all\"\n\
+               _spf 300 IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n";
     let checked = check_zone("example.com", "example.com", spf).await;
     let spf = record(&checked, RecordPurpose::Spf);
     assert_eq!(
         spf.suggested_value.as_deref(),
-        Some("v=spf1 include:_spf.google.com include:amazonses.com -all")
+        Some("v=spf1 include:_spf.example.com include:amazonses.com -all")
     );
     let two = "@ 300 IN TXT \"v=spf1 include:_spf.google.com -all\"\n@ 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n";
     let checked = check_zone("example.com", "example.com", two).await;
