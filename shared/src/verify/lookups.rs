@@ -24,22 +24,41 @@ const MAX_REFERRALS: usize = 3;
 /// The lookups of one check: authoritative servers first, where known.
 pub(super) struct Lookups<'a> {
     pub(super) checker: &'a DnsChecker,
-    pub(super) authoritative: Option<Arc<TokioResolver>>,
+    /// The domain's zone and its servers.
+    pub(super) authoritative: Option<(String, Arc<TokioResolver>)>,
+}
+
+/// Whether `name` is `zone` or below it.
+fn within(name: &str, zone: &str) -> bool {
+    let name = normalize_host(name);
+    name == zone || name.ends_with(&format!(".{zone}"))
 }
 
 impl Lookups<'_> {
-    /// Asks the authoritative servers, following referrals into delegated child
-    /// zones; then (if they cannot answer, e.g. for a name outside their zone) the
-    /// configured resolver.
+    /// Asks the authoritative servers of the domain's zone for a name in it,
+    /// following referrals down into delegated child zones (only down: an
+    /// "upward" referral is not followed); then, if they cannot answer or the name
+    /// is outside the zone, the configured resolver.
     async fn ask(&self, fqdn: &str, record_type: RecordType) -> Answer<RData> {
-        let mut server = self.authoritative.clone();
+        let mut server = match &self.authoritative {
+            Some((zone, servers)) if within(fqdn, zone) => Some((zone.clone(), servers.clone())),
+            _ => None,
+        };
         for _ in 0..=MAX_REFERRALS {
-            let Some(current) = server else { break };
-            match query_authoritative(&current, fqdn, record_type).await {
-                Reply::Answer(Answer::Failed(_)) => break,
+            let Some((zone, current)) = server else { break };
+            server = match query_authoritative(&current, fqdn, record_type).await {
+                Reply::Answer(Answer::Failed(_)) => None,
                 Reply::Answer(answer) => return answer,
-                Reply::Referral(referral) => server = self.checker.referred(&referral).await,
-            }
+                Reply::Referral(referral)
+                    if referral.zone != zone
+                        && within(&referral.zone, &zone)
+                        && within(fqdn, &referral.zone) =>
+                {
+                    let child = self.checker.referred(&referral).await;
+                    child.map(|servers| (referral.zone, servers))
+                }
+                Reply::Referral(_) => None,
+            };
         }
         query(&self.checker.resolver, fqdn, record_type).await
     }

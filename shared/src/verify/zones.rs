@@ -29,8 +29,12 @@ pub(super) struct ZoneEntry {
 
 impl DnsChecker {
     /// The deepest zone cut between `domain` and its registrable domain whose name
-    /// servers can be found and reached, as a non-recursive resolver.
-    pub(super) async fn authoritative(&self, domain: &DomainName) -> Option<Arc<TokioResolver>> {
+    /// servers can be found and reached: the zone, and its servers as a
+    /// non-recursive resolver.
+    pub(super) async fn authoritative(
+        &self,
+        domain: &DomainName,
+    ) -> Option<(String, Arc<TokioResolver>)> {
         let apex = domain.registrable_domain();
         let mut candidates = Vec::new();
         let mut name = domain.as_str();
@@ -71,7 +75,10 @@ impl DnsChecker {
             },
         ))
         .await;
-        resolved.into_iter().flatten().next()
+        candidates
+            .into_iter()
+            .zip(resolved)
+            .find_map(|(zone, servers)| Some((zone, servers?)))
     }
 
     fn remember(&self, zone: &str, servers: Option<Arc<TokioResolver>>) {
