@@ -1,4 +1,7 @@
-//! Structured JSON logs, one line per event, level from `RUST_LOG` (default info).
+//! Structured JSON logs, one line per event, level from `RUST_LOG` (default info):
+//! a level, or `target=level` pairs separated by commas (e.g. `info,shared=debug`).
+//! It is read as tracing's `Targets`, not `EnvFilter`, whose span and field
+//! filters need the `regex` crates: ~80 KB more zipped bootstrap for every function.
 //!
 //! Whatever `RUST_LOG` asks for, the crates under us log at `debug` at most: at
 //! `trace` the Lambda runtime logs every raw event (with its `Authorization`
@@ -6,7 +9,7 @@
 //! keys), and no log line may hold a key or its hash.
 
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -36,9 +39,16 @@ pub fn log_cap() -> Targets {
     )
 }
 
+/// What `RUST_LOG` asks for; `info` when it is unset or cannot be read.
+fn requested(rust_log: Option<&str>) -> Targets {
+    rust_log
+        .and_then(|value| value.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
+}
+
 /// Installs the JSON log subscriber (once per process).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = requested(std::env::var("RUST_LOG").ok().as_deref());
     let layer = tracing_subscriber::fmt::layer()
         .json()
         .with_target(false)
@@ -61,5 +71,17 @@ mod tests {
         assert!(!cap.would_enable("aws_smithy_runtime::client::orchestrator", &Level::TRACE));
         assert!(cap.would_enable("lambda_runtime", &Level::DEBUG));
         assert!(cap.would_enable("shared::handlers", &Level::TRACE));
+    }
+
+    #[test]
+    fn rust_log_is_a_level_or_target_levels() {
+        let default = requested(None);
+        assert!(default.would_enable("shared::handlers", &Level::INFO));
+        assert!(!default.would_enable("shared::handlers", &Level::DEBUG));
+        assert!(requested(Some("trace")).would_enable("shared", &Level::TRACE));
+        let mixed = requested(Some("warn,shared=debug"));
+        assert!(mixed.would_enable("shared::verify", &Level::DEBUG));
+        assert!(!mixed.would_enable("hyper", &Level::INFO));
+        assert!(requested(Some("shared=loud")).would_enable("shared", &Level::INFO));
     }
 }
