@@ -5,7 +5,7 @@ use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::dmarc::{Dmarc as DmarcRecord, Policy};
 use mail_auth::{DnsError, Error};
 
-use super::judge::{AppendedRecord, Judgement, Verdict, appended_judgement};
+use super::judge::{AppendedRecord, Judgement, Verdict, appended_judgement, quoted_excerpt};
 use super::{Answer, normalize_host};
 use crate::model::RecordStatus;
 
@@ -36,7 +36,7 @@ pub fn classify(value: &str) -> DmarcValue {
         Err(Error::Dns(DnsError::InvalidRecordType)) => lookalike(value),
         Err(_) => DmarcValue::Invalid(format!(
             "The DMARC record {} has a syntax error, so receivers discard it; tags are separated by semicolons, e.g. \"v=DMARC1; p=reject;\".",
-            shortened(value)
+            quoted_excerpt(value)
         )),
     }
 }
@@ -52,18 +52,9 @@ fn lookalike(value: &str) -> DmarcValue {
     } else {
         format!(
             "The value {} is not a valid DMARC record (v=DMARC1 must be followed by a semicolon and the tags), so receivers ignore it; publish e.g. \"v=DMARC1; p=reject;\".",
-            shortened(value)
+            quoted_excerpt(value)
         )
     })
-}
-
-fn shortened(value: &str) -> String {
-    let short: String = value.chars().take(60).collect();
-    if short.len() < value.len() {
-        format!("\"{short}...\"")
-    } else {
-        format!("\"{short}\"")
-    }
 }
 
 /// What was found at the places a DMARC record is looked for.

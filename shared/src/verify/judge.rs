@@ -80,6 +80,17 @@ pub(super) fn appended_judgement(found: AppendedRecord) -> Judgement {
     )
 }
 
+/// A published value as a reason quotes it: in double quotes, cut after 60
+/// characters (a reason stays one short sentence).
+pub(super) fn quoted_excerpt(value: &str) -> String {
+    let short: String = value.chars().take(60).collect();
+    if short.len() < value.len() {
+        format!("\"{short}...\"")
+    } else {
+        format!("\"{short}\"")
+    }
+}
+
 /// `Err` carries why the lookup could not be completed.
 pub type Verdict = Result<Judgement, String>;
 

@@ -8,6 +8,8 @@ mod suggest;
 
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::spf::{Mechanism, Spf as SpfRecord};
+
+use super::judge::quoted_excerpt;
 use mail_auth::{DnsError, Error};
 
 pub use evaluate::{Evaluation, Outcome, Published, SpfSource, evaluate};
@@ -63,7 +65,7 @@ pub fn classify(value: &str) -> TxtValue {
         return TxtValue::Lookalike {
             problem: format!(
                 "The value {} is not followed by a space after v=spf1: a zone file record typed without quotes becomes several strings joined without spaces; put the whole value in double quotes.",
-                quoted(trimmed)
+                quoted_excerpt(trimmed)
             ),
             repaired: None,
         };
@@ -126,15 +128,6 @@ pub(crate) fn queries_dns(mechanism: &Mechanism) -> bool {
             | Mechanism::Ptr { .. }
             | Mechanism::Exists { .. }
     )
-}
-
-fn quoted(value: &str) -> String {
-    let short: String = value.chars().take(60).collect();
-    if short.len() < value.len() {
-        format!("\"{short}...\"")
-    } else {
-        format!("\"{short}\"")
-    }
 }
 
 #[cfg(test)]
