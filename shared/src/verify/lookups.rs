@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::dmarc::{DmarcFindings, dmarc_domain, judge_dmarc};
 use super::judge::{
     AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
 };
-use super::resolver::{Answer, Reply, describe, normalize_host, query, query_authoritative};
+use super::resolver::{Answer, Reply, ZoneServers, describe, normalize_host, query};
 use super::{DnsChecker, spf};
 use crate::domain_name::DomainName;
 use crate::model::{DnsRecord, RecordPurpose};
@@ -25,7 +24,7 @@ const MAX_REFERRALS: usize = 3;
 pub(super) struct Lookups<'a> {
     pub(super) checker: &'a DnsChecker,
     /// The domain's zone and its servers.
-    pub(super) authoritative: Option<(String, Arc<TokioResolver>)>,
+    pub(super) authoritative: Option<(String, Arc<ZoneServers>)>,
 }
 
 /// Whether `name` is `zone` or below it.
@@ -46,7 +45,7 @@ impl Lookups<'_> {
         };
         for _ in 0..=MAX_REFERRALS {
             let Some((zone, current)) = server else { break };
-            server = match query_authoritative(&current, fqdn, record_type).await {
+            server = match current.ask(fqdn, record_type).await {
                 Reply::Answer(Answer::Failed(_)) => None,
                 Reply::Answer(answer) => return answer,
                 Reply::Referral(referral)

@@ -3,7 +3,11 @@
 //! record data is written down.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::lookup::Lookup;
@@ -126,6 +130,49 @@ pub(super) struct Referral {
     pub(super) zone: String,
     /// Its name servers and their glue addresses.
     pub(super) servers: Vec<(String, Vec<IpAddr>)>,
+}
+
+/// A zone's authoritative servers, each as a non-recursive resolver of its own.
+pub(super) struct ZoneServers {
+    each: Vec<TokioResolver>,
+    /// Where the next lookup starts, so no one server (a lame one first in the NS
+    /// set, say) is always asked first.
+    next: AtomicUsize,
+}
+
+impl ZoneServers {
+    pub(super) fn new(each: Vec<TokioResolver>) -> Self {
+        Self {
+            each,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Asks one server; if it cannot answer (refused, failed, timed out), the
+    /// others at once, the first to answer or refer winning. Only when none can
+    /// answer is the lookup failed.
+    pub(super) async fn ask(&self, fqdn: &str, record_type: RecordType) -> Reply {
+        let count = self.each.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count.max(1);
+        let mut order = (0..count).map(|i| &self.each[(start + i) % count]);
+        let Some(first) = order.next() else {
+            return Reply::Answer(Answer::Failed("no name servers".into()));
+        };
+        let mut failure = match query_authoritative(first, fqdn, record_type).await {
+            Reply::Answer(Answer::Failed(error)) => error,
+            reply => return reply,
+        };
+        let mut others: FuturesUnordered<_> = order
+            .map(|server| query_authoritative(server, fqdn, record_type))
+            .collect();
+        while let Some(reply) = others.next().await {
+            match reply {
+                Reply::Answer(Answer::Failed(error)) => failure = error,
+                reply => return reply,
+            }
+        }
+        Reply::Answer(Answer::Failed(failure))
+    }
 }
 
 /// What an authoritative server said: an answer, or "ask these servers".

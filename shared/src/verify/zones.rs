@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use hickory_resolver::Resolver;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
 
 use super::DnsChecker;
-use super::resolver::{LOOKUP_DEADLINE, Referral, build_resolver, query, servers_config};
+use super::resolver::{
+    LOOKUP_DEADLINE, Referral, ZoneServers, build_resolver, query, servers_config,
+};
 use crate::domain_name::DomainName;
 
 /// How long a zone's authoritative servers (never answers) are remembered.
@@ -24,7 +26,7 @@ pub(super) const MAX_AUTHORITATIVE_SERVERS: usize = 4;
 pub(super) struct ZoneEntry {
     until: Instant,
     /// The authoritative servers if this name is a zone cut, `None` if it is not.
-    servers: Option<Arc<TokioResolver>>,
+    servers: Option<Arc<ZoneServers>>,
 }
 
 impl DnsChecker {
@@ -34,7 +36,7 @@ impl DnsChecker {
     pub(super) async fn authoritative(
         &self,
         domain: &DomainName,
-    ) -> Option<(String, Arc<TokioResolver>)> {
+    ) -> Option<(String, Arc<ZoneServers>)> {
         let apex = domain.registrable_domain();
         let mut candidates = Vec::new();
         let mut name = domain.as_str();
@@ -49,7 +51,7 @@ impl DnsChecker {
             }
         }
         let now = Instant::now();
-        let known: Vec<Option<Option<Arc<TokioResolver>>>> = {
+        let known: Vec<Option<Option<Arc<ZoneServers>>>> = {
             let zones = self.zones.lock().ok();
             candidates
                 .iter()
@@ -81,7 +83,7 @@ impl DnsChecker {
             .find_map(|(zone, servers)| Some((zone, servers?)))
     }
 
-    fn remember(&self, zone: &str, servers: Option<Arc<TokioResolver>>) {
+    fn remember(&self, zone: &str, servers: Option<Arc<ZoneServers>>) {
         if let Ok(mut zones) = self.zones.lock() {
             if zones.len() >= MAX_ZONE_CACHE_ENTRIES {
                 let now = Instant::now();
@@ -101,7 +103,7 @@ impl DnsChecker {
     }
 
     /// NS records of `zone` and their addresses, through the configured resolver.
-    async fn discover(&self, zone: &str) -> Option<Arc<TokioResolver>> {
+    async fn discover(&self, zone: &str) -> Option<Arc<ZoneServers>> {
         let hosts = query(&self.resolver, zone, RecordType::NS)
             .await
             .map(|data| match data {
@@ -113,7 +115,7 @@ impl DnsChecker {
 
     /// The servers a referral names, as a non-recursive resolver (remembered like
     /// any zone's): the glue addresses, else the hosts' addresses looked up.
-    pub(super) async fn referred(&self, referral: &Referral) -> Option<Arc<TokioResolver>> {
+    pub(super) async fn referred(&self, referral: &Referral) -> Option<Arc<ZoneServers>> {
         let known = self.zones.lock().ok().and_then(|zones| {
             zones
                 .get(&referral.zone)
@@ -130,7 +132,7 @@ impl DnsChecker {
 
     /// A non-recursive resolver for these name servers (with any addresses already
     /// known; the others' looked up), at most `MAX_AUTHORITATIVE_SERVERS`.
-    async fn resolver_for(&self, hosts: &[(String, Vec<IpAddr>)]) -> Option<Arc<TokioResolver>> {
+    async fn resolver_for(&self, hosts: &[(String, Vec<IpAddr>)]) -> Option<Arc<ZoneServers>> {
         let hosts = &hosts[..hosts.len().min(MAX_AUTHORITATIVE_SERVERS)];
         if hosts.is_empty() {
             return None;
@@ -153,13 +155,18 @@ impl DnsChecker {
             .take(MAX_AUTHORITATIVE_SERVERS)
             .map(|ip| SocketAddr::new(ip, self.authoritative_port))
             .collect();
-        if servers.is_empty() {
-            return None;
-        }
-        let builder = Resolver::builder_with_config(
-            servers_config(&servers),
-            TokioRuntimeProvider::default(),
-        );
-        build_resolver(builder, false).ok().map(Arc::new)
+        // One resolver per server, so a lame one (refusing the zone) can be passed
+        // over for the next instead of ending the lookup.
+        let each: Vec<_> = servers
+            .iter()
+            .filter_map(|server| {
+                let builder = Resolver::builder_with_config(
+                    servers_config(std::slice::from_ref(server)),
+                    TokioRuntimeProvider::default(),
+                );
+                build_resolver(builder, false).ok()
+            })
+            .collect();
+        (!each.is_empty()).then(|| Arc::new(ZoneServers::new(each)))
     }
 }

@@ -321,6 +321,29 @@ async fn a_record_published_after_a_negative_answer_is_seen_at_once() {
     assert_eq!(spf.status, VERIFIED, "{spf:?}");
 }
 
+/// The same in a zone one of whose name servers is lame (refuses the zone): the
+/// other server is asked, not the resolver's negative cache.
+#[tokio::test]
+async fn a_record_published_in_a_zone_with_a_lame_server_is_seen_at_once() {
+    let label = format!("t{}", uuid::Uuid::new_v4().simple());
+    let domain = format!("{label}.lame-ns.com");
+    let resolver = through_the_cache();
+    let cached = resolver.txt_lookup(format!("{domain}.")).await;
+    assert!(cached.is_err(), "nothing is published yet: {cached:?}");
+
+    publish(
+        "provider",
+        "lame-ns.com",
+        &label,
+        &["TXT", "\"v=spf1 include:amazonses.com ~all\""],
+    );
+
+    for _ in 0..5 {
+        let spf = pick(&check(&domain).await, Which::Spf).clone();
+        assert_eq!(spf.status, VERIFIED, "{spf:?}");
+    }
+}
+
 /// The same inside a delegated child zone: only following the parent's referral
 /// to the child's server sees the new record (the resolver still has its absence
 /// cached), so this fails if a referral is read as "nothing there".
