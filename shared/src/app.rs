@@ -24,6 +24,9 @@ pub struct App {
     pub deployment: String,
     /// Domains one organization may hold at once.
     pub max_domains_per_organization: usize,
+    /// SES identity reads per second a scheduled run makes at most (`None`: no
+    /// limit, for the local stand-in; deployments read `SES_MAX_RPS`, default 1).
+    pub ses_max_rps: Option<u32>,
 }
 
 /// Why a process could not start. Its Debug form is its message, so a `main`
@@ -78,7 +81,14 @@ impl App {
             receiving_region: receiving_region.into(),
             deployment: "local".into(),
             max_domains_per_organization: crate::config::DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
+            ses_max_rps: None,
         }
+    }
+
+    /// Sets how many SES identity reads per second a scheduled run makes at most.
+    pub fn with_ses_rate(mut self, ses_max_rps: u32) -> Self {
+        self.ses_max_rps = Some(ses_max_rps.max(1));
+        self
     }
 
     /// Names the deployment in the tags of the identities it creates.
@@ -137,7 +147,8 @@ impl App {
             config.receiving_region.clone(),
         )
         .with_deployment(config.table_name.clone())
-        .with_domain_limit(config.max_domains_per_organization);
+        .with_domain_limit(config.max_domains_per_organization)
+        .with_ses_rate(config.ses_max_rps);
         Ok((app, store))
     }
 }

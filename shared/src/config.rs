@@ -24,6 +24,9 @@ pub struct Config {
     /// `MAX_DOMAINS_PER_ORGANIZATION` (default 1000): domains one organization
     /// may hold at once.
     pub max_domains_per_organization: usize,
+    /// `SES_MAX_RPS` (default 1): SES identity reads a scheduled run makes per
+    /// second at most (SES throttles identity APIs per account).
+    pub ses_max_rps: u32,
 }
 
 /// Domains one organization may hold when `MAX_DOMAINS_PER_ORGANIZATION` is unset.
@@ -101,6 +104,18 @@ impl Config {
         let table_name = non_empty("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
         Ok(Self {
             max_domains_per_organization: max_domains(&non_empty)?,
+            ses_max_rps: match non_empty("SES_MAX_RPS") {
+                None => 1,
+                Some(raw) => raw
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "SES_MAX_RPS",
+                        reason: format!("{raw:?} is not a whole number of at least 1"),
+                    })?,
+            },
             table_name,
             receiving_region: receiving_region(&non_empty)?,
             dns_nameservers: non_empty("DNS_NAMESERVERS")

@@ -12,7 +12,10 @@ use aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use rand::Rng;
 
+use aws_sdk_sesv2::types::DkimStatus;
+
 use crate::domain_name::DomainName;
+use crate::model::SesStatus;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 /// What an identity operation can fail with.
@@ -111,6 +114,9 @@ pub struct Identity {
     pub tokens: Vec<String>,
     /// `None`: not tagged by this API (made by someone else).
     pub owner: Option<IdentityOwner>,
+    /// SES's DKIM status; `None` from the local stand-in, which has no SES of its
+    /// own: the domain's CNAMEs, as the project's DNS checker sees them, decide.
+    pub dkim_status: Option<SesStatus>,
 }
 
 #[async_trait]
@@ -299,6 +305,12 @@ impl IdentityProvider for SesIdentities {
             owner: IdentityOwner::from_tags(
                 output.tags().iter().map(|tag| (tag.key(), tag.value())),
             ),
+            dkim_status: Some(
+                output
+                    .dkim_attributes()
+                    .and_then(|dkim| dkim.status())
+                    .map_or(SesStatus::NotStarted, ses_status),
+            ),
         })
     }
 
@@ -357,9 +369,21 @@ impl LocalIdentities {
             Identity {
                 tokens: tokens.clone(),
                 owner,
+                dkim_status: None,
             },
         );
         Ok(tokens)
+    }
+}
+
+fn ses_status(status: &DkimStatus) -> SesStatus {
+    match status {
+        DkimStatus::Success => SesStatus::Success,
+        DkimStatus::Failed => SesStatus::Failed,
+        DkimStatus::TemporaryFailure => SesStatus::TemporaryFailure,
+        DkimStatus::NotStarted => SesStatus::NotStarted,
+        // PENDING, and anything newer than this SDK: not confirmed.
+        _ => SesStatus::Pending,
     }
 }
 
@@ -426,7 +450,8 @@ mod tests {
             identities.get(&name).await,
             Ok(Identity {
                 tokens,
-                owner: Some(owner)
+                owner: Some(owner),
+                dkim_status: None,
             })
         );
         identities.delete(&name).await.expect("deleted");

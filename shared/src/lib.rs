@@ -5,6 +5,7 @@
 pub mod app;
 pub mod authorizer;
 pub mod config;
+pub mod confirmation;
 pub mod domain_name;
 pub mod error;
 pub mod handlers;

@@ -4,9 +4,13 @@
 //! (`after_scheduled_check`) both go through it; every write of the result is
 //! then conditioned on `Domain::version` by the store.
 //!
-//! | status before | records all verified? | manual verify | scheduled check |
+//! "Ready" below means every record is correct in DNS *and* SES has confirmed the
+//! DKIM records (`ses.dkim_status` is `SUCCESS`): only then is mail signed and sent.
+//! `domain.reason` says in one sentence what a domain that is not ready waits for.
+//!
+//! | status before | ready? | manual verify | scheduled check |
 //! |---|---|---|---|
-//! | any | yes | `verified`, daily re-check, window restarted | `verified` (kept or reached), daily re-check |
+//! | any | yes | `verified`, daily re-check, window restarted | `verified` (kept or reached), daily re-check (SES asked again) |
 //! | any | no | `pending`, window restarted, first check in a minute | see below |
 //! | `pending` | no | | `pending`, back-off 5, 15, 30, 60 min then hourly; `failed` 72 h after the window started |
 //! | `verified`, `temporary_failure` | no | | `temporary_failure` (still `verified: true`), hourly; `failed` 72 h after it started failing |
@@ -17,7 +21,8 @@ use std::time::Duration;
 use chrono::Duration as Span;
 
 use crate::model::{
-    CheckSchedule, DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, Timestamp,
+    CheckSchedule, DnsRecord, Domain, DomainStatus, RecordPurpose, RecordStatus, SesStatus,
+    Timestamp,
 };
 
 /// Not verified this long after the window started (creation or manual verify),
@@ -60,14 +65,70 @@ pub fn all_records_verified(records: &[DnsRecord]) -> bool {
         && records.iter().all(|r| r.status == RecordStatus::Verified)
 }
 
+/// Whether SES has confirmed the domain's DKIM records.
+pub fn ses_confirmed(domain: &Domain) -> bool {
+    domain
+        .ses
+        .as_ref()
+        .is_some_and(|ses| ses.dkim_status == SesStatus::Success)
+}
+
+/// Whether SES should be asked after this DNS check: every record is correct in
+/// DNS and SES has not confirmed yet, or (`recheck_confirmed`, the scheduled
+/// job's daily check of a verified domain) to see that it still does.
+pub fn needs_ses(domain: &Domain, recheck_confirmed: bool) -> bool {
+    all_records_verified(&domain.records) && (recheck_confirmed || !ses_confirmed(domain))
+}
+
+/// Every record correct in DNS and confirmed by SES: mail is signed and sent.
+pub fn ready(domain: &Domain) -> bool {
+    all_records_verified(&domain.records) && ses_confirmed(domain)
+}
+
+/// What a domain that is not ready waits for, in one sentence.
+pub fn waiting_for(domain: &Domain) -> Option<String> {
+    if ready(domain) {
+        return None;
+    }
+    if !all_records_verified(&domain.records) {
+        let wrong = domain
+            .records
+            .iter()
+            .filter(|r| r.status != RecordStatus::Verified)
+            .count();
+        return Some(
+            if domain
+                .records
+                .iter()
+                .any(|r| r.record == RecordPurpose::Dkim)
+            {
+                format!(
+                    "{wrong} of {} records are not correct in DNS yet; each record's reason says what is missing.",
+                    domain.records.len()
+                )
+            } else {
+                "SES has not issued the DKIM records yet; fetch the DNS records again shortly."
+                    .into()
+            },
+        );
+    }
+    Some(match domain.ses.as_ref().map(|ses| ses.dkim_status) {
+        Some(SesStatus::Failed) => "Every record is correct in DNS, but SES gave up confirming the DKIM records (FAILED); check the three CNAMEs and verify again to restart.".into(),
+        Some(SesStatus::TemporaryFailure) => "SES can no longer see the DKIM records it had confirmed (TEMPORARY_FAILURE); check that the three CNAMEs are still published.".into(),
+        _ => "Every record is correct in DNS; SES is confirming the DKIM records itself (usually within minutes, at most 72 hours), and mail is signed and sent once it has.".into(),
+    })
+}
+
 /// A manual verify: sets the domain's state from its checked records (already in
-/// `domain.records`) and restarts the verification window. Not all verified
-/// leaves the domain pending, checked again by the scheduled job a minute later.
+/// `domain.records`) and SES's view (`domain.ses`), and restarts the verification
+/// window. Not ready leaves the domain pending, checked again by the scheduled job
+/// a minute later.
 pub fn after_manual_check(domain: &mut Domain, now: Timestamp) {
     domain.last_checked_at = Some(now);
     domain.updated_at = now;
     domain.schedule = CheckSchedule::starting(now);
-    if all_records_verified(&domain.records) {
+    domain.reason = waiting_for(domain);
+    if ready(domain) {
         domain.verified = true;
         domain.status = DomainStatus::Verified;
         domain.verified_at.get_or_insert(now);
@@ -84,7 +145,8 @@ pub fn after_manual_check(domain: &mut Domain, now: Timestamp) {
 pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
     domain.last_checked_at = Some(now);
     domain.updated_at = now;
-    let verified_now = all_records_verified(&domain.records);
+    domain.reason = waiting_for(domain);
+    let verified_now = ready(domain);
     match (domain.status, verified_now) {
         (DomainStatus::Failed, _) => {
             // Not watched: only a manual verify brings it back.
@@ -148,13 +210,22 @@ fn mark_failed(domain: &mut Domain) -> Outcome {
 mod tests {
     use super::*;
     use crate::domain_name::DomainName;
+    use crate::model::SesView;
     use crate::records::expected_records;
 
     fn at(minutes: i64) -> Timestamp {
         Timestamp::from(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH).plus(Span::minutes(minutes))
     }
 
-    /// A domain created at minute 0, its records all `status`.
+    fn ses(dkim_status: SesStatus) -> Option<SesView> {
+        Some(SesView {
+            dkim_status,
+            mail_from_status: None,
+            checked_at: at(0),
+        })
+    }
+
+    /// A domain created at minute 0, its records all `status`, SES confirmed.
     fn domain(status: DomainStatus, records: RecordStatus) -> Domain {
         let name = DomainName::parse("example.com").expect("valid");
         let mut domain = Domain::new("org", name.clone(), at(0));
@@ -166,7 +237,70 @@ mod tests {
             status,
             DomainStatus::Verified | DomainStatus::TemporaryFailure
         );
+        domain.ses = ses(SesStatus::Success);
         domain
+    }
+
+    #[test]
+    fn correct_in_dns_is_not_verified_until_ses_confirms() {
+        for unconfirmed in [None, ses(SesStatus::Pending), ses(SesStatus::NotStarted)] {
+            let mut d = domain(DomainStatus::Pending, RecordStatus::Verified);
+            d.ses = unconfirmed.clone();
+            assert!(needs_ses(&d, false), "{unconfirmed:?}");
+            after_manual_check(&mut d, at(10));
+            assert_eq!((d.status, d.verified), (DomainStatus::Pending, false));
+            assert!(
+                d.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("SES is confirming")),
+                "{d:?}"
+            );
+            assert_eq!(after_scheduled_check(&mut d, at(11)), Outcome::StillPending);
+            assert!(
+                d.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("SES is confirming")),
+                "{d:?}"
+            );
+        }
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Verified);
+        assert!(!needs_ses(&d, false));
+        assert!(needs_ses(&d, true), "the daily re-check asks again");
+        after_manual_check(&mut d, at(10));
+        assert_eq!((d.status, d.reason), (DomainStatus::Verified, None));
+    }
+
+    #[test]
+    fn ses_losing_the_records_is_a_temporary_failure() {
+        for lost in [SesStatus::TemporaryFailure, SesStatus::Failed] {
+            let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
+            d.ses = ses(lost);
+            assert_eq!(
+                after_scheduled_check(&mut d, at(30)),
+                Outcome::TemporaryFailure
+            );
+            assert_eq!(
+                (d.status, d.verified),
+                (DomainStatus::TemporaryFailure, true)
+            );
+            assert!(
+                d.reason.as_deref().is_some_and(|r| r.contains("SES")),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_not_in_dns_come_before_ses_in_the_reason() {
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Pending);
+        assert!(!needs_ses(&d, true), "SES is not asked before DNS is right");
+        after_manual_check(&mut d, at(10));
+        assert!(
+            d.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("6 of 6 records")),
+            "{d:?}"
+        );
     }
 
     const WINDOW_MINUTES: i64 = 72 * 60;

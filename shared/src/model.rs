@@ -191,6 +191,34 @@ impl DnsRecord {
     }
 }
 
+/// SES's own verdict on an identity's records (`GetEmailIdentity`), as SES
+/// spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SesStatus {
+    /// SES has not confirmed the records yet.
+    Pending,
+    /// SES has seen the records: mail is signed and sent.
+    Success,
+    /// SES gave up (72 hours without the records).
+    Failed,
+    /// SES can no longer see records it had confirmed.
+    TemporaryFailure,
+    /// SES has not started looking.
+    NotStarted,
+}
+
+/// What SES last said about the domain's identity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SesView {
+    /// Easy DKIM: SES signs the domain's mail only at `SUCCESS`.
+    pub dkim_status: SesStatus,
+    /// The custom MAIL FROM domain's status, when one is set.
+    pub mail_from_status: Option<SesStatus>,
+    /// When SES was asked.
+    pub checked_at: Timestamp,
+}
+
 /// When the scheduled job looks at a domain next, and what it needs to decide.
 /// Stored with the domain; not part of the API object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -241,6 +269,12 @@ pub struct Domain {
     pub last_checked_at: Option<Timestamp>,
     /// When every record was first seen correct.
     pub verified_at: Option<Timestamp>,
+    /// What the domain waits for, in one sentence; null when verified.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// What SES last said (null until DNS was first all correct).
+    #[serde(default)]
+    pub ses: Option<SesView>,
     #[serde(skip)]
     /// The Easy DKIM tokens SES gave (stored, not part of the API object).
     pub dkim_tokens: Vec<String>,
@@ -282,6 +316,8 @@ impl Domain {
             updated_at: now,
             last_checked_at: None,
             verified_at: None,
+            reason: None,
+            ses: None,
             dkim_tokens: Vec::new(),
             schedule: CheckSchedule::starting(now),
             version: 0,

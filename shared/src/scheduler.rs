@@ -10,9 +10,10 @@ use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::confirmation::{RateLimiter, read_ses_view};
 pub use crate::lifecycle::Outcome;
 use crate::lifecycle::{after_scheduled_check, next_check_after_failed_write};
-use crate::model::{Domain, Timestamp};
+use crate::model::{Domain, DomainStatus, Timestamp};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +90,8 @@ pub async fn run(
 ) -> Result<Summary, SchedulerError> {
     let mut summary = Summary::default();
     let mut seen = HashSet::new();
+    let limiter = app.ses_max_rps.map(RateLimiter::per_second);
+    let limiter = limiter.as_ref();
     loop {
         let due = app.store.due(now, options.batch_size).await?;
         let page_was_full = due.len() >= options.batch_size;
@@ -105,7 +108,7 @@ pub async fn run(
                 if should_stop() {
                     Outcome::LeftForLater
                 } else {
-                    reverify_one(app, domain, now).await
+                    reverify_one(app, domain, now, limiter).await
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -164,8 +167,16 @@ fn tally(summary: &mut Summary, outcome: Outcome) {
     }
 }
 
-async fn reverify_one(app: &App, mut checked: Domain, now: Timestamp) -> Outcome {
+async fn reverify_one(
+    app: &App,
+    mut checked: Domain,
+    now: Timestamp,
+    limiter: Option<&RateLimiter>,
+) -> Outcome {
     checked.records = app.dns.check(&checked.name, &checked.records).await;
+    // A verified domain is asked daily whether SES still confirms it.
+    let recheck_confirmed = checked.status == DomainStatus::Verified;
+    read_ses_view(app, &mut checked, now, recheck_confirmed, limiter).await;
     let outcome = after_scheduled_check(&mut checked, now);
     match app.store.update(&mut checked).await {
         Ok(()) => outcome,

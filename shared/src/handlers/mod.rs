@@ -14,6 +14,7 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::App;
+use crate::confirmation::read_ses_view;
 use crate::error::{ApiError, json_response};
 use crate::identity::IdentityError;
 use crate::lifecycle;
@@ -222,8 +223,13 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 
     let mut checked = app.dns.check(&domain.name, &domain.records).await;
     let now = Timestamp::now();
+    // SES's view, read once (when DNS is all correct and SES has not confirmed).
+    domain.records = checked.clone();
+    read_ses_view(app, &mut domain, now, false, None).await;
+    let ses = domain.ses.clone();
     for attempt in 1..=WRITE_ATTEMPTS {
         domain.records = checked.clone();
+        domain.ses = ses.clone();
         lifecycle::after_manual_check(&mut domain, now);
         match app.store.update(&mut domain).await {
             Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),

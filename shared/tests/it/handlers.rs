@@ -49,12 +49,27 @@ async fn the_whole_lifecycle_create_records_verify_list_get_delete() {
     assert_eq!(unverified.body["verified"], false);
     assert_eq!(unverified.body["status"], "pending");
     assert!(is_timestamp(&unverified.body["last_checked_at"]));
+    assert!(
+        unverified.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("records are not correct in DNS")),
+        "{}",
+        unverified.body
+    );
+    assert_eq!(
+        unverified.body["ses"],
+        Value::Null,
+        "SES is not asked before DNS is right"
+    );
 
     world.dns.publish(0, &correct_zone(&tokens)).await;
     let verified = Call::new(Endpoint::Verify).send(app).await;
     assert_eq!(verified.status, StatusCode::OK);
     assert_eq!(verified.body["verified"], true, "{}", verified.body);
     assert_eq!(verified.body["status"], "verified");
+    // The embedded default stands in for SES: confirmed once the CNAMEs resolve.
+    assert_eq!(verified.body["ses"]["dkim_status"], "SUCCESS");
+    assert_eq!(verified.body["reason"], Value::Null);
     assert!(is_timestamp(&verified.body["verified_at"]));
     assert!(
         verified.body["records"]
@@ -899,4 +914,52 @@ async fn a_refused_name_says_why_in_detail() {
         .send(&world.app)
         .await;
     assert!(reply.body.get("detail").is_none(), "{reply:?}");
+}
+
+/// On moto, whose SES (tests/moto-ses) keeps DKIM `PENDING` as SES does until it
+/// has confirmed: every record right in DNS is still `pending`, saying SES is
+/// confirming, with SES's own status shown.
+#[tokio::test]
+async fn correct_in_dns_but_not_confirmed_by_ses_is_pending_and_says_so() {
+    let world = moto_world().await;
+    let app = &world.app;
+    let created = create("confirm.example.com").send(app).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let tokens = tokens_of(&created.body);
+    world
+        ._dns
+        .publish(
+            0,
+            &test_support::dns::all_records_zone(
+                "confirm",
+                &tokens.iter().map(String::as_str).collect::<Vec<_>>(),
+            ),
+        )
+        .await;
+    let checked = Call::new(Endpoint::Verify)
+        .domain("confirm.example.com")
+        .send(app)
+        .await;
+    assert_eq!(checked.status, StatusCode::OK);
+    let body = &checked.body;
+    assert!(
+        body["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .all(|r| r["status"] == "verified"),
+        "{body}"
+    );
+    assert_eq!(
+        (&body["status"], &body["verified"]),
+        (&Value::from("pending"), &Value::from(false))
+    );
+    assert_eq!(body["ses"]["dkim_status"], "PENDING", "{body}");
+    assert!(is_timestamp(&body["ses"]["checked_at"]));
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("SES is confirming")),
+        "{body}"
+    );
 }

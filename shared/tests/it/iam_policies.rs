@@ -328,8 +328,22 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     recorded.insert("authorizer", r.recorded());
 
     // reverify-pending: domains due and checked; one whose write fails is moved on
-    // in the schedule by a small write of its own.
+    // in the schedule by a small write of its own; one whose records are all in
+    // DNS has SES's view read.
     let later = Timestamp::from(chrono::Utc::now() + chrono::Duration::minutes(10));
+    let c4 = r
+        .store
+        .get(
+            "org_123",
+            &DomainName::parse("c4.example.com").expect("valid"),
+        )
+        .await
+        .expect("get")
+        .expect("c4 is there");
+    let tokens: Vec<&str> = c4.dkim_tokens.iter().map(String::as_str).collect();
+    r._dns
+        .publish(0, &test_support::dns::all_records_zone("c4", &tokens))
+        .await;
     r.start().await;
     let scheduler_app = App::new(
         Arc::new(HookedStore {

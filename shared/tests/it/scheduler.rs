@@ -104,6 +104,7 @@ fn staged(victim: Option<(&str, Interference)>, fail_reads: bool) -> Arc<StagedS
 
 struct World {
     app: App,
+    identities: Arc<LocalIdentities>,
     store: Arc<StagedStore>,
     dns: TestDnsServer,
     start: Timestamp,
@@ -112,9 +113,10 @@ struct World {
 async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> World {
     let dns = TestDnsServer::start(&[("example.com", zone_records)]).await;
     let store = staged(victim, false);
+    let identities = Arc::new(LocalIdentities::new());
     let app = App::new(
         store.clone(),
-        Arc::new(LocalIdentities::new()),
+        identities.clone(),
         DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),
@@ -122,6 +124,7 @@ async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> Worl
     );
     World {
         app,
+        identities,
         store,
         dns,
         start: Timestamp::now(),
@@ -138,6 +141,10 @@ impl World {
         let mut domain = Domain::new(org, name.clone(), created);
         domain.dkim_tokens = TOKENS.iter().map(|t| t.to_string()).collect();
         domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
+        // Its identity, as create makes it (the local stand-in's SES view is its CNAMEs).
+        self.identities
+            .insert(&name, Some(self.app.identity_owner(org)))
+            .expect("identity");
         self.store
             .inner
             .insert(&domain, usize::MAX)
@@ -461,5 +468,101 @@ async fn systemic_failures_are_errors() {
     assert!(
         matches!(result, Err(SchedulerError::NoWrites(1))),
         "{result:?}"
+    );
+}
+
+/// SES reads as the scheduled job makes them (one limiter shared by every check of
+/// a run), on a paused clock: 100 domains all correct in DNS and waiting for SES,
+/// at SES_MAX_RPS=5, never more than 5 reads in any second. What cannot get a turn
+/// within `MAX_RATE_WAIT` is left as it was, for its next check.
+#[tokio::test(start_paused = true)]
+async fn ses_is_read_at_most_at_its_rate_and_the_rest_waits_for_the_next_check() {
+    use shared::confirmation::{MAX_RATE_WAIT, RateLimiter, read_ses_view};
+    use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider};
+    use shared::model::{RecordStatus, SesStatus};
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    struct Recording(Mutex<Vec<Instant>>);
+    #[async_trait::async_trait]
+    impl IdentityProvider for Recording {
+        async fn create(
+            &self,
+            _: &DomainName,
+            _: &IdentityOwner,
+        ) -> Result<Vec<String>, IdentityError> {
+            Err(IdentityError::Other("not in this test".into()))
+        }
+        async fn get(&self, _: &DomainName) -> Result<Identity, IdentityError> {
+            self.0.lock().expect("lock").push(Instant::now());
+            Ok(Identity {
+                tokens: vec![],
+                owner: None,
+                dkim_status: Some(SesStatus::Pending),
+            })
+        }
+        async fn delete(&self, _: &DomainName) -> Result<(), IdentityError> {
+            Ok(())
+        }
+    }
+    let calls = Arc::new(Recording(Mutex::new(Vec::new())));
+    let app = App::new(
+        Arc::new(shared::store::InMemoryStore::new()),
+        calls.clone(),
+        DnsChecker::with_nameservers(&["127.0.0.1:9".parse().expect("address")])
+            .expect("resolver")
+            .into(),
+        "us-east-2",
+    )
+    .with_ses_rate(5);
+    let limiter = RateLimiter::per_second(app.ses_max_rps.expect("set"));
+    let start = Instant::now();
+    let now = Timestamp::now();
+    let mut domains: Vec<Domain> = (0..100)
+        .map(|i| {
+            let name = DomainName::parse(&format!("d{i}.example.com")).expect("valid");
+            let mut domain = Domain::new("org_a", name.clone(), now);
+            domain.records =
+                expected_records(&name, &["t1".into(), "t2".into(), "t3".into()], "us-east-2");
+            domain
+                .records
+                .iter_mut()
+                .for_each(|r| r.status = RecordStatus::Verified);
+            domain
+        })
+        .collect();
+    futures::future::join_all(
+        domains
+            .iter_mut()
+            .map(|d| read_ses_view(&app, d, now, false, Some(&limiter))),
+    )
+    .await;
+
+    let times: Vec<Instant> = calls.0.lock().expect("lock").clone();
+    let read = domains.iter().filter(|d| d.ses.is_some()).count();
+    assert_eq!(read, times.len());
+    // 5 a second for as long as a check may wait (10 s), and the first at once.
+    assert_eq!(
+        read,
+        5 * MAX_RATE_WAIT.as_secs() as usize + 1,
+        "{read} reads"
+    );
+    for (i, first) in times.iter().enumerate() {
+        let in_a_second = times[i..]
+            .iter()
+            .take_while(|t| **t < *first + Duration::from_secs(1))
+            .count();
+        assert!(
+            in_a_second <= 5,
+            "{in_a_second} reads within a second from {:?}",
+            *first - start
+        );
+    }
+    assert!(
+        domains
+            .iter()
+            .filter(|d| d.ses.is_none())
+            .all(|d| d.status == DomainStatus::Pending)
     );
 }

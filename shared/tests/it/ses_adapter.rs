@@ -19,6 +19,7 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use shared::DomainName;
 use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, SesIdentities};
+use shared::model::SesStatus;
 
 /// A client whose every request is answered by `rules`. Retries are off so each
 /// rule sees exactly the requests the adapter makes.
@@ -141,6 +142,7 @@ async fn get_reads_tokens_and_owner_tags_and_maps_not_found() {
         Ok(Identity {
             tokens: vec!["a".into(), "b".into(), "c".into()],
             owner: Some(owner()),
+            dkim_status: Some(SesStatus::NotStarted),
         })
     );
 
@@ -226,7 +228,9 @@ async fn an_identity_client_built_on_first_use_reaches_ses() {
         ses.get(&name).await,
         Ok(Identity {
             tokens,
-            owner: Some(owner())
+            owner: Some(owner()),
+            // moto-ses, as SES: pending until it has seen the CNAMEs.
+            dkim_status: Some(SesStatus::Pending),
         })
     );
     assert_eq!(

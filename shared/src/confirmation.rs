@@ -1,0 +1,126 @@
+//! SES's own confirmation of a domain: after a DNS check, when the lifecycle needs
+//! it (`lifecycle::needs_ses`), `GetEmailIdentity` is read into `domain.ses`. The
+//! manual verify and the scheduled job both come here; the scheduled job passes
+//! its run's rate limiter, because SES throttles identity APIs per account.
+
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::lifecycle::needs_ses;
+use crate::model::{Domain, RecordPurpose, RecordStatus, SesStatus, SesView, Timestamp};
+
+/// How long a scheduled check waits for its turn to ask SES; past that it asks at
+/// its next check (a run must end well before its deadline).
+pub const MAX_RATE_WAIT: Duration = Duration::from_secs(10);
+
+/// At most `per_second` calls in any second, evenly spaced: a call waits for its
+/// slot. Shared by all the checks of a scheduled run.
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Option<Instant>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_second` calls a second (at least 1).
+    pub fn per_second(per_second: u32) -> Self {
+        Self {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: Mutex::new(None),
+        }
+    }
+
+    /// Waits for the next free slot, if it comes within `max_wait`; else takes
+    /// none and answers false (the caller asks at its next check).
+    pub async fn acquire_within(&self, max_wait: Duration) -> bool {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = next.map_or(now, |next| next.max(now));
+            if slot > now + max_wait {
+                return false;
+            }
+            *next = Some(slot + self.interval);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
+    }
+}
+
+/// Reads SES's view into `domain.ses` when the lifecycle needs it after the DNS
+/// check now in `domain.records`. A failed read (throttled, unavailable) leaves
+/// `domain.ses` as it was: the domain waits for the next check, never fails for it.
+pub async fn read_ses_view(
+    app: &App,
+    domain: &mut Domain,
+    now: Timestamp,
+    recheck_confirmed: bool,
+    limiter: Option<&RateLimiter>,
+) {
+    if !needs_ses(domain, recheck_confirmed) {
+        return;
+    }
+    if let Some(limiter) = limiter
+        && !limiter.acquire_within(MAX_RATE_WAIT).await
+    {
+        return;
+    }
+    match app.identities.get(&domain.name).await {
+        Ok(identity) => {
+            // The local stand-in has no SES: the three CNAMEs, as the project's DNS
+            // checker has just seen them, decide.
+            let dkim_status = identity.dkim_status.unwrap_or_else(|| {
+                let dkim_resolves = domain
+                    .records
+                    .iter()
+                    .filter(|r| r.record == RecordPurpose::Dkim)
+                    .all(|r| r.status == RecordStatus::Verified);
+                if dkim_resolves {
+                    SesStatus::Success
+                } else {
+                    SesStatus::Pending
+                }
+            });
+            domain.ses = Some(SesView {
+                dkim_status,
+                mail_from_status: domain.ses.as_ref().and_then(|ses| ses.mail_from_status),
+                checked_at: now,
+            });
+        }
+        Err(error) => {
+            tracing::warn!(domain = %domain.name, %error, "could not read SES's view of the identity");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_are_spaced_to_the_rate() {
+        let limiter = RateLimiter::per_second(5);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            assert!(limiter.acquire_within(MAX_RATE_WAIT).await);
+            times.push(start.elapsed());
+        }
+        assert_eq!(times[0], Duration::ZERO);
+        assert_eq!(times[5], Duration::from_secs(1));
+        assert_eq!(times[10], Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_too_far_away_is_not_taken() {
+        let limiter = RateLimiter::per_second(1);
+        assert!(limiter.acquire_within(Duration::from_secs(2)).await);
+        assert!(limiter.acquire_within(Duration::from_secs(2)).await);
+        // The next slot is 1 s away from now (2 s after the start): not within 0.5 s.
+        assert!(!limiter.acquire_within(Duration::from_millis(500)).await);
+        assert!(limiter.acquire_within(Duration::from_secs(2)).await);
+    }
+}
