@@ -74,6 +74,9 @@ async fn sweep(domains: usize, concurrency: usize, servers: &Handle) {
     };
     let dns = start_dns(&zones, latency, servers).await;
     let store = Arc::new(InMemoryStore::new());
+    // Each domain has its identity, as create makes it: a domain all correct in
+    // DNS then has its (local) SES view read, as a deployed sweep reads SES's.
+    let identities = Arc::new(LocalIdentities::new());
     let created = Timestamp::now().plus(chrono::Duration::minutes(-2));
     for i in 0..domains {
         let name = DomainName::parse(&format!("d{i}.example")).expect("valid name");
@@ -81,10 +84,11 @@ async fn sweep(domains: usize, concurrency: usize, servers: &Handle) {
         domain.dkim_tokens = tokens();
         domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
         store.insert(&domain, usize::MAX).await.expect("insert");
+        identities.insert(&name, None).expect("identity");
     }
     let app = App::new(
         store,
-        Arc::new(LocalIdentities::new()),
+        identities,
         DnsChecker::with_nameservers(&[dns.address()])
             .expect("resolver")
             .into(),

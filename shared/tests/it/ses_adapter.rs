@@ -12,7 +12,7 @@ use aws_sdk_sesv2::operation::get_email_identity::{GetEmailIdentityError, GetEma
 use aws_sdk_sesv2::types::error::{
     AlreadyExistsException, LimitExceededException, NotFoundException, TooManyRequestsException,
 };
-use aws_sdk_sesv2::types::{DkimAttributes, Tag};
+use aws_sdk_sesv2::types::{DkimAttributes, DkimStatus, Tag};
 use aws_smithy_mocks::{Rule, RuleMode, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
@@ -155,6 +155,26 @@ async fn get_reads_tokens_and_owner_tags_and_maps_not_found() {
         ses(&[&untagged]).get(&name()).await.map(|i| i.owner),
         Ok(None)
     );
+
+    // SES's DKIM status comes through as SES spells it (anything newer: pending).
+    for (status, expected) in [
+        (DkimStatus::Success, SesStatus::Success),
+        (DkimStatus::Pending, SesStatus::Pending),
+        (DkimStatus::Failed, SesStatus::Failed),
+        (DkimStatus::TemporaryFailure, SesStatus::TemporaryFailure),
+        (DkimStatus::NotStarted, SesStatus::NotStarted),
+        (DkimStatus::from("SOMETHING_NEW"), SesStatus::Pending),
+    ] {
+        let rule = mock!(Client::get_email_identity).then_output(move || {
+            GetEmailIdentityOutput::builder()
+                .dkim_attributes(DkimAttributes::builder().status(status.clone()).build())
+                .build()
+        });
+        assert_eq!(
+            ses(&[&rule]).get(&name()).await.map(|i| i.dkim_status),
+            Ok(Some(expected))
+        );
+    }
 
     let limit = mock!(Client::create_email_identity).then_error(|| {
         CreateEmailIdentityError::LimitExceededException(LimitExceededException::builder().build())
