@@ -104,18 +104,7 @@ impl Config {
         let table_name = non_empty("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
         Ok(Self {
             max_domains_per_organization: max_domains(&non_empty)?,
-            ses_max_rps: match non_empty("SES_MAX_RPS") {
-                None => 1,
-                Some(raw) => raw
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| ConfigError::Invalid {
-                        name: "SES_MAX_RPS",
-                        reason: format!("{raw:?} is not a whole number of at least 1"),
-                    })?,
-            },
+            ses_max_rps: at_least_one(&non_empty, "SES_MAX_RPS", 1)?,
             table_name,
             receiving_region: receiving_region(&non_empty)?,
             dns_nameservers: non_empty("DNS_NAMESERVERS")
@@ -137,15 +126,28 @@ impl Config {
 }
 
 fn max_domains(lookup: &dyn Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
-    match lookup("MAX_DOMAINS_PER_ORGANIZATION") {
-        None => Ok(DEFAULT_MAX_DOMAINS_PER_ORGANIZATION),
+    at_least_one(
+        lookup,
+        "MAX_DOMAINS_PER_ORGANIZATION",
+        DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
+    )
+}
+
+/// A whole number of at least 1 in `name`, `default` when it is unset.
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match lookup(name) {
+        None => Ok(default),
         Some(raw) => raw
             .trim()
-            .parse::<usize>()
+            .parse::<T>()
             .ok()
-            .filter(|n| *n >= 1)
+            .filter(|n| *n >= T::from(1))
             .ok_or_else(|| ConfigError::Invalid {
-                name: "MAX_DOMAINS_PER_ORGANIZATION",
+                name,
                 reason: format!("{raw:?} is not a whole number of at least 1"),
             }),
     }

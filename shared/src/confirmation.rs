@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::lifecycle::needs_ses;
-use crate::model::{Domain, RecordPurpose, RecordStatus, SesStatus, SesView, Timestamp};
+use crate::model::{Domain, SesStatus, SesView, Timestamp};
 
 /// How long a scheduled check waits for its turn to ask SES; past that it asks at
 /// its next check (a run must end well before its deadline).
@@ -70,20 +70,10 @@ pub async fn read_ses_view(
     }
     match app.identities.get(&domain.name).await {
         Ok(identity) => {
-            // The local stand-in has no SES: the three CNAMEs, as the project's DNS
-            // checker has just seen them, decide.
-            let dkim_status = identity.dkim_status.unwrap_or_else(|| {
-                let dkim_resolves = domain
-                    .records
-                    .iter()
-                    .filter(|r| r.record == RecordPurpose::Dkim)
-                    .all(|r| r.status == RecordStatus::Verified);
-                if dkim_resolves {
-                    SesStatus::Success
-                } else {
-                    SesStatus::Pending
-                }
-            });
+            // The local stand-in has no SES: it stands confirmed, as SES would be,
+            // once its three CNAMEs resolve correctly, which `needs_ses` has just
+            // seen through the project's DNS checker (every record verified).
+            let dkim_status = identity.dkim_status.unwrap_or(SesStatus::Success);
             domain.ses = Some(SesView {
                 dkim_status,
                 mail_from_status: domain.ses.as_ref().and_then(|ses| ses.mail_from_status),

@@ -18,10 +18,7 @@ use futures::future::join_all;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
-pub use dmarc::{DmarcValue, classify as classify_dmarc};
-pub use judge::{
-    AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
-};
+pub use judge::{Judgement, judge_dkim_target, judge_mx};
 pub use resolver::{Answer, ResolverSetupError, normalize_host};
 
 use crate::domain_name::DomainName;

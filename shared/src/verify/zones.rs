@@ -50,37 +50,33 @@ impl DnsChecker {
                 None => break,
             }
         }
-        let now = Instant::now();
-        let known: Vec<Option<Option<Arc<ZoneServers>>>> = {
-            let zones = self.zones.lock().ok();
-            candidates
-                .iter()
-                .map(|c| {
-                    zones
-                        .as_ref()
-                        .and_then(|z| z.get(c))
-                        .filter(|entry| entry.until > now)
-                        .map(|entry| entry.servers.clone())
-                })
-                .collect()
-        };
-        let resolved = join_all(candidates.iter().zip(known).map(
-            |(candidate, known)| async move {
-                match known {
-                    Some(servers) => servers,
-                    None => {
-                        let servers = self.discover(candidate).await;
-                        self.remember(candidate, servers.clone());
-                        servers
-                    }
+        let resolved = join_all(candidates.iter().map(|candidate| async move {
+            match self.known(candidate) {
+                Some(servers) => servers,
+                None => {
+                    let servers = self.discover(candidate).await;
+                    self.remember(candidate, servers.clone());
+                    servers
                 }
-            },
-        ))
+            }
+        }))
         .await;
         candidates
             .into_iter()
             .zip(resolved)
             .find_map(|(zone, servers)| Some((zone, servers?)))
+    }
+
+    /// What is remembered of `zone` and not expired: `Some(None)` means "not a
+    /// zone cut"; `None`, "not known".
+    fn known(&self, zone: &str) -> Option<Option<Arc<ZoneServers>>> {
+        let now = Instant::now();
+        self.zones.lock().ok().and_then(|zones| {
+            zones
+                .get(zone)
+                .filter(|entry| entry.until > now)
+                .map(|entry| entry.servers.clone())
+        })
     }
 
     fn remember(&self, zone: &str, servers: Option<Arc<ZoneServers>>) {
@@ -116,13 +112,7 @@ impl DnsChecker {
     /// The servers a referral names, as a non-recursive resolver (remembered like
     /// any zone's): the glue addresses, else the hosts' addresses looked up.
     pub(super) async fn referred(&self, referral: &Referral) -> Option<Arc<ZoneServers>> {
-        let known = self.zones.lock().ok().and_then(|zones| {
-            zones
-                .get(&referral.zone)
-                .filter(|entry| entry.until > Instant::now())
-                .map(|entry| entry.servers.clone())
-        });
-        if let Some(servers) = known {
+        if let Some(servers) = self.known(&referral.zone) {
             return servers;
         }
         let servers = self.resolver_for(&referral.servers).await;

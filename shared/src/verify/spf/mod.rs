@@ -10,7 +10,6 @@ use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::spf::{Mechanism, Spf as SpfRecord};
 
 use super::judge::quoted_excerpt;
-use mail_auth::{DnsError, Error};
 
 pub use evaluate::{Evaluation, Outcome, Published, SpfSource, evaluate};
 pub use suggest::suggested_record;
@@ -95,14 +94,6 @@ pub fn parse(record: &str) -> Result<SpfRecord, SyntaxError> {
             Err(SyntaxError { term })
         }
     }
-}
-
-/// Whether `record` parses as SPF at all (the parser's "not SPF" vs "broken").
-pub fn is_spf_record(value: &str) -> bool {
-    !matches!(
-        SpfRecord::parse(value.as_bytes()),
-        Err(Error::Dns(DnsError::InvalidRecordType))
-    )
 }
 
 /// The literal domain of an `include:`/`redirect=` target: lowercase, no
