@@ -81,8 +81,17 @@ pub fn needs_ses(domain: &Domain, recheck_confirmed: bool) -> bool {
 }
 
 /// Every record correct in DNS and confirmed by SES: mail is signed and sent.
+///
+/// A domain verified before SES's view was ever read (stored by an older version,
+/// when DNS alone decided) keeps its state until a read succeeds: not knowing is
+/// not SES saying no, and a throttled or rate-limited read must not demote a
+/// domain that sends today. Once read, `ses` is never empty again.
 pub fn ready(domain: &Domain) -> bool {
-    all_records_verified(&domain.records) && ses_confirmed(domain)
+    let ses_allows = match &domain.ses {
+        Some(_) => ses_confirmed(domain),
+        None => domain.verified,
+    };
+    all_records_verified(&domain.records) && ses_allows
 }
 
 /// What a domain that is not ready waits for, in one sentence.
@@ -268,6 +277,33 @@ mod tests {
         assert!(needs_ses(&d, true), "the daily re-check asks again");
         after_manual_check(&mut d, at(10));
         assert_eq!((d.status, d.reason), (DomainStatus::Verified, None));
+    }
+
+    #[test]
+    fn a_domain_verified_before_ses_was_read_is_not_demoted_by_a_failed_read() {
+        // Stored by a version that did not read SES; this check's read failed.
+        let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
+        d.ses = None;
+        assert!(needs_ses(&d, false), "SES is still asked");
+        assert_eq!(
+            after_scheduled_check(&mut d, at(30)),
+            Outcome::StillVerified
+        );
+        assert_eq!(
+            (d.status, d.verified, d.reason.clone()),
+            (DomainStatus::Verified, true, None)
+        );
+        after_manual_check(&mut d, at(40));
+        assert_eq!((d.status, d.verified), (DomainStatus::Verified, true));
+        // A pending domain never read is not verified for it.
+        let mut pending = domain(DomainStatus::Pending, RecordStatus::Verified);
+        pending.ses = None;
+        pending.verified = false;
+        after_manual_check(&mut pending, at(40));
+        assert_eq!(
+            (pending.status, pending.verified),
+            (DomainStatus::Pending, false)
+        );
     }
 
     #[test]
