@@ -134,6 +134,11 @@ def main():
               status == 200 and len(body) == 6 and sum(r["record"] == "DKIM" for r in body) == 3, (status, body))
         status, body = http("verify-domain", "verify-domain.json")
         check("verify-domain: 200, checked", status == 200 and body.get("last_checked_at") is not None, (status, body))
+        status, body = http("update-domain", "update-domain.json")
+        # SES on moto stores the MAIL FROM domain (tests/moto-ses); the domain gains its two records.
+        check("update-domain: 200 with the MAIL FROM subdomain and eight records",
+              status == 200 and body.get("mail_from_subdomain") == "send" and len(body.get("records", [])) == 8
+              and sum(r["record"].startswith("MAIL_FROM") for r in body["records"]) == 2, (status, body))
         summary = invoke("reverify-pending", "reverify-pending.json")
         # The domain's first scheduled check is a minute after creation: nothing is due yet.
         check("reverify-pending: a run summary, nothing due, no errors",

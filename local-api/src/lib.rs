@@ -32,6 +32,7 @@ pub enum Route {
     GetDomain,
     GetDnsRecords,
     VerifyDomain,
+    UpdateDomain,
     DeleteDomain,
 }
 
@@ -44,6 +45,7 @@ impl Route {
             Self::GetDomain => "GET /domains/{domain}",
             Self::GetDnsRecords => "GET /domains/{domain}/dns-records",
             Self::VerifyDomain => "POST /domains/{domain}/verify",
+            Self::UpdateDomain => "PATCH /domains/{domain}",
             Self::DeleteDomain => "DELETE /domains/{domain}",
         }
     }
@@ -69,6 +71,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Option<String>), Api
         ["domains", domain] if !domain.is_empty() => (
             &[
                 (Method::GET, Route::GetDomain),
+                (Method::PATCH, Route::UpdateDomain),
                 (Method::DELETE, Route::DeleteDomain),
             ],
             Some(decode(domain)?),
@@ -95,7 +98,7 @@ pub fn allow_header(path: &str) -> Option<&'static str> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["domains"] => Some("GET, POST"),
-        ["domains", d] if !d.is_empty() => Some("GET, DELETE"),
+        ["domains", d] if !d.is_empty() => Some("GET, PATCH, DELETE"),
         ["domains", d, "dns-records"] if !d.is_empty() => Some("GET"),
         ["domains", d, "verify"] if !d.is_empty() => Some("POST"),
         _ => None,
@@ -249,6 +252,7 @@ async fn run(
         Route::GetDomain => handlers::get_domain(app, request).await,
         Route::GetDnsRecords => handlers::get_dns_records(app, request).await,
         Route::VerifyDomain => handlers::verify_domain(app, request).await,
+        Route::UpdateDomain => handlers::update_domain(app, request).await,
         Route::DeleteDomain => handlers::delete_domain(app, request).await,
     };
     result.unwrap_or_else(|error| ApiError::Internal(error.to_string()).to_response())
@@ -407,6 +411,12 @@ mod tests {
                 Method::POST,
                 "/domains/example.com/verify",
                 Route::VerifyDomain,
+                Some("example.com"),
+            ),
+            (
+                Method::PATCH,
+                "/domains/example.com",
+                Route::UpdateDomain,
                 Some("example.com"),
             ),
             (

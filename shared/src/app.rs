@@ -19,6 +19,9 @@ pub struct App {
     pub dns: LazyDnsChecker,
     /// SES receiving region for the inbound MX host.
     pub receiving_region: String,
+    /// The region SES sends from (the SES client's): the MAIL FROM domain's MX
+    /// points to its feedback endpoint.
+    pub sending_region: String,
     /// Names this deployment in the tags of the SES identities it creates (the
     /// table name), so it never touches identities it did not make.
     pub deployment: String,
@@ -66,19 +69,21 @@ impl StartupClients {
 }
 
 impl App {
-    /// An app on these clients, named `deployment` "local" and with the default
-    /// domain limit until set otherwise.
+    /// An app on these clients, named `deployment` "local", sending from the
+    /// receiving region and with the default domain limit until set otherwise.
     pub fn new(
         store: Arc<dyn DomainStore>,
         identities: Arc<dyn IdentityProvider>,
         dns: LazyDnsChecker,
         receiving_region: impl Into<String>,
     ) -> Self {
+        let receiving_region = receiving_region.into();
         Self {
             store,
             identities,
             dns,
-            receiving_region: receiving_region.into(),
+            sending_region: receiving_region.clone(),
+            receiving_region,
             deployment: "local".into(),
             max_domains_per_organization: crate::config::DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
             ses_max_rps: None,
@@ -88,6 +93,12 @@ impl App {
     /// Sets how many SES identity reads per second a scheduled run makes at most.
     pub fn with_ses_rate(mut self, ses_max_rps: u32) -> Self {
         self.ses_max_rps = Some(ses_max_rps.max(1));
+        self
+    }
+
+    /// Sets the region SES sends from (by default the receiving region).
+    pub fn with_sending_region(mut self, sending_region: impl Into<String>) -> Self {
+        self.sending_region = sending_region.into();
         self
     }
 
@@ -127,6 +138,8 @@ impl App {
         uses: StartupClients,
     ) -> Result<(Self, Arc<DynamoDbStore>), StartupError> {
         let sdk = load_sdk_config(config.tls_roots).await;
+        // The SES client sends from the SDK's region.
+        let sending_region = sdk.region().map(|region| region.to_string());
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let store = Arc::new(DynamoDbStore::new(dynamodb, config.table_name.clone()));
         let identities = if uses.ses {
@@ -149,6 +162,10 @@ impl App {
         .with_deployment(config.table_name.clone())
         .with_domain_limit(config.max_domains_per_organization)
         .with_ses_rate(config.ses_max_rps);
+        let app = match sending_region {
+            Some(region) => app.with_sending_region(region),
+            None => app,
+        };
         Ok((app, store))
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::identity::Identity;
 use crate::lifecycle::needs_ses;
 use crate::model::{Domain, SesStatus, SesView, Timestamp};
 
@@ -68,21 +69,65 @@ pub async fn read_ses_view(
     {
         return;
     }
-    match app.identities.get(&domain.name).await {
-        Ok(identity) => {
-            // The local stand-in has no SES: it stands confirmed, as SES would be,
-            // once its three CNAMEs resolve correctly, which `needs_ses` has just
-            // seen through the project's DNS checker (every record verified).
-            let dkim_status = identity.dkim_status.unwrap_or(SesStatus::Success);
-            domain.ses = Some(SesView {
-                dkim_status,
-                mail_from_status: domain.ses.as_ref().and_then(|ses| ses.mail_from_status),
-                checked_at: now,
-            });
-        }
+    let identity = match app.identities.get(&domain.name).await {
+        Ok(identity) => identity,
         Err(error) => {
             tracing::warn!(domain = %domain.name, %error, "could not read SES's view of the identity");
+            return;
         }
+    };
+    // The local stand-in has no SES: it stands confirmed, as SES would be, once
+    // the records resolve correctly, which `needs_ses` has just seen through the
+    // project's DNS checker (every record verified).
+    let stand_in = identity.dkim_status.is_none();
+    let wanted = domain
+        .mail_from_subdomain
+        .as_ref()
+        .map(|label| label.domain_under(&domain.name));
+    let mut mail_from_status = identity.mail_from_status;
+    if identity.mail_from_domain != wanted {
+        // SES does not hold the MAIL FROM domain this domain asks for (a change
+        // that reached the table but not SES, or the reverse): SES is told again,
+        // and its confirmation starts over.
+        tell_ses_mail_from(app, domain, &identity, wanted.as_deref(), limiter).await;
+        mail_from_status = None;
+    }
+    let mail_from_status = match wanted {
+        None => None,
+        Some(_) if stand_in => Some(SesStatus::Success),
+        Some(_) => Some(mail_from_status.unwrap_or(SesStatus::Pending)),
+    };
+    domain.ses = Some(SesView {
+        dkim_status: identity.dkim_status.unwrap_or(SesStatus::Success),
+        mail_from_status,
+        checked_at: now,
+    });
+}
+
+/// Sets (or clears) the identity's MAIL FROM domain, if the identity is this
+/// organization's: another's is never changed. A failure waits for the next check.
+async fn tell_ses_mail_from(
+    app: &App,
+    domain: &Domain,
+    identity: &Identity,
+    mail_from_domain: Option<&str>,
+    limiter: Option<&RateLimiter>,
+) {
+    if identity.owner != Some(app.identity_owner(&domain.organization_id)) {
+        tracing::warn!(domain = %domain.name, "the identity is not this organization's; its MAIL FROM domain is left alone");
+        return;
+    }
+    if let Some(limiter) = limiter
+        && !limiter.acquire_within(MAX_RATE_WAIT).await
+    {
+        return;
+    }
+    if let Err(error) = app
+        .identities
+        .set_mail_from(&domain.name, mail_from_domain)
+        .await
+    {
+        tracing::warn!(domain = %domain.name, %error, "could not tell SES the MAIL FROM domain");
     }
 }
 

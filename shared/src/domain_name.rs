@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-const MAX_NAME_LENGTH: usize = 253;
+/// The longest domain name DNS allows, in characters (RFC 1035).
+pub const MAX_NAME_LENGTH: usize = 253;
 const MAX_LABEL_LENGTH: usize = 63;
 
 /// A normalized (lowercase ASCII, no trailing dot) domain name that can own mail:

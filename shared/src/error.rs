@@ -17,6 +17,9 @@ pub enum ApiError {
     /// With why (the response's `detail`).
     #[error("invalid JSON body: {0}")]
     InvalidJson(&'static str),
+    /// With why, in the caller's terms (the response's `detail`).
+    #[error("invalid MAIL FROM subdomain: {0}")]
+    InvalidMailFrom(String),
     #[error("unsupported format")]
     /// `?format=` is neither `json` nor `bind`.
     InvalidFormat,
@@ -85,6 +88,7 @@ impl ApiError {
         match self {
             Self::InvalidDomainName(_)
             | Self::InvalidJson(_)
+            | Self::InvalidMailFrom(_)
             | Self::InvalidFormat
             | Self::InvalidLimit
             | Self::InvalidCursor
@@ -107,10 +111,10 @@ impl ApiError {
     pub fn message_and_code(&self) -> (&'static str, &'static str) {
         match self {
             Self::InvalidDomainName(_) => ("Invalid domain name format", "invalid_domain_name"),
-            Self::InvalidJson(_) => (
-                "Invalid JSON body: expected an object like {\"name\": \"example.com\"}",
-                "invalid_json",
-            ),
+            Self::InvalidJson(_) => ("Invalid JSON body: expected a JSON object", "invalid_json"),
+            Self::InvalidMailFrom(_) => {
+                ("Invalid MAIL FROM subdomain", "invalid_mail_from_subdomain")
+            }
             Self::InvalidFormat => (
                 "Unsupported format: use format=json (the default) or format=bind",
                 "invalid_format",
@@ -163,6 +167,7 @@ impl ApiError {
         match self {
             Self::InvalidDomainName(why) => Some(why),
             Self::InvalidJson(why) => Some(why),
+            Self::InvalidMailFrom(why) => Some(why),
             _ => None,
         }
     }

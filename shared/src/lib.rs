@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod identity;
 pub mod keys;
 pub mod lifecycle;
+pub mod mail_from;
 pub mod model;
 pub mod provisioning;
 pub mod records;

@@ -65,12 +65,14 @@ pub fn all_records_verified(records: &[DnsRecord]) -> bool {
         && records.iter().all(|r| r.status == RecordStatus::Verified)
 }
 
-/// Whether SES has confirmed the domain's DKIM records.
+/// Whether SES has confirmed the domain's DKIM records and, where one is set, its
+/// custom MAIL FROM domain.
 pub fn ses_confirmed(domain: &Domain) -> bool {
-    domain
-        .ses
-        .as_ref()
-        .is_some_and(|ses| ses.dkim_status == SesStatus::Success)
+    domain.ses.as_ref().is_some_and(|ses| {
+        ses.dkim_status == SesStatus::Success
+            && (domain.mail_from_subdomain.is_none()
+                || ses.mail_from_status == Some(SesStatus::Success))
+    })
 }
 
 /// Whether SES should be asked after this DNS check: every record is correct in
@@ -121,9 +123,14 @@ pub fn waiting_for(domain: &Domain) -> Option<String> {
             },
         );
     }
-    Some(match domain.ses.as_ref().map(|ses| ses.dkim_status) {
-        Some(SesStatus::Failed) => "Every record is correct in DNS, but SES gave up confirming the DKIM records (FAILED); check the three CNAMEs and verify again to restart.".into(),
-        Some(SesStatus::TemporaryFailure) => "SES can no longer see the DKIM records it had confirmed (TEMPORARY_FAILURE); check that the three CNAMEs are still published.".into(),
+    let dkim = domain.ses.as_ref().map(|ses| ses.dkim_status);
+    let mail_from = domain.ses.as_ref().and_then(|ses| ses.mail_from_status);
+    Some(match (dkim, mail_from) {
+        (Some(SesStatus::Failed), _) => "Every record is correct in DNS, but SES gave up confirming the DKIM records (FAILED); check the three CNAMEs and verify again to restart.".into(),
+        (Some(SesStatus::TemporaryFailure), _) => "SES can no longer see the DKIM records it had confirmed (TEMPORARY_FAILURE); check that the three CNAMEs are still published.".into(),
+        (Some(SesStatus::Success), Some(SesStatus::Failed)) => "Every record is correct in DNS, but SES could not confirm the MAIL FROM domain's MX (FAILED); check the MAIL_FROM_MX record and verify again. Meanwhile SES sends with its own MAIL FROM domain.".into(),
+        (Some(SesStatus::Success), Some(SesStatus::TemporaryFailure)) => "SES can no longer see the MAIL FROM domain's MX it had confirmed (TEMPORARY_FAILURE); check that the MAIL_FROM_MX record is still published. Meanwhile SES sends with its own MAIL FROM domain.".into(),
+        (Some(SesStatus::Success), _) => "Every record is correct in DNS; SES is confirming the custom MAIL FROM domain itself (usually within minutes, at most 72 hours).".into(),
         _ => "Every record is correct in DNS; SES is confirming the DKIM records itself (usually within minutes, at most 72 hours), and mail is signed and sent once it has.".into(),
     })
 }
@@ -195,6 +202,35 @@ pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
             domain.schedule.next_check_at = Some(now.plus(FAILING_RECHECK));
             Outcome::TemporaryFailure
         }
+    }
+}
+
+/// A MAIL FROM subdomain set, changed or removed (`domain.mail_from_subdomain` and
+/// `domain.records` already say so; records kept from before keep what was seen of
+/// them). SES's MAIL FROM status starts over. A domain still ready (a removal, or
+/// a change of a domain that was not verified) is verified; otherwise it is
+/// `pending` with its window restarted, as after a manual verify: the caller has
+/// just asked for records to be published, and mail is not as asked until they are
+/// (SES keeps sending meanwhile, with its own MAIL FROM domain).
+pub fn after_mail_from_change(domain: &mut Domain, now: Timestamp) {
+    domain.updated_at = now;
+    if let Some(ses) = &mut domain.ses {
+        ses.mail_from_status = None;
+    }
+    domain.reason = waiting_for(domain);
+    if ready(domain) {
+        if domain.status != DomainStatus::Verified {
+            domain.status = DomainStatus::Verified;
+            domain.verified = true;
+            domain.verified_at.get_or_insert(now);
+            domain.schedule.failing_since = None;
+            domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+        }
+    } else {
+        domain.schedule = CheckSchedule::starting(now);
+        domain.verified = false;
+        domain.status = DomainStatus::Pending;
+        domain.verified_at = None;
     }
 }
 
@@ -483,6 +519,106 @@ mod tests {
         assert_eq!(
             next_check_after_failed_write(&d, at(1)),
             Some(at(1).plus(FAILING_RECHECK))
+        );
+    }
+
+    /// `d` with a MAIL FROM subdomain and its two records, all `records`.
+    fn with_mail_from(mut d: Domain, records: RecordStatus) -> Domain {
+        let label = crate::mail_from::MailFromLabel::parse("send", &d.name).expect("valid");
+        let mut extra = crate::records::mail_from_records(&d.name, &label, "us-east-2");
+        extra.iter_mut().for_each(|r| r.status = records);
+        d.records.extend(extra);
+        d.mail_from_subdomain = Some(label);
+        d
+    }
+
+    #[test]
+    fn a_mail_from_domain_must_be_confirmed_by_ses_too() {
+        let mut d = with_mail_from(
+            domain(DomainStatus::Pending, RecordStatus::Verified),
+            RecordStatus::Verified,
+        );
+        for (mail_from, says) in [
+            (None, "confirming the custom MAIL FROM"),
+            (Some(SesStatus::Pending), "confirming the custom MAIL FROM"),
+            (Some(SesStatus::Failed), "MAIL FROM domain's MX (FAILED)"),
+        ] {
+            if let Some(ses) = &mut d.ses {
+                ses.mail_from_status = mail_from;
+            }
+            assert!(needs_ses(&d, false));
+            after_manual_check(&mut d, at(10));
+            assert_eq!((d.status, d.verified), (DomainStatus::Pending, false));
+            assert!(
+                d.reason.as_deref().is_some_and(|r| r.contains(says)),
+                "{mail_from:?}: {:?}",
+                d.reason
+            );
+        }
+        if let Some(ses) = &mut d.ses {
+            ses.mail_from_status = Some(SesStatus::Success);
+        }
+        after_manual_check(&mut d, at(20));
+        assert_eq!((d.status, d.reason.clone()), (DomainStatus::Verified, None));
+
+        // SES losing sight of the MAIL FROM MX is drift, as for DKIM.
+        if let Some(ses) = &mut d.ses {
+            ses.mail_from_status = Some(SesStatus::TemporaryFailure);
+        }
+        assert_eq!(
+            after_scheduled_check(&mut d, at(30)),
+            Outcome::TemporaryFailure
+        );
+        assert!(d.verified, "mail still flows while the owner fixes it");
+    }
+
+    #[test]
+    fn setting_a_mail_from_domain_waits_for_its_records_and_removing_it_does_not() {
+        let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
+        d.verified_at = Some(at(5));
+        let verified = d.clone();
+        let mut d = with_mail_from(d, RecordStatus::Pending);
+        after_mail_from_change(&mut d, at(60));
+        assert_eq!((d.status, d.verified), (DomainStatus::Pending, false));
+        assert_eq!(d.schedule, CheckSchedule::starting(at(60)));
+        assert!(
+            d.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("2 of 8 records")),
+            "{:?}",
+            d.reason
+        );
+
+        // Removed again before it was published: verified (DNS and DKIM still
+        // confirmed), from now.
+        d.records.truncate(6);
+        d.mail_from_subdomain = None;
+        after_mail_from_change(&mut d, at(70));
+        assert_eq!(
+            (d.status, d.verified, d.reason.clone()),
+            (DomainStatus::Verified, true, None)
+        );
+        assert_eq!(d.verified_at, Some(at(70)));
+
+        // A change starts SES's MAIL FROM confirmation over, even where the new
+        // records are already published.
+        let mut d = with_mail_from(verified.clone(), RecordStatus::Verified);
+        if let Some(ses) = &mut d.ses {
+            ses.mail_from_status = Some(SesStatus::Success);
+        }
+        after_mail_from_change(&mut d, at(80));
+        assert_eq!(
+            d.status,
+            DomainStatus::Pending,
+            "SES starts over on a change"
+        );
+        // Removed from a verified domain: nothing moves but the records.
+        let mut d = verified;
+        let schedule = d.schedule.clone();
+        after_mail_from_change(&mut d, at(90));
+        assert_eq!(
+            (d.status, d.verified_at, d.schedule),
+            (DomainStatus::Verified, Some(at(5)), schedule)
         );
     }
 }

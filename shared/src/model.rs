@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain_name::DomainName;
+use crate::mail_from::MailFromLabel;
 
 /// Observed values kept per record, and the length of each (DNS answers are
 /// the zone owner's to choose: a wildcard can answer thousands of addresses).
@@ -119,6 +120,12 @@ pub enum RecordPurpose {
     #[serde(rename = "DKIM")]
     /// One of the three Easy DKIM CNAMEs.
     Dkim,
+    #[serde(rename = "MAIL_FROM_MX")]
+    /// The custom MAIL FROM domain's MX to SES's feedback endpoint.
+    MailFromMx,
+    #[serde(rename = "MAIL_FROM_SPF")]
+    /// SPF at the custom MAIL FROM domain, authorizing SES.
+    MailFromSpf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,6 +282,9 @@ pub struct Domain {
     /// What SES last said (null until DNS was first all correct).
     #[serde(default)]
     pub ses: Option<SesView>,
+    /// The custom MAIL FROM domain's label (`<label>.<name>`), if one is set.
+    #[serde(default)]
+    pub mail_from_subdomain: Option<MailFromLabel>,
     #[serde(skip)]
     /// The Easy DKIM tokens SES gave (stored, not part of the API object).
     pub dkim_tokens: Vec<String>,
@@ -318,6 +328,7 @@ impl Domain {
             verified_at: None,
             reason: None,
             ses: None,
+            mail_from_subdomain: None,
             dkim_tokens: Vec::new(),
             schedule: CheckSchedule::starting(now),
             version: 0,

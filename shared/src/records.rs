@@ -1,7 +1,9 @@
-//! The six DNS records a domain must publish, derived from its name, its DKIM
-//! tokens and the deployment's SES receiving region.
+//! The DNS records a domain must publish: six derived from its name, its DKIM
+//! tokens and the deployment's SES receiving region, and two more at a custom
+//! MAIL FROM domain when one is set.
 
 use crate::domain_name::DomainName;
+use crate::mail_from::{MailFromLabel, feedback_mx_host};
 use crate::model::{DnsRecord, RecordPurpose, RecordStatus, RecordType};
 
 /// The MX record's preference.
@@ -71,6 +73,38 @@ pub fn expected_records(
     records
 }
 
+/// The two records at the custom MAIL FROM domain `<label>.<name>`: an MX to SES's
+/// feedback endpoint in the sending region, and SPF authorizing SES.
+pub fn mail_from_records(
+    name: &DomainName,
+    label: &MailFromLabel,
+    sending_region: &str,
+) -> Vec<DnsRecord> {
+    let fqdn = label.domain_under(name);
+    let relative = match name.subdomain_prefix() {
+        Some(prefix) => format!("{label}.{prefix}"),
+        None => label.to_string(),
+    };
+    vec![
+        pending(
+            RecordPurpose::MailFromMx,
+            RecordType::Mx,
+            relative.clone(),
+            fqdn.clone(),
+            feedback_mx_host(sending_region),
+            Some(MX_PRIORITY),
+        ),
+        pending(
+            RecordPurpose::MailFromSpf,
+            RecordType::Txt,
+            relative,
+            fqdn,
+            SPF_VALUE.to_string(),
+            None,
+        ),
+    ]
+}
+
 fn pending(
     record: RecordPurpose,
     record_type: RecordType,
@@ -133,6 +167,30 @@ mod tests {
         assert_eq!(records[2].name, "_dmarc.mail");
         assert_eq!(records[2].fqdn, "_dmarc.mail.company.co.uk");
         assert_eq!(records[5].fqdn, "tok3._domainkey.mail.company.co.uk");
+    }
+
+    #[test]
+    fn mail_from_records_sit_at_the_label_under_the_domain() {
+        let apex = DomainName::parse("example.com").expect("valid");
+        let label = MailFromLabel::parse("send", &apex).expect("valid");
+        let records = mail_from_records(&apex, &label, "eu-west-1");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].record, RecordPurpose::MailFromMx);
+        assert_eq!(
+            (records[0].name.as_str(), records[0].fqdn.as_str()),
+            ("send", "send.example.com")
+        );
+        assert_eq!(records[0].value, "feedback-smtp.eu-west-1.amazonses.com");
+        assert_eq!(records[0].priority, Some(10));
+        assert_eq!(records[1].record, RecordPurpose::MailFromSpf);
+        assert_eq!(records[1].record_type, RecordType::Txt);
+        assert_eq!(records[1].value, "v=spf1 include:amazonses.com ~all");
+        assert_eq!(records[1].priority, None);
+
+        let sub = DomainName::parse("mail.company.co.uk").expect("valid");
+        let records = mail_from_records(&sub, &label, "us-east-2");
+        assert_eq!(records[1].name, "send.mail");
+        assert_eq!(records[1].fqdn, "send.mail.company.co.uk");
     }
 }
 

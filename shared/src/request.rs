@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::domain_name::DomainName;
 use crate::error::ApiError;
+use crate::mail_from::MailFromLabel;
 
 /// Bodies above this are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -37,19 +38,44 @@ pub fn path_domain(request: &Request) -> Result<DomainName, ApiError> {
         .ok_or(ApiError::DomainNotFound)
 }
 
-/// The `name` of a create body `{"name": "example.com"}`.
-pub fn body_domain(request: &Request) -> Result<DomainName, ApiError> {
+/// The body as a JSON object (at most `MAX_BODY_BYTES`).
+fn body_object(
+    request: &Request,
+    example: &'static str,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let body: &[u8] = request.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|_| ApiError::InvalidJson("the body is not valid JSON"))?;
-    let Value::Object(fields) = value else {
-        return Err(ApiError::InvalidJson(
-            "the body must be a JSON object like {\"name\": \"example.com\"}",
-        ));
-    };
+    match value {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(ApiError::InvalidJson(example)),
+    }
+}
+
+/// "(it has `a`, `b`)" for a body without the expected field.
+fn fields_it_has(fields: &serde_json::Map<String, Value>) -> String {
+    let others: Vec<String> = fields
+        .keys()
+        .take(5)
+        .map(|k| format!("`{}`", k.chars().take(40).collect::<String>()))
+        .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (it has {})", others.join(", "))
+    }
+}
+
+/// A create body `{"name": "example.com", "mail_from_subdomain": "send"}` (the
+/// second field optional, null as absent).
+pub fn create_body(request: &Request) -> Result<(DomainName, Option<MailFromLabel>), ApiError> {
+    let fields = body_object(
+        request,
+        "the body must be a JSON object like {\"name\": \"example.com\"}",
+    )?;
     let name = match fields.get("name") {
         Some(Value::String(name)) => name,
         Some(_) => {
@@ -58,23 +84,49 @@ pub fn body_domain(request: &Request) -> Result<DomainName, ApiError> {
             ));
         }
         None => {
-            let others: Vec<&str> = fields.keys().map(String::as_str).take(5).collect();
-            let why = if others.is_empty() {
-                "the body has no `name` field".to_string()
-            } else {
-                format!(
-                    "the body has no `name` field (it has {})",
-                    others
-                        .iter()
-                        .map(|k| format!("`{}`", k.chars().take(40).collect::<String>()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            return Err(ApiError::InvalidDomainName(why));
+            return Err(ApiError::InvalidDomainName(format!(
+                "the body has no `name` field{}",
+                fields_it_has(&fields)
+            )));
         }
     };
-    DomainName::parse(name).map_err(|invalid| ApiError::InvalidDomainName(invalid.why().into()))
+    let name = DomainName::parse(name)
+        .map_err(|invalid| ApiError::InvalidDomainName(invalid.why().into()))?;
+    let label = mail_from_field(fields.get("mail_from_subdomain"), &name)?;
+    Ok((name, label))
+}
+
+/// An update body `{"mail_from_subdomain": "send" | null}` for `domain`.
+pub fn mail_from_body(
+    request: &Request,
+    domain: &DomainName,
+) -> Result<Option<MailFromLabel>, ApiError> {
+    let fields = body_object(
+        request,
+        "the body must be a JSON object like {\"mail_from_subdomain\": \"send\"}",
+    )?;
+    match fields.get("mail_from_subdomain") {
+        None => Err(ApiError::InvalidMailFrom(format!(
+            "the body has no `mail_from_subdomain` field{}: send {{\"mail_from_subdomain\": \"send\"}} to set one, or null to remove it",
+            fields_it_has(&fields)
+        ))),
+        value => mail_from_field(value, domain),
+    }
+}
+
+fn mail_from_field(
+    value: Option<&Value>,
+    domain: &DomainName,
+) -> Result<Option<MailFromLabel>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(label)) => MailFromLabel::parse(label, domain)
+            .map(Some)
+            .map_err(|invalid| ApiError::InvalidMailFrom(invalid.why().into())),
+        Some(_) => Err(ApiError::InvalidMailFrom(
+            "`mail_from_subdomain` must be a string such as \"send\", or null".into(),
+        )),
+    }
 }
 
 /// API Gateway's request id, or the Lambda invocation's.

@@ -13,9 +13,18 @@ whole table taken at its start, undoing writes that other requests made
 meanwhile. Under concurrent requests that loses writes DynamoDB never loses, so
 every DynamoDB operation here runs under one lock (moto's speed is not measured).
 
-Still unlike SES (docs/testing.md): DKIM status stays PENDING (nothing checks
-DNS), no per-account sending quota or throttling, and identity names are not
-validated.
+moto 5 has no MAIL FROM attributes, and its DKIM status never moves. Here, as on
+SES, PutEmailIdentityMailFromAttributes stores the MAIL FROM domain, and
+GetEmailIdentity reports DKIM (and MAIL FROM) `SUCCESS` only once this server has
+itself seen the three CNAMEs (the MX to feedback-smtp.<region>.amazonses.com)
+in DNS for MOTO_SES_CONFIRM_SECONDS, and `TEMPORARY_FAILURE` when records it had
+confirmed are gone. It looks when asked (GetEmailIdentity), resolving without a
+cache from the DNS server at MOTO_SES_DNS_TOP (the loopback hierarchy's `com.`
+server, scripts/dns-hierarchy); without one, nothing is ever confirmed.
+
+Still unlike SES (docs/testing.md): SES looks on its own schedule (minutes, up to
+72 hours) and gives up with FAILED after 72 hours; no per-account sending quota or
+throttling; identity names are not validated.
 
 Accounts: a request signed with the access key id MOTOACCT<12 digits> is served
 in the account of that number, so each test (a deployment of its own, with its own SES
@@ -23,6 +32,8 @@ identities) can have a fresh account on one server.
 
 Usage: python tests/moto-ses/server.py -H 127.0.0.1 -p PORT   (moto_server's flags)
 Env:   MOTO_SES_MAX_IDENTITIES=N   answer LimitExceededException past N identities
+       MOTO_SES_DNS_TOP=HOST:PORT  where SES's DNS resolution starts (none: never confirms)
+       MOTO_SES_CONFIRM_SECONDS=S  how long records must be seen before SUCCESS (default 2)
 """
 
 import os
@@ -31,7 +42,14 @@ import string
 import sys
 
 import functools
+import json
 import threading
+import time
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rdatatype
 
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import BaseResponse
@@ -39,6 +57,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.ses.exceptions import NotFoundException
 from moto.ses.utils import get_arn
 from moto.sesv2.models import SESV2Backend
+from moto.sesv2 import urls as sesv2_urls
+from moto.sesv2.responses import SESV2Response
 from moto.server import main
 
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
@@ -90,8 +110,134 @@ def delete_email_identity(self, email_identity):
     if email_identity not in identities:
         raise NotFoundException(f"Email identity {email_identity} does not exist.")
     del identities[email_identity]
+    with SEEN_LOCK:
+        SEEN.pop((self.account_id, self.region_name, email_identity), None)
     arn = get_arn(self.core_backend, "ses", f"email-identity/{email_identity}")
     self.core_backend.tagger.delete_all_tags_for_resource(arn)
+
+
+def top_server():
+    configured = os.environ.get("MOTO_SES_DNS_TOP")
+    if not configured:
+        return None
+    host, _, port = configured.rpartition(":")
+    return host, int(port)
+
+
+def ask(query, server):
+    answer = dns.query.udp(query, server[0], port=server[1], timeout=2)
+    if answer.flags & dns.flags.TC:
+        answer = dns.query.tcp(query, server[0], port=server[1], timeout=2)
+    return answer
+
+
+def lookup(name, rdtype):
+    """The records of `rdtype` at `name`, as text (none on any failure), resolved
+    iteratively from the top server, following referrals by their glue. Nothing
+    is cached, so an absence seen before a record was published is never kept."""
+    server = top_server()
+    if server is None:
+        return []
+    wanted = dns.rdatatype.from_text(rdtype)
+    query = dns.message.make_query(name, rdtype)
+    query.flags &= ~dns.flags.RD
+    for _ in range(8):
+        try:
+            answer = ask(query, server)
+        except Exception:
+            return []
+        if answer.answer:
+            return [rdata.to_text().lower() for rrset in answer.answer if rrset.rdtype == wanted for rdata in rrset]
+        glue = [rdata.address for rrset in answer.additional if rrset.rdtype == dns.rdatatype.A for rdata in rrset]
+        referred = any(rrset.rdtype == dns.rdatatype.NS for rrset in answer.authority)
+        if not (referred and glue):
+            return []
+        server = (glue[0], 53)
+    return []
+
+
+def dkim_published(domain, tokens):
+    return bool(tokens) and all(
+        f"{token}.dkim.amazonses.com." in lookup(f"{token}._domainkey.{domain}", "CNAME") for token in tokens
+    )
+
+
+def mail_from_published(mail_from_domain, region):
+    host = f"feedback-smtp.{region}.amazonses.com."
+    return any(value.split()[-1] == host for value in lookup(mail_from_domain, "MX"))
+
+
+def advance(state, seen, now):
+    """SES's status after one look: SUCCESS once seen for the confirm time;
+    TEMPORARY_FAILURE when confirmed records are gone, SUCCESS again when back."""
+    confirm = float(os.environ.get("MOTO_SES_CONFIRM_SECONDS", "2"))
+    if not seen:
+        state["seen_since"] = None
+        if state["status"] == "SUCCESS":
+            state["status"] = "TEMPORARY_FAILURE"
+        return
+    if state["status"] == "TEMPORARY_FAILURE":
+        state["status"] = "SUCCESS"
+        return
+    if state.get("seen_since") is None:
+        state["seen_since"] = now
+    if state["status"] != "SUCCESS" and now - state["seen_since"] >= confirm:
+        state["status"] = "SUCCESS"
+
+
+# What this server has seen of each identity: {(account, region, name): {...}}.
+SEEN = {}
+SEEN_LOCK = threading.Lock()
+
+
+def look(backend, name, identity):
+    """Looks at DNS as SES would and updates the identity's statuses."""
+    key = (backend.account_id, backend.region_name, name)
+    now = time.monotonic()
+    with SEEN_LOCK:
+        seen = SEEN.setdefault(key, {"dkim": {"status": "PENDING"}, "mail_from": None})
+    tokens = identity.dkim_attributes.get("Tokens") or []
+    if tokens and identity.dkim_attributes.get("Status") in ("PENDING", "SUCCESS", "TEMPORARY_FAILURE"):
+        advance(seen["dkim"], dkim_published(name, tokens), now)
+        identity.dkim_attributes["Status"] = seen["dkim"]["status"]
+    attributes = getattr(identity, "mail_from_attributes", None)
+    if attributes:
+        state = seen["mail_from"]
+        if state is None or state.get("domain") != attributes["MailFromDomain"]:
+            state = seen["mail_from"] = {"domain": attributes["MailFromDomain"], "status": "PENDING"}
+        advance(state, mail_from_published(attributes["MailFromDomain"], backend.region_name), now)
+        attributes["MailFromDomainStatus"] = state["status"]
+
+
+def put_email_identity_mail_from_attributes(self):
+    name = self._get_param("EmailIdentity")
+    identity = self.sesv2_backend.get_email_identity(email_identity=name)
+    mail_from_domain = self._get_param("MailFromDomain")
+    if mail_from_domain:
+        identity.mail_from_attributes = {
+            "MailFromDomain": mail_from_domain,
+            "MailFromDomainStatus": "PENDING",
+            "BehaviorOnMxFailure": self._get_param("BehaviorOnMxFailure") or "USE_DEFAULT_VALUE",
+        }
+    else:
+        identity.mail_from_attributes = None
+    backend = self.sesv2_backend
+    with SEEN_LOCK:
+        state = SEEN.get((backend.account_id, backend.region_name, name))
+        if state is not None:
+            state["mail_from"] = None
+    return json.dumps({})
+
+
+def get_email_identity(self):
+    name = self._get_param("EmailIdentity")
+    identity = self.sesv2_backend.get_email_identity(email_identity=name)
+    look(self.sesv2_backend, name, identity)
+    answer = dict(identity.get_response_object)
+    attributes = getattr(identity, "mail_from_attributes", None)
+    if attributes:
+        answer["MailFromAttributes"] = attributes
+    return json.dumps(answer)
 
 
 moto_current_account = BaseResponse.get_current_account
@@ -133,6 +279,10 @@ for name in (
 
 SESV2Backend.create_email_identity = create_email_identity
 SESV2Backend.delete_email_identity = delete_email_identity
+SESV2Response.put_email_identity_mail_from_attributes = put_email_identity_mail_from_attributes
+# moto routes no SESv2 path under an identity but policies; the MAIL FROM one is added.
+sesv2_urls.url_paths["{0}/v2/email/identities/(?P<EmailIdentity>[^/]+)/mail-from$"] = SESV2Response.dispatch
+SESV2Response.get_email_identity = get_email_identity
 
 if __name__ == "__main__":
     sys.exit(main())

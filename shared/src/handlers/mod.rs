@@ -2,6 +2,7 @@
 //! Gateway sent, and always answers: errors become JSON responses here, and every
 //! request is logged once.
 
+mod mail_from;
 mod paging;
 mod setup;
 
@@ -50,6 +51,11 @@ pub async fn get_dns_records(app: &App, request: Request) -> HandlerResult {
 /// `POST /domains/{domain}/verify`
 pub async fn verify_domain(app: &App, request: Request) -> HandlerResult {
     respond("verify_domain", &request, verify(app, &request)).await
+}
+
+/// `PATCH /domains/{domain}`: sets or removes the custom MAIL FROM subdomain.
+pub async fn update_domain(app: &App, request: Request) -> HandlerResult {
+    respond("update_domain", &request, mail_from::update(app, &request)).await
 }
 
 /// `DELETE /domains/{domain}`

@@ -12,8 +12,8 @@ use crate::error::{ApiError, json_response};
 use crate::identity::IdentityError;
 use crate::model::{DnsRecord, Domain, Timestamp};
 use crate::provisioning::{self, SetupError};
-use crate::records::expected_records;
-use crate::request::{body_domain, organization_id};
+use crate::records::{expected_records, mail_from_records};
+use crate::request::{create_body, organization_id};
 use crate::store::StoreError;
 
 fn setup_error(error: SetupError) -> ApiError {
@@ -25,10 +25,11 @@ fn setup_error(error: SetupError) -> ApiError {
 
 pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
-    let name = body_domain(request)?;
+    let (name, mail_from) = create_body(request)?;
     let now = Timestamp::now();
     let mut domain = Domain::new(&organization_id, name.clone(), now);
-    domain.records = expected_records(&name, &[], &app.receiving_region);
+    domain.mail_from_subdomain = mail_from;
+    domain.records = expected(app, &domain);
 
     // Claim the name (with a setup mark) first: an identity is only ever created
     // for a claimed name.
@@ -50,6 +51,17 @@ pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body
         }
     };
     store_tokens(app, &mut domain, tokens).await?;
+    if let Some(label) = &domain.mail_from_subdomain {
+        // A failure here is mended by the first check that reads SES's view
+        // (`confirmation::read_ses_view`), before SES's status could matter.
+        if let Err(error) = app
+            .identities
+            .set_mail_from(&name, Some(&label.domain_under(&name)))
+            .await
+        {
+            tracing::warn!(domain = %name, %error, "could not tell SES the MAIL FROM domain yet");
+        }
+    }
 
     let mut response = json_response(StatusCode::CREATED, &domain);
     if let Ok(location) = HeaderValue::from_str(&format!("/domains/{name}")) {
@@ -193,14 +205,21 @@ pub(super) async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(
 /// earlier checks saw of records that are still expected.
 fn apply_tokens(app: &App, domain: &mut Domain, tokens: Vec<String>) {
     domain.dkim_tokens = tokens;
-    domain.records = merge_records(
-        expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region),
-        &domain.records,
-    );
+    domain.records = merge_records(expected(app, domain), &domain.records);
+}
+
+/// The records the domain must publish now (all pending): the six, and the MAIL
+/// FROM domain's two when one is set.
+pub(super) fn expected(app: &App, domain: &Domain) -> Vec<DnsRecord> {
+    let mut records = expected_records(&domain.name, &domain.dkim_tokens, &app.receiving_region);
+    if let Some(label) = &domain.mail_from_subdomain {
+        records.extend(mail_from_records(&domain.name, label, &app.sending_region));
+    }
+    records
 }
 
 /// Keeps what earlier checks saw of records that are still expected.
-fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRecord> {
+pub(super) fn merge_records(expected: Vec<DnsRecord>, previous: &[DnsRecord]) -> Vec<DnsRecord> {
     expected
         .into_iter()
         .map(|record| {

@@ -150,8 +150,12 @@ impl Lookups<'_> {
         record: &DnsRecord,
     ) -> Result<Judgement, String> {
         match record.record {
-            RecordPurpose::Mx => self.judge_mx_record(domain, record).await,
-            RecordPurpose::Spf => spf::check::judge_spf_record(self, domain, record).await,
+            RecordPurpose::Mx | RecordPurpose::MailFromMx => {
+                self.judge_mx_record(domain, record).await
+            }
+            RecordPurpose::Spf | RecordPurpose::MailFromSpf => {
+                spf::check::judge_spf_record(self, domain, record).await
+            }
             RecordPurpose::Dmarc => self.judge_dmarc_record(domain, record).await,
             RecordPurpose::Dkim => self.judge_dkim_record(domain, record).await,
         }

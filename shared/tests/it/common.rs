@@ -25,6 +25,7 @@ pub enum Endpoint {
     Get,
     DnsRecords,
     Verify,
+    Update,
     Delete,
 }
 
@@ -36,6 +37,7 @@ impl Endpoint {
             Self::Get => "get-domain.json",
             Self::DnsRecords => "get-dns-records.json",
             Self::Verify => "verify-domain.json",
+            Self::Update => "update-domain.json",
             Self::Delete => "delete-domain.json",
         }
     }
@@ -140,6 +142,7 @@ impl Call {
             Endpoint::Get => handlers::get_domain(app, request).await,
             Endpoint::DnsRecords => handlers::get_dns_records(app, request).await,
             Endpoint::Verify => handlers::verify_domain(app, request).await,
+            Endpoint::Update => handlers::update_domain(app, request).await,
             Endpoint::Delete => handlers::delete_domain(app, request).await,
         }
         .expect("handlers always answer");

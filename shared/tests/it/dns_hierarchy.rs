@@ -18,7 +18,7 @@ use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
 use shared::records::expected_records;
 use shared::verify::DnsChecker;
 
-fn resolver_address() -> SocketAddr {
+pub(crate) fn resolver_address() -> SocketAddr {
     let address = std::env::var("DNS_HIERARCHY_RESOLVER").expect(
         "DNS_HIERARCHY_RESOLVER is not set: these tests need the loopback DNS hierarchy; \
          run `eval \"$(scripts/dns-hierarchy start)\"` (as root) or scripts/test",
@@ -267,7 +267,7 @@ async fn every_situation_is_judged_as_receivers_would() {
 }
 
 /// `knotc` on the Knot server `server` ("provider" or "child"): one transaction.
-fn publish(server: &str, zone: &str, owner: &str, record: &[&str]) {
+pub(crate) fn publish(server: &str, zone: &str, owner: &str, record: &[&str]) {
     let directory = std::env::var("DNS_HIERARCHY_DIR")
         .expect("DNS_HIERARCHY_DIR is set with DNS_HIERARCHY_RESOLVER");
     let socket = format!("{directory}/{server}/knot.sock");

@@ -35,6 +35,7 @@ async fn http(app: &App, file: &str) -> (StatusCode, Value) {
         "get-domain.json" => handlers::get_domain(app, request).await,
         "get-dns-records.json" => handlers::get_dns_records(app, request).await,
         "verify-domain.json" => handlers::verify_domain(app, request).await,
+        "update-domain.json" => handlers::update_domain(app, request).await,
         "delete-domain.json" => handlers::delete_domain(app, request).await,
         other => panic!("no handler for {other}"),
     }
@@ -62,6 +63,7 @@ async fn every_event_file_runs_through_its_handler() {
         "get-domain.json",
         "get-dns-records.json",
         "verify-domain.json",
+        "update-domain.json",
         "reverify-pending.json",
         "delete-domain.json",
     ];
@@ -118,14 +120,20 @@ async fn every_event_file_runs_through_its_handler() {
                     handlers::reverify_pending(&app, LambdaEvent::new(payload, Context::default()))
                         .await
                         .expect("scheduled run");
-                // The domain was just created and verified: its next check is a
-                // minute away, so a run now has nothing due.
+                // The domain was just verified and then given a MAIL FROM domain:
+                // its next check is a minute away, so a run now has nothing due.
                 assert_eq!(summary, shared::scheduler::Summary::default());
             }
             "create-domain.json" => {
                 let (status, body) = http(&app, file).await;
                 assert_eq!(status, StatusCode::CREATED, "{body}");
                 assert_eq!(body["organization_id"], "org_123");
+            }
+            "update-domain.json" => {
+                let (status, body) = http(&app, file).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(body["mail_from_subdomain"], "send");
+                assert_eq!(body["records"].as_array().map(Vec::len), Some(8));
             }
             _ => {
                 let (status, body) = http(&app, file).await;

@@ -29,6 +29,7 @@ enum Op {
     IdentityCreate,
     IdentityTokens,
     IdentityDelete,
+    IdentityMailFrom,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -180,6 +181,17 @@ impl IdentityProvider for FaultyIdentities {
     }
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
         faulty_identity!(self, Op::IdentityDelete, self.inner.delete(name))
+    }
+    async fn set_mail_from(
+        &self,
+        name: &DomainName,
+        mail_from_domain: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        faulty_identity!(
+            self,
+            Op::IdentityMailFrom,
+            self.inner.set_mail_from(name, mail_from_domain)
+        )
     }
 }
 

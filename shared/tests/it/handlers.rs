@@ -345,6 +345,9 @@ impl IdentityProvider for FailingIdentities {
     async fn delete(&self, _: &DomainName) -> Result<(), IdentityError> {
         Err((self.0)())
     }
+    async fn set_mail_from(&self, _: &DomainName, _: Option<&str>) -> Result<(), IdentityError> {
+        Err((self.0)())
+    }
 }
 
 #[tokio::test]
@@ -840,6 +843,13 @@ impl IdentityProvider for DeletingWhileCreating {
     async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
         self.inner.delete(name).await
     }
+    async fn set_mail_from(
+        &self,
+        name: &DomainName,
+        mail_from_domain: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        self.inner.set_mail_from(name, mail_from_domain).await
+    }
 }
 
 #[tokio::test]
@@ -962,4 +972,229 @@ async fn correct_in_dns_but_not_confirmed_by_ses_is_pending_and_says_so() {
             .is_some_and(|r| r.contains("SES is confirming")),
         "{body}"
     );
+}
+
+/// The two MAIL FROM records at `send.example.com`, as a zone-file snippet.
+const MAIL_FROM_ZONE: &str = "send 300 IN MX 10 feedback-smtp.us-east-2.amazonses.com.\n\
+                              send 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n";
+
+#[tokio::test]
+async fn a_mail_from_domain_on_the_embedded_default_adds_two_records_and_reaches_verified() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    let name = DomainName::parse("example.com").expect("valid");
+    let created = create("example.com")
+        .body(r#"{"name": "example.com", "mail_from_subdomain": "Send"}"#)
+        .send(app)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.body["mail_from_subdomain"], "send", "normalized");
+    let records = created.body["records"].as_array().expect("records");
+    assert_eq!(records.len(), 8);
+    let extra: Vec<(&Value, &Value, &Value, &Value)> = records[6..]
+        .iter()
+        .map(|r| (&r["record"], &r["type"], &r["name"], &r["value"]))
+        .collect();
+    assert_eq!(
+        extra,
+        [
+            (
+                &json!("MAIL_FROM_MX"),
+                &json!("MX"),
+                &json!("send"),
+                &json!("feedback-smtp.us-east-2.amazonses.com")
+            ),
+            (
+                &json!("MAIL_FROM_SPF"),
+                &json!("TXT"),
+                &json!("send"),
+                &json!("v=spf1 include:amazonses.com ~all")
+            ),
+        ]
+    );
+    assert_eq!(
+        world
+            .identities
+            .get(&name)
+            .await
+            .expect("identity")
+            .mail_from_domain
+            .as_deref(),
+        Some("send.example.com"),
+        "SES is told"
+    );
+    let (status, _, zone) = Call::new(Endpoint::DnsRecords)
+        .query("format", "bind")
+        .send_text(app)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        zone.contains(
+            "send.example.com.\t3600\tIN\tMX\t10 feedback-smtp.us-east-2.amazonses.com.\n"
+        ) && zone
+            .contains("send.example.com.\t3600\tIN\tTXT\t\"v=spf1 include:amazonses.com ~all\"\n"),
+        "{zone}"
+    );
+
+    // The six alone do not verify it; the eight do (the stand-in confirms both).
+    world
+        .dns
+        .publish(0, &correct_zone(&tokens_of(&created.body)))
+        .await;
+    let six = Call::new(Endpoint::Verify).send(app).await;
+    assert_eq!(six.body["status"], "pending", "{}", six.body);
+    let mail_from_mx = &six.body["records"][6];
+    assert_eq!(mail_from_mx["status"], "pending", "{mail_from_mx}");
+    world.dns.publish(0, MAIL_FROM_ZONE).await;
+    let eight = Call::new(Endpoint::Verify).send(app).await;
+    assert_eq!(
+        (&eight.body["status"], &eight.body["reason"]),
+        (&json!("verified"), &Value::Null),
+        "{}",
+        eight.body
+    );
+    assert_eq!(eight.body["ses"]["mail_from_status"], "SUCCESS");
+
+    // Removed: six records, SES cleared, still verified.
+    let removed = Call::new(Endpoint::Update)
+        .body(r#"{"mail_from_subdomain": null}"#)
+        .send(app)
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{removed:?}");
+    assert_eq!(removed.body["records"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        (
+            &removed.body["status"],
+            &removed.body["ses"]["mail_from_status"]
+        ),
+        (&json!("verified"), &Value::Null)
+    );
+    assert_eq!(
+        world
+            .identities
+            .get(&name)
+            .await
+            .expect("identity")
+            .mail_from_domain,
+        None
+    );
+    assert_eq!(
+        Call::new(Endpoint::Get).send(app).await.body,
+        removed.body,
+        "stored as answered"
+    );
+}
+
+#[tokio::test]
+async fn a_mail_from_change_a_caller_gets_wrong_is_a_clear_400_and_changes_nothing() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    let created = create("example.com").send(app).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    for (body, detail) in [
+        (r#"{"mail_from_subdomain": "a.b"}"#, "more than one label"),
+        (r#"{"mail_from_subdomain": "-x"}"#, "not a DNS label"),
+        (r#"{"mail_from_subdomain": ""}"#, "empty"),
+        (r#"{"mail_from_subdomain": 7}"#, "must be a string"),
+        (
+            r#"{"mail_from": "send"}"#,
+            "has no `mail_from_subdomain` field (it has `mail_from`)",
+        ),
+    ] {
+        let reply = Call::new(Endpoint::Update).body(body).send(app).await;
+        reply.assert_error(400, "Invalid MAIL FROM subdomain");
+        assert_eq!(reply.body["code"], "invalid_mail_from_subdomain");
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(detail)),
+            "{body}: {reply:?}"
+        );
+    }
+    for body in ["not json", "[]"] {
+        Call::new(Endpoint::Update)
+            .body(body)
+            .send(app)
+            .await
+            .assert_error(400, "Invalid JSON body: expected a JSON object");
+    }
+    let refused_create = create("other.example.com")
+        .body(r#"{"name": "other.example.com", "mail_from_subdomain": "x_y"}"#)
+        .send(app)
+        .await;
+    refused_create.assert_error(400, "Invalid MAIL FROM subdomain");
+    assert_eq!(
+        Call::new(Endpoint::Get).send(app).await.body,
+        created.body,
+        "nothing changed"
+    );
+    assert_eq!(
+        Call::new(Endpoint::List).send(app).await.body,
+        json!([created.body]),
+        "the refused create claimed nothing"
+    );
+
+    // Another organization's domain, or none: not found, and untouched.
+    Call::new(Endpoint::Update)
+        .org("org_other")
+        .send(app)
+        .await
+        .assert_error(404, "Domain not found");
+    Call::new(Endpoint::Update)
+        .domain("missing.example.com")
+        .send(app)
+        .await
+        .assert_error(404, "Domain not found");
+    assert_eq!(Call::new(Endpoint::Get).send(app).await.body, created.body);
+    let name = DomainName::parse("example.com").expect("valid");
+    assert_eq!(
+        world
+            .identities
+            .get(&name)
+            .await
+            .expect("identity")
+            .mail_from_domain,
+        None,
+        "SES untouched"
+    );
+}
+
+#[tokio::test]
+async fn when_ses_refuses_a_mail_from_change_the_domain_keeps_what_it_had() {
+    let mut world = in_memory_world().await;
+    let created = create("example.com").send(&world.app).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let identities = world.identities.clone();
+    world.app.identities = Arc::new(ThrottledMailFrom(identities));
+    let reply = Call::new(Endpoint::Update).send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert_eq!(
+        Call::new(Endpoint::Get).send(&world.app).await.body,
+        created.body,
+        "the domain is as it was"
+    );
+}
+
+/// The local identities, but SES throttles every MAIL FROM change.
+struct ThrottledMailFrom(Arc<shared::identity::LocalIdentities>);
+
+#[async_trait]
+impl IdentityProvider for ThrottledMailFrom {
+    async fn create(
+        &self,
+        name: &DomainName,
+        owner: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        self.0.create(name, owner).await
+    }
+    async fn get(&self, name: &DomainName) -> Result<Identity, IdentityError> {
+        self.0.get(name).await
+    }
+    async fn delete(&self, name: &DomainName) -> Result<(), IdentityError> {
+        self.0.delete(name).await
+    }
+    async fn set_mail_from(&self, _: &DomainName, _: Option<&str>) -> Result<(), IdentityError> {
+        Err(IdentityError::Throttled("SES says slow down".into()))
+    }
 }

@@ -84,6 +84,14 @@ impl IdentityProvider for RecordingIdentities {
         self.record("DeleteEmailIdentity");
         self.inner.delete(name).await
     }
+    async fn set_mail_from(
+        &self,
+        name: &DomainName,
+        mail_from_domain: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        self.record("PutEmailIdentityMailFromAttributes");
+        self.inner.set_mail_from(name, mail_from_domain).await
+    }
 }
 
 /// Full writes of one domain fail (through the one hookable store wrapper).
@@ -188,6 +196,37 @@ impl Recorder {
     }
 }
 
+/// Creates `name` with the MAIL FROM subdomain `send`, makes SES forget it (a
+/// change that reached the table but not SES) and publishes all eight records:
+/// the next check that reads SES tells it again.
+async fn mail_from_not_in_ses(r: &Recorder, name: &str) {
+    r.ses(SesBehaviour::Normal);
+    let reply = create(name)
+        .body(&serde_json::json!({ "name": name, "mail_from_subdomain": "send" }).to_string())
+        .send(&r.app)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    let parsed = DomainName::parse(name).expect("valid");
+    r.identities
+        .inner
+        .set_mail_from(&parsed, None)
+        .await
+        .expect("forgotten");
+    let tokens = crate::common::tokens_of(&reply.body);
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let prefix = name.trim_end_matches(".example.com");
+    r._dns
+        .publish(
+            0,
+            &format!(
+                "{}{}",
+                test_support::dns::all_records_zone(prefix, &tokens),
+                test_support::dns::mail_from_zone(prefix, "send")
+            ),
+        )
+        .await;
+}
+
 async fn create_ok(app: &App, name: &str) {
     assert_eq!(
         create(name).send(app).await.status,
@@ -238,6 +277,13 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     let mut create_actions = r.recorded();
     r.prepare(r.leftover("c4.example.com", 60)).await;
     create_ok(app, "c4.example.com").await;
+    create_actions.extend(r.recorded());
+    // With a MAIL FROM domain: SES is told.
+    let reply = create("c7.example.com")
+        .body(r#"{"name": "c7.example.com", "mail_from_subdomain": "send"}"#)
+        .send(app)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     create_actions.extend(r.recorded());
     recorded.insert("create-domain", create_actions);
 
@@ -308,6 +354,44 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         actions.extend(r.recorded());
         recorded.insert(function, actions);
     }
+    // verify: SES told the MAIL FROM domain it does not hold.
+    r.prepare(mail_from_not_in_ses(&r, "verify-told.example.com"))
+        .await;
+    let reply = Call::new(Endpoint::Verify)
+        .domain("verify-told.example.com")
+        .send(app)
+        .await;
+    assert_eq!(
+        reply.body["ses"]["mail_from_status"], "SUCCESS",
+        "{reply:?}"
+    );
+    if let Some(actions) = recorded.get_mut("verify-domain") {
+        actions.extend(r.recorded());
+    }
+
+    // update-domain: set and removed on a domain with its identity; set on a
+    // domain a create left half-done (nothing to tell SES yet).
+    r.start().await;
+    for body in [
+        r#"{"mail_from_subdomain": "send"}"#,
+        r#"{"mail_from_subdomain": null}"#,
+    ] {
+        let reply = Call::new(Endpoint::Update)
+            .domain("c1.example.com")
+            .body(body)
+            .send(app)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    }
+    let mut update_actions = r.recorded();
+    r.prepare(r.leftover("u-half.example.com", 60)).await;
+    let reply = Call::new(Endpoint::Update)
+        .domain("u-half.example.com")
+        .send(app)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    update_actions.extend(r.recorded());
+    recorded.insert("update-domain", update_actions);
 
     r.start().await;
     assert_eq!(
@@ -344,6 +428,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     r._dns
         .publish(0, &test_support::dns::all_records_zone("c4", &tokens))
         .await;
+    mail_from_not_in_ses(&r, "s-told.example.com").await;
     r.start().await;
     let scheduler_app = App::new(
         Arc::new(HookedStore {
@@ -412,9 +497,10 @@ async fn policies_grant_exactly_the_actions_the_code_performs() {
     }
 }
 
-/// Every statement that lets a function create or delete SES identities is
-/// conditioned on this deployment's tag: creating untagged identities or deleting
-/// any identity this deployment did not make is refused by IAM itself.
+/// Every statement that lets a function create, delete or change SES identities
+/// is conditioned on this deployment's tag: creating untagged identities, or
+/// deleting or changing any identity this deployment did not make, is refused by
+/// IAM itself.
 #[test]
 fn ses_writes_are_conditioned_on_the_deployment_tag() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
@@ -434,7 +520,9 @@ fn ses_writes_are_conditioned_on_the_deployment_tag() {
                 .flatten()
                 .filter_map(|a| a.as_str())
                 .collect();
-            let key = if actions.contains(&"ses:DeleteEmailIdentity") {
+            let key = if actions.contains(&"ses:DeleteEmailIdentity")
+                || actions.contains(&"ses:PutEmailIdentityMailFromAttributes")
+            {
                 "aws:ResourceTag/domains-api:deployment"
             } else if actions.contains(&"ses:CreateEmailIdentity")
                 || actions.contains(&"ses:TagResource")
@@ -460,7 +548,8 @@ fn ses_writes_are_conditioned_on_the_deployment_tag() {
         }
     }
     assert_eq!(
-        checked, 7,
-        "create-domain, get-dns-records, verify-domain (2 each), delete-domain"
+        checked, 11,
+        "create-domain, get-dns-records, verify-domain (2 each), delete-domain; \
+         MAIL FROM: create-domain, verify-domain, update-domain, reverify-pending"
     );
 }

@@ -15,6 +15,7 @@ mod limits;
 mod races;
 mod scheduler;
 mod ses_adapter;
+mod ses_confirmation;
 mod store_suite;
 mod tenancy;
 mod tenant_isolation;

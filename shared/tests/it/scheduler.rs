@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::Duration as Span;
-use shared::identity::LocalIdentities;
+use shared::confirmation::MAX_RATE_WAIT;
+use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider, LocalIdentities};
 use shared::model::{CheckSchedule, Domain, DomainStatus, Timestamp};
 use shared::records::expected_records;
 use shared::scheduler::{RunOptions, SchedulerError, Summary, run};
@@ -471,41 +472,65 @@ async fn systemic_failures_are_errors() {
     );
 }
 
+/// SES that records when each identity read was made and answers PENDING.
+struct Recording(std::sync::Mutex<Vec<tokio::time::Instant>>);
+
+#[async_trait::async_trait]
+impl IdentityProvider for Recording {
+    async fn create(
+        &self,
+        _: &DomainName,
+        _: &IdentityOwner,
+    ) -> Result<Vec<String>, IdentityError> {
+        Err(IdentityError::Other("not in this test".into()))
+    }
+    async fn get(&self, _: &DomainName) -> Result<Identity, IdentityError> {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(tokio::time::Instant::now());
+        Ok(Identity {
+            tokens: vec![],
+            owner: None,
+            dkim_status: Some(shared::model::SesStatus::Pending),
+            mail_from_domain: None,
+            mail_from_status: None,
+        })
+    }
+    async fn delete(&self, _: &DomainName) -> Result<(), IdentityError> {
+        Ok(())
+    }
+    async fn set_mail_from(&self, _: &DomainName, _: Option<&str>) -> Result<(), IdentityError> {
+        Ok(())
+    }
+}
+
+/// When each SES read was made, in order.
+fn read_times(calls: &Recording) -> Vec<tokio::time::Instant> {
+    calls.0.lock().expect("lock").clone()
+}
+
+/// No more than `rate` of `times` (sorted) within any second.
+fn assert_at_most_per_second(times: &[tokio::time::Instant], rate: usize) {
+    for (i, first) in times.iter().enumerate() {
+        let in_a_second = times[i..]
+            .iter()
+            .take_while(|t| **t < *first + std::time::Duration::from_secs(1))
+            .count();
+        assert!(in_a_second <= rate, "{in_a_second} reads within a second");
+    }
+}
+
 /// SES reads as the scheduled job makes them (one limiter shared by every check of
 /// a run), on a paused clock: 100 domains all correct in DNS and waiting for SES,
 /// at SES_MAX_RPS=5, never more than 5 reads in any second. What cannot get a turn
 /// within `MAX_RATE_WAIT` is left as it was, for its next check.
 #[tokio::test(start_paused = true)]
 async fn ses_is_read_at_most_at_its_rate_and_the_rest_waits_for_the_next_check() {
-    use shared::confirmation::{MAX_RATE_WAIT, RateLimiter, read_ses_view};
-    use shared::identity::{Identity, IdentityError, IdentityOwner, IdentityProvider};
-    use shared::model::{RecordStatus, SesStatus};
+    use shared::confirmation::{RateLimiter, read_ses_view};
+    use shared::model::RecordStatus;
     use std::sync::Mutex;
-    use std::time::Duration;
-    use tokio::time::Instant;
 
-    struct Recording(Mutex<Vec<Instant>>);
-    #[async_trait::async_trait]
-    impl IdentityProvider for Recording {
-        async fn create(
-            &self,
-            _: &DomainName,
-            _: &IdentityOwner,
-        ) -> Result<Vec<String>, IdentityError> {
-            Err(IdentityError::Other("not in this test".into()))
-        }
-        async fn get(&self, _: &DomainName) -> Result<Identity, IdentityError> {
-            self.0.lock().expect("lock").push(Instant::now());
-            Ok(Identity {
-                tokens: vec![],
-                owner: None,
-                dkim_status: Some(SesStatus::Pending),
-            })
-        }
-        async fn delete(&self, _: &DomainName) -> Result<(), IdentityError> {
-            Ok(())
-        }
-    }
     let calls = Arc::new(Recording(Mutex::new(Vec::new())));
     let app = App::new(
         Arc::new(shared::store::InMemoryStore::new()),
@@ -517,7 +542,6 @@ async fn ses_is_read_at_most_at_its_rate_and_the_rest_waits_for_the_next_check()
     )
     .with_ses_rate(5);
     let limiter = RateLimiter::per_second(app.ses_max_rps.expect("set"));
-    let start = Instant::now();
     let now = Timestamp::now();
     let mut domains: Vec<Domain> = (0..100)
         .map(|i| {
@@ -539,7 +563,7 @@ async fn ses_is_read_at_most_at_its_rate_and_the_rest_waits_for_the_next_check()
     )
     .await;
 
-    let times: Vec<Instant> = calls.0.lock().expect("lock").clone();
+    let times = read_times(&calls);
     let read = domains.iter().filter(|d| d.ses.is_some()).count();
     assert_eq!(read, times.len());
     // 5 a second for as long as a check may wait (10 s), and the first at once.
@@ -548,21 +572,66 @@ async fn ses_is_read_at_most_at_its_rate_and_the_rest_waits_for_the_next_check()
         5 * MAX_RATE_WAIT.as_secs() as usize + 1,
         "{read} reads"
     );
-    for (i, first) in times.iter().enumerate() {
-        let in_a_second = times[i..]
-            .iter()
-            .take_while(|t| **t < *first + Duration::from_secs(1))
-            .count();
-        assert!(
-            in_a_second <= 5,
-            "{in_a_second} reads within a second from {:?}",
-            *first - start
-        );
-    }
+    assert_at_most_per_second(&times, 5);
     assert!(
         domains
             .iter()
             .filter(|d| d.ses.is_none())
             .all(|d| d.status == DomainStatus::Pending)
+    );
+}
+
+/// The same through a whole scheduled run (`scheduler::run`): 100 domains due,
+/// their records all published on a DNS server, SES pending, SES_MAX_RPS=5, on a
+/// paused clock. The run's checks share one limiter: never more than 5 reads in
+/// any second, and every domain is still moved on in the schedule.
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_run_reads_ses_at_most_at_its_rate() {
+    let zone: String = (0..100)
+        .map(|i| test_support::dns::all_records_zone(&format!("d{i}"), &["t1", "t2", "t3"]))
+        .collect();
+    let dns = TestDnsServer::start(&[("example.com", zone.as_str())]).await;
+    let calls = Arc::new(Recording(std::sync::Mutex::new(Vec::new())));
+    let store = Arc::new(InMemoryStore::new());
+    let created = Timestamp::now();
+    for i in 0..100 {
+        let name = DomainName::parse(&format!("d{i}.example.com")).expect("valid");
+        let mut domain = Domain::new("org_a", name.clone(), created);
+        domain.dkim_tokens = vec!["t1".into(), "t2".into(), "t3".into()];
+        domain.records = expected_records(&name, &domain.dkim_tokens, "us-east-2");
+        domain.setup_started_at = None;
+        store.insert(&domain, usize::MAX).await.expect("insert");
+    }
+    let app = App::new(
+        store.clone(),
+        calls.clone(),
+        DnsChecker::with_nameservers(&[dns.address()])
+            .expect("resolver")
+            .with_authoritative_port(dns.address().port())
+            .into(),
+        "us-east-2",
+    )
+    .with_ses_rate(5);
+
+    let later = created.plus(Span::minutes(2));
+    let summary = run(&app, later, RunOptions::default(), &|| false)
+        .await
+        .expect("run");
+    assert_eq!(summary.checked, 100, "{summary:?}");
+    let times = read_times(&calls);
+    // 5 a second for as long as a check may wait for its turn, and the first at once.
+    assert_eq!(times.len(), 5 * MAX_RATE_WAIT.as_secs() as usize + 1);
+    assert_at_most_per_second(&times, 5);
+    let stored = store.list("org_a").await.expect("list");
+    assert!(
+        stored
+            .iter()
+            .all(|d| d.status == DomainStatus::Pending && d.schedule.next_check_at > Some(later)),
+        "every domain moved on"
+    );
+    assert_eq!(
+        stored.iter().filter(|d| d.ses.is_some()).count(),
+        times.len(),
+        "each read is stored"
     );
 }

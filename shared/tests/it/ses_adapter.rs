@@ -9,10 +9,15 @@ use aws_sdk_sesv2::operation::delete_email_identity::{
     DeleteEmailIdentityError, DeleteEmailIdentityOutput,
 };
 use aws_sdk_sesv2::operation::get_email_identity::{GetEmailIdentityError, GetEmailIdentityOutput};
+use aws_sdk_sesv2::operation::put_email_identity_mail_from_attributes::{
+    PutEmailIdentityMailFromAttributesError, PutEmailIdentityMailFromAttributesOutput,
+};
 use aws_sdk_sesv2::types::error::{
     AlreadyExistsException, LimitExceededException, NotFoundException, TooManyRequestsException,
 };
-use aws_sdk_sesv2::types::{DkimAttributes, DkimStatus, Tag};
+use aws_sdk_sesv2::types::{
+    BehaviorOnMxFailure, DkimAttributes, DkimStatus, MailFromAttributes, MailFromDomainStatus, Tag,
+};
 use aws_smithy_mocks::{Rule, RuleMode, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
@@ -143,6 +148,8 @@ async fn get_reads_tokens_and_owner_tags_and_maps_not_found() {
             tokens: vec!["a".into(), "b".into(), "c".into()],
             owner: Some(owner()),
             dkim_status: Some(SesStatus::NotStarted),
+            mail_from_domain: None,
+            mail_from_status: None,
         })
     );
 
@@ -191,6 +198,98 @@ async fn get_reads_tokens_and_owner_tags_and_maps_not_found() {
     assert_eq!(
         ses(&[&missing]).get(&name()).await,
         Err(IdentityError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn mail_from_is_set_with_the_default_fallback_cleared_by_omission_and_read_back() {
+    let set = mock!(Client::put_email_identity_mail_from_attributes)
+        .match_requests(|req| {
+            req.email_identity() == Some("mail.example.com")
+                && req.mail_from_domain() == Some("send.mail.example.com")
+                && req.behavior_on_mx_failure() == Some(&BehaviorOnMxFailure::UseDefaultValue)
+        })
+        .then_output(|| PutEmailIdentityMailFromAttributesOutput::builder().build());
+    let cleared = mock!(Client::put_email_identity_mail_from_attributes)
+        .match_requests(|req| req.mail_from_domain().is_none())
+        .then_output(|| PutEmailIdentityMailFromAttributesOutput::builder().build());
+    let identities = ses(&[&set, &cleared]);
+    assert_eq!(
+        identities
+            .set_mail_from(&name(), Some("send.mail.example.com"))
+            .await,
+        Ok(())
+    );
+    assert_eq!(identities.set_mail_from(&name(), None).await, Ok(()));
+    assert_eq!((set.num_calls(), cleared.num_calls()), (1, 1));
+
+    let throttled = mock!(Client::put_email_identity_mail_from_attributes).then_error(|| {
+        PutEmailIdentityMailFromAttributesError::TooManyRequestsException(
+            TooManyRequestsException::builder().build(),
+        )
+    });
+    let result = ses(&[&throttled]).set_mail_from(&name(), None).await;
+    assert!(
+        matches!(result, Err(IdentityError::Throttled(_))),
+        "{result:?}"
+    );
+    let missing = mock!(Client::put_email_identity_mail_from_attributes).then_error(|| {
+        PutEmailIdentityMailFromAttributesError::NotFoundException(
+            NotFoundException::builder().build(),
+        )
+    });
+    assert_eq!(
+        ses(&[&missing]).set_mail_from(&name(), None).await,
+        Err(IdentityError::NotFound)
+    );
+
+    // SES's MAIL FROM status, as SES spells it; an empty domain is none set.
+    for (status, expected) in [
+        (MailFromDomainStatus::Success, Some(SesStatus::Success)),
+        (MailFromDomainStatus::Pending, Some(SesStatus::Pending)),
+        (MailFromDomainStatus::Failed, Some(SesStatus::Failed)),
+        (
+            MailFromDomainStatus::TemporaryFailure,
+            Some(SesStatus::TemporaryFailure),
+        ),
+    ] {
+        let rule = mock!(Client::get_email_identity).then_output(move || {
+            GetEmailIdentityOutput::builder()
+                .mail_from_attributes(
+                    MailFromAttributes::builder()
+                        .mail_from_domain("send.mail.example.com")
+                        .mail_from_domain_status(status.clone())
+                        .behavior_on_mx_failure(BehaviorOnMxFailure::UseDefaultValue)
+                        .build()
+                        .expect("attributes"),
+                )
+                .build()
+        });
+        let identity = ses(&[&rule]).get(&name()).await.expect("read");
+        assert_eq!(
+            (
+                identity.mail_from_domain.as_deref(),
+                identity.mail_from_status
+            ),
+            (Some("send.mail.example.com"), expected)
+        );
+    }
+    let unset = mock!(Client::get_email_identity).then_output(|| {
+        GetEmailIdentityOutput::builder()
+            .mail_from_attributes(
+                MailFromAttributes::builder()
+                    .mail_from_domain("")
+                    .mail_from_domain_status(MailFromDomainStatus::Pending)
+                    .behavior_on_mx_failure(BehaviorOnMxFailure::UseDefaultValue)
+                    .build()
+                    .expect("attributes"),
+            )
+            .build()
+    });
+    let identity = ses(&[&unset]).get(&name()).await.expect("read");
+    assert_eq!(
+        (identity.mail_from_domain, identity.mail_from_status),
+        (None, None)
     );
 }
 
@@ -251,7 +350,30 @@ async fn an_identity_client_built_on_first_use_reaches_ses() {
             owner: Some(owner()),
             // moto-ses, as SES: pending until it has seen the CNAMEs.
             dkim_status: Some(SesStatus::Pending),
+            mail_from_domain: None,
+            mail_from_status: None,
         })
+    );
+    // The MAIL FROM domain is stored and pending until SES has seen its MX.
+    let mail_from = format!("send.{name}");
+    ses.set_mail_from(&name, Some(&mail_from))
+        .await
+        .expect("set on moto");
+    let identity = ses.get(&name).await.expect("read");
+    assert_eq!(
+        (
+            identity.mail_from_domain.as_deref(),
+            identity.mail_from_status
+        ),
+        (Some(mail_from.as_str()), Some(SesStatus::Pending))
+    );
+    ses.set_mail_from(&name, None)
+        .await
+        .expect("cleared on moto");
+    let identity = ses.get(&name).await.expect("read");
+    assert_eq!(
+        (identity.mail_from_domain, identity.mail_from_status),
+        (None, None)
     );
     assert_eq!(
         ses.create(&name, &owner()).await,

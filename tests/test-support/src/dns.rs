@@ -216,6 +216,20 @@ impl Drop for SilentDnsServer {
 /// Zone-file lines publishing the six records the API asks for (MX, SPF, DMARC and
 /// a DKIM CNAME per token, region us-east-2) for a domain `prefix` labels below the
 /// zone apex ("" for the apex itself).
+/// The two records of the MAIL FROM domain `<label>.<prefix>` (us-east-2), as
+/// `all_records_zone` writes the six.
+pub fn mail_from_zone(prefix: &str, label: &str) -> String {
+    let owner = if prefix.is_empty() {
+        label.to_string()
+    } else {
+        format!("{label}.{prefix}")
+    };
+    format!(
+        "{owner} 300 IN MX 10 feedback-smtp.us-east-2.amazonses.com.\n\
+         {owner} 300 IN TXT \"v=spf1 include:amazonses.com ~all\"\n"
+    )
+}
+
 pub fn all_records_zone(prefix: &str, tokens: &[&str]) -> String {
     let owner = |name: &str| {
         if prefix.is_empty() {

@@ -144,6 +144,11 @@ fn routes_are_exactly_the_contract_and_reach_the_matching_handler() {
             "verify-domain",
         ),
         (
+            "PATCH /domains/{domain}",
+            Route::UpdateDomain,
+            "update-domain",
+        ),
+        (
             "DELETE /domains/{domain}",
             Route::DeleteDomain,
             "delete-domain",
