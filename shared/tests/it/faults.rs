@@ -543,3 +543,99 @@ async fn verify_under_faults_answers_503_and_keeps_the_domain_whole() {
         StatusCode::OK
     );
 }
+
+/// A MAIL FROM change under every fault of each step (reading the domain, reading
+/// and telling SES, writing the domain; before or after taking effect): the caller
+/// gets the fault's answer, and whatever SES and the table were left holding, the
+/// next scheduled check of the domain makes SES hold what the table says.
+#[tokio::test]
+async fn mail_from_changes_under_faults_leave_ses_following_the_table() {
+    let world = fault_world().await;
+    let created = create("example.com").send(&world.app).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let tokens = tokens_of(&created.body);
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    world
+        ._dns
+        .publish(
+            0,
+            &format!(
+                "{}{}",
+                test_support::dns::all_records_zone("", &tokens),
+                test_support::dns::mail_from_zone("", "send")
+            ),
+        )
+        .await;
+    let name = DomainName::parse("example.com").expect("valid");
+    let mut scenarios = plans(Op::Get, &[Kind::Throttled, Kind::ServerError])
+        .into_iter()
+        .filter(|f| matches!(f.when, When::Before))
+        .collect::<Vec<_>>();
+    scenarios.extend(plans(Op::IdentityTokens, &SES_KINDS));
+    scenarios.extend(plans(Op::IdentityMailFrom, &SES_KINDS));
+    scenarios.extend(plans(Op::Update, &STORE_KINDS));
+    let mut later = Timestamp::now();
+    for fault in &scenarios {
+        // The opposite of what is stored, so every fault meets a real change.
+        let set = world
+            .store
+            .get("org_123", &name)
+            .await
+            .expect("get")
+            .expect("the domain")
+            .mail_from_subdomain
+            .is_some();
+        let body = if set {
+            r#"{"mail_from_subdomain": null}"#
+        } else {
+            r#"{"mail_from_subdomain": "send"}"#
+        };
+        world.faults.arm(&[*fault]);
+        let reply = Call::new(Endpoint::Update)
+            .body(body)
+            .send(&world.app)
+            .await;
+        assert_fault_answer(&reply, fault.kind, &format!("update with {fault:?}"));
+        world.faults.arm(&[]);
+
+        // The next scheduled check of the domain (the daily one, at the latest).
+        later = later.plus(chrono::Duration::days(2));
+        let summary = shared::scheduler::run(
+            &world.app,
+            later,
+            shared::scheduler::RunOptions::default(),
+            &|| false,
+        )
+        .await
+        .expect("run");
+        assert_eq!(summary.checked, 1, "{fault:?}: {summary:?}");
+        let stored = world
+            .store
+            .get("org_123", &name)
+            .await
+            .expect("get")
+            .expect("the domain");
+        let wanted = stored
+            .mail_from_subdomain
+            .as_ref()
+            .map(|label| label.domain_under(&name));
+        let held = world
+            .identities
+            .inner
+            .get(&name)
+            .await
+            .expect("identity")
+            .mail_from_domain;
+        assert_eq!(held, wanted, "{fault:?}: SES follows the table");
+        assert_eq!(
+            stored.records.len(),
+            if wanted.is_some() { 8 } else { 6 },
+            "{fault:?}"
+        );
+    }
+    println!(
+        "faults injected into MAIL FROM changes: {}",
+        world.faults.injected()
+    );
+    assert!(world.faults.injected() >= scenarios.len());
+}

@@ -475,6 +475,18 @@ async fn dynamodb_requests_per_endpoint() {
         &[("GetItem", 1), ("PutItem", 1)],
     );
     expect(
+        "update (the MAIL FROM subdomain)",
+        Call::new(Endpoint::Update).send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 1), ("PutItem", 1)],
+    );
+    expect(
+        "update to what is set already",
+        Call::new(Endpoint::Update).send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 1)],
+    );
+    expect(
         "delete (marks the domain, then removes it with its claim and count)",
         Call::new(Endpoint::Delete).send(app).await,
         StatusCode::OK,

@@ -63,6 +63,7 @@ async fn assert_isolated(app: &App) {
                 Endpoint::Get,
                 Endpoint::DnsRecords,
                 Endpoint::Verify,
+                Endpoint::Update,
                 Endpoint::Delete,
             ] {
                 Call::new(endpoint)
@@ -98,8 +99,16 @@ async fn assert_isolated(app: &App) {
         .body;
     assert_eq!(
         after, before,
-        "the owner's domains are untouched (no verify ran, nothing deleted)"
+        "the owner's domains are untouched (no verify ran, nothing changed or deleted)"
     );
+    for name in OWNED {
+        let identity = app
+            .identities
+            .get(&shared::DomainName::parse(name).expect("valid"))
+            .await
+            .expect("the owner's identity");
+        assert_eq!(identity.mail_from_domain, None, "{name}: SES untouched");
+    }
 }
 
 #[test]
