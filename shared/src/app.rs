@@ -210,11 +210,29 @@ pub fn https_client(roots: TlsRoots) -> aws_smithy_runtime_api::client::http::Sh
         .build_https()
 }
 
-/// The AWS configuration (standard chains, our HTTPS client), with credentials
-/// resolved now (at start-up) rather than by the first request.
+/// How long one attempt of an AWS SDK call may take before it is abandoned (and
+/// retried): far above DynamoDB's and SES's milliseconds, far below any budget.
+pub const SDK_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+/// How long an AWS SDK call may take in all, retries included. A stalled DynamoDB
+/// or SES is then the API's 503 with `Retry-After` well inside every function's
+/// timeout, never a Lambda timeout (docs/operations.md has the table of budgets).
+pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The deadlines of every AWS SDK call the functions make.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(SDK_ATTEMPT_TIMEOUT)
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .operation_timeout(SDK_OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The AWS configuration (standard chains, our HTTPS client, `sdk_timeouts`), with
+/// credentials resolved now (at start-up) rather than by the first request.
 pub async fn load_sdk_config(roots: TlsRoots) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client(roots));
+        .http_client(https_client(roots))
+        .timeout_config(sdk_timeouts());
     let shortcuts = ChainShortcuts::from_lookup(&|name| std::env::var(name).ok());
     if let Some(region) = shortcuts.region {
         loader = loader.region(aws_config::Region::new(region));

@@ -5,6 +5,7 @@
 mod common;
 
 mod authorizer;
+mod deadlines;
 mod dns_hierarchy;
 mod dynamodb_errors;
 mod events;

@@ -138,7 +138,8 @@ impl Intercept for RequestCounter {
 }
 
 /// The HTTP client the service uses (rustls with ring), for the test clients.
-fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The HTTPS client of the test SDK clients (rustls, ring), as the service's.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(

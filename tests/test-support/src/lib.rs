@@ -1,11 +1,12 @@
 //! Test support: a real DNS server on 127.0.0.1 serving zones written as zone-file
 //! text (and one that floods), the DynamoDB-API test server's endpoint and fresh
-//! accounts on it, a request counter for SDK clients, and one hookable store
-//! wrapper for staging faults and races.
+//! accounts on it, a request counter for SDK clients, one hookable store wrapper
+//! for staging faults and races, and a server that never answers.
 
 pub mod dns;
 pub mod dynamodb;
 pub mod flood;
+pub mod stalled;
 pub mod store_hook;
 
 pub use dns::TestDnsServer;
@@ -14,4 +15,5 @@ pub use dynamodb::{
     unique_table_name,
 };
 pub use flood::FloodDnsServer;
+pub use stalled::StalledServer;
 pub use store_hook::{Hooked, HookedStore, StoreHook, StoreOp};

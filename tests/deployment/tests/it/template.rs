@@ -180,7 +180,8 @@ fn the_api_uses_the_key_authorizer_with_throttling_and_cors() {
     let authorizer = &api["Auth"]["Authorizers"]["ApiKeyAuthorizer"];
     assert_eq!(
         plain(&authorizer["FunctionArn"]),
-        "!GetAtt AuthorizerFunction.Arn"
+        "!Ref AuthorizerFunction.Alias",
+        "the authorizer runs the alias that deployments shift"
     );
     assert_eq!(authorizer["AuthorizerPayloadFormatVersion"], "2.0");
     assert_eq!(authorizer["EnableSimpleResponses"], true);
@@ -292,4 +293,260 @@ fn the_scheduled_function_runs_on_a_schedule_with_deliberate_retries() {
         template["Parameters"]["SesReceivingRegion"]["Default"],
         "us-east-2"
     );
+}
+
+/// The alarm resources, by logical id.
+fn alarms(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(k, v)| (k.as_str().expect("name").to_string(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn every_function_has_its_log_group_alarms_and_a_deployment_that_rolls_back() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    assert_eq!(globals["AutoPublishAlias"], "live");
+    assert_eq!(
+        plain(&globals["DeploymentPreference"]["Type"]),
+        "!Ref DeploymentType"
+    );
+    let global_alarms: Vec<String> = globals["DeploymentPreference"]["Alarms"]
+        .as_sequence()
+        .expect("alarms")
+        .iter()
+        .map(plain)
+        .collect();
+    assert_eq!(
+        global_alarms,
+        ["!Ref ApiServerErrorsAlarm", "!Ref ApiLatencyAlarm"]
+    );
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    let alarms = alarms(&template);
+    for (name, function) in functions(&template) {
+        let stem = name.trim_end_matches("Function");
+        let properties = &function["Properties"];
+        let group = format!("{stem}LogGroup");
+        assert_eq!(
+            plain(&properties["LoggingConfig"]["LogGroup"]),
+            format!("!Ref {group}"),
+            "{name}"
+        );
+        let log_group = &template["Resources"][group.as_str()];
+        assert_eq!(log_group["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert_eq!(
+            plain(&log_group["Properties"]["RetentionInDays"]),
+            "!Ref LogRetentionDays"
+        );
+        for kind in ["Errors", "Throttles"] {
+            let alarm = &alarms[&format!("{stem}{kind}Alarm")];
+            let properties = &alarm["Properties"];
+            assert_eq!(properties["MetricName"], kind, "{name}");
+            assert_eq!(
+                plain(&properties["Dimensions"][0]["Value"]),
+                format!("!Ref {name}")
+            );
+        }
+        let own: Vec<String> = properties["DeploymentPreference"]["Alarms"]
+            .as_sequence()
+            .expect("own alarms")
+            .iter()
+            .map(plain)
+            .collect();
+        assert_eq!(own, [format!("!Ref {stem}ErrorsAlarm")], "{name}");
+    }
+    assert_eq!(
+        template["Parameters"]["LogRetentionDays"]["Default"], 30,
+        "30 days unless set"
+    );
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_and_the_named_ones_exist() {
+    let template = template();
+    let alarms = alarms(&template);
+    for name in [
+        "ApiServerErrorsAlarm",
+        "ApiLatencyAlarm",
+        "ReverifyDurationAlarm",
+        "ReverifyFailuresQueueDepthAlarm",
+        "ScheduleDeadLetterQueueDepthAlarm",
+        "DynamoDbThrottlesAlarm",
+        "DynamoDbSystemErrorsAlarm",
+        "AuthorizerErrorsAlarm",
+    ] {
+        assert!(alarms.contains_key(name), "{name} is missing");
+    }
+    for (name, alarm) in &alarms {
+        let actions: Vec<String> = alarm["Properties"]["AlarmActions"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} has no actions"))
+            .iter()
+            .map(plain)
+            .collect();
+        assert_eq!(actions, ["!Ref AlarmTopic"], "{name}");
+        assert!(
+            alarm["Properties"]["AlarmDescription"]
+                .as_str()
+                .is_some_and(|d| d.contains("docs/operations.md")),
+            "{name}: the description points on-call to the runbook"
+        );
+    }
+    let docs =
+        std::fs::read_to_string(root().join("docs/operations.md")).expect("docs/operations.md");
+    for name in alarms.keys() {
+        let documented = name.ends_with("ThrottlesAlarm") && name != "DynamoDbThrottlesAlarm"
+            || name.ends_with("ErrorsAlarm")
+                && !name.starts_with("Api")
+                && !name.starts_with("DynamoDb")
+            || docs.contains(name.as_str());
+        assert!(documented, "{name} is not in docs/operations.md");
+    }
+    let subscription = &template["Resources"]["AlarmEmailSubscription"];
+    assert_eq!(subscription["Condition"], "HasAlarmEmail");
+    assert_eq!(
+        plain(&subscription["Properties"]["Endpoint"]),
+        "!Ref AlarmEmail"
+    );
+}
+
+#[test]
+fn the_api_logs_every_request_as_json_with_the_handlers_request_id() {
+    let template = template();
+    let settings = &template["Resources"]["DomainsApi"]["Properties"]["AccessLogSettings"];
+    assert_eq!(
+        plain(&settings["DestinationArn"]),
+        "!GetAtt ApiAccessLogGroup.Arn"
+    );
+    // JSON is YAML: one parser reads both.
+    let format: Value =
+        serde_norway::from_str(settings["Format"].as_str().expect("format")).expect("JSON format");
+    for (field, variable) in [
+        ("requestId", "$context.requestId"),
+        ("routeKey", "$context.routeKey"),
+        ("status", "$context.status"),
+        ("responseLatency", "$context.responseLatency"),
+        ("authorizerError", "$context.authorizer.error"),
+        ("integrationError", "$context.integrationErrorMessage"),
+    ] {
+        assert_eq!(format[field], variable, "{field}");
+    }
+    assert_eq!(
+        plain(&template["Resources"]["ApiAccessLogGroup"]["Properties"]["RetentionInDays"]),
+        "!Ref LogRetentionDays"
+    );
+}
+
+#[test]
+fn deadlines_fit_inside_each_other() {
+    let template = template();
+    let authorizer = &template["Resources"]["AuthorizerFunction"]["Properties"];
+    assert!(
+        authorizer["Timeout"].as_u64().is_some_and(|t| t <= 5),
+        "the authorizer must answer well inside API Gateway's 10 s"
+    );
+    let schedule = &template["Resources"]["ReverifyPendingFunction"]["Properties"]["Events"]["Schedule"]
+        ["Properties"];
+    assert_eq!(
+        schedule["OmitName"], true,
+        "a fixed name allows one stack per account"
+    );
+    assert!(schedule.get("Name").is_none());
+    assert_eq!(schedule["RetryPolicy"]["MaximumEventAgeInSeconds"], 300);
+    assert_eq!(
+        plain(&schedule["DeadLetterConfig"]["Arn"]),
+        "!GetAtt ScheduleDeadLetterQueue.Arn"
+    );
+}
+
+#[test]
+fn the_table_cannot_be_deleted_or_replaced_by_a_deploy() {
+    let template = template();
+    let table = &template["Resources"]["DomainsTable"];
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(table["UpdateReplacePolicy"], "Retain");
+    assert_eq!(table["Properties"]["DeletionProtectionEnabled"], true);
+    assert!(
+        template["Parameters"]["CorsAllowOrigins"]
+            .get("Default")
+            .is_none(),
+        "no origin is allowed unless an environment says so"
+    );
+}
+
+/// samconfig.toml's `key = value` lines, by section (`dev.deploy.parameters`).
+fn samconfig() -> BTreeMap<String, BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(root().join("samconfig.toml")).expect("samconfig.toml");
+    let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = section.to_string();
+            sections.entry(current.clone()).or_default();
+        } else if let Some((key, value)) = line.split_once(" = ")
+            && !line.starts_with('#')
+        {
+            sections
+                .entry(current.clone())
+                .or_default()
+                .insert(key.to_string(), value.to_string());
+        }
+    }
+    sections
+}
+
+#[test]
+fn dev_and_prod_are_separate_stacks_and_only_dev_syncs() {
+    let config = samconfig();
+    let dev = &config["dev.global.parameters"]["stack_name"];
+    let prod = &config["prod.global.parameters"]["stack_name"];
+    assert_ne!(dev, prod);
+    let syncs: Vec<&String> = config
+        .keys()
+        .filter(|k| k.ends_with(".sync.parameters"))
+        .collect();
+    assert_eq!(syncs, ["dev.sync.parameters"], "sync only for dev");
+    for env in ["dev", "prod"] {
+        let overrides = &config[&format!("{env}.deploy.parameters")]["parameter_overrides"];
+        assert!(
+            overrides.contains("CorsAllowOrigins=")
+                && !overrides.contains("CorsAllowOrigins=\\\"*\\\""),
+            "{env}: {overrides}"
+        );
+        assert!(overrides.contains("DeploymentType="), "{env}");
+        assert!(
+            config[&format!("{env}.deploy.parameters")].contains_key("tags"),
+            "{env}"
+        );
+    }
+    assert!(
+        config["prod.deploy.parameters"]["parameter_overrides"]
+            .contains("DeploymentType=\\\"Canary")
+    );
+}
+
+#[test]
+fn the_stack_policy_denies_replacing_or_deleting_the_table() {
+    let text =
+        std::fs::read_to_string(root().join("stack-policy.json")).expect("stack-policy.json");
+    // JSON is YAML: one parser reads both.
+    let policy: Value = serde_norway::from_str(&text).expect("JSON");
+    let statements = policy["Statement"].as_sequence().expect("statements");
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("a deny statement");
+    assert_eq!(deny["Resource"], "LogicalResourceId/DomainsTable");
+    let actions: Vec<&str> = deny["Action"]
+        .as_sequence()
+        .expect("actions")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(actions, ["Update:Replace", "Update:Delete"]);
+    assert!(template()["Resources"]["DomainsTable"].is_mapping());
 }
