@@ -71,10 +71,11 @@ def main():
     check("the authorizer invokes the alias",
           "AuthorizerFunctionAliaslive" in json.dumps(authorizer.get("authorizerUri")), authorizer)
     alarms = by_type.get("AWS::CloudWatch::Alarm", {})
-    check("alarms: API, every function's errors and throttles, scheduler, queues, DynamoDB",
-          len(alarms) == 2 + 2 * 9 + 1 + 2 + 2, len(alarms))
+    check("alarms: API, every function's errors and throttles, scheduler, queues, DynamoDB, scheduler outcomes",
+          len(alarms) == 2 + 2 * 9 + 1 + 2 + 2 + 2, len(alarms))
     check("every alarm notifies the topic",
           all(a["Properties"].get("AlarmActions") == [{"Ref": "AlarmTopic"}] for a in alarms.values()))
+    check("a dashboard", len(by_type.get("AWS::CloudWatch::Dashboard", {})) == 1)
     log_groups = by_type.get("AWS::Logs::LogGroup", {})
     check("every log group has a retention",
           len(log_groups) == 10 and all("RetentionInDays" in g["Properties"] for g in log_groups.values()))

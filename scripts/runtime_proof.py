@@ -80,7 +80,9 @@ def main():
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "DNS_NAMESERVERS"))
         # The functions log at the most verbose level: even then no log line may
         # hold a key (checked below). cargo-lambda itself keeps its own level.
-        + "RUST_LOG=trace\n")
+        + "RUST_LOG=trace\n"
+        # Metrics on, as deployed: EMF lines on stdout (checked below).
+        + "METRICS_NAMESPACE=DomainsApi/runtime-proof\n")
 
     port = free_port()
     watch_log = open(TARGET / "runtime-proof-watch.log", "w")
@@ -180,6 +182,30 @@ def main():
             watch.wait(timeout=10)
         except subprocess.TimeoutExpired:
             watch.kill()
+
+    # The EMF lines the functions printed, as CloudWatch Logs would read them: every
+    # metric a directive names is a number (or numbers) at the top level.
+    emf = []
+    for line in (TARGET / "runtime-proof-watch.log").read_text(errors="replace").splitlines():
+        start = line.find('{"_aws"')
+        if start >= 0:
+            try:
+                emf.append(json.loads(line[start:]))
+            except json.JSONDecodeError:
+                check("an EMF line is JSON", False, line)
+    def well_formed(line):
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        return (directive["Namespace"] == "DomainsApi/runtime-proof"
+                and all(isinstance(line.get(m["Name"]), (int, float, list)) for m in directive["Metrics"])
+                and all(isinstance(line.get(d), str) for d in directive["Dimensions"][0]))
+    check(f"every EMF line is well formed ({len(emf)} lines)", emf and all(well_formed(l) for l in emf), emf[:3])
+    for what, test in [
+        ("cold starts", lambda l: "ColdStarts" in l),
+        ("a verification by outcome", lambda l: l.get("Operation") == "verify" and "Verifications" in l),
+        ("SES calls by outcome", lambda l: l.get("Operation") == "ses" and l.get("Call") == "CreateEmailIdentity"),
+        ("the scheduled run's summary", lambda l: l.get("Operation") == "reverify" and "LeftForLater" in l),
+    ]:
+        check(f"EMF metrics: {what}", any(test(l) for l in emf))
 
     key_hash = hashlib.sha256(key.encode()).hexdigest()
     for log in logs:

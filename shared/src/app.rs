@@ -6,6 +6,8 @@ use aws_sdk_dynamodb::config::ProvideCredentials;
 
 use crate::config::{Config, ConfigError, TlsRoots};
 use crate::identity::{IdentityProvider, SesIdentities};
+use crate::measured::MeasuredIdentities;
+use crate::metrics::Metrics;
 use crate::store::{DomainStore, DynamoDbStore};
 use crate::verify::{LazyDnsChecker, ResolverSetupError};
 
@@ -30,6 +32,8 @@ pub struct App {
     /// SES identity reads per second a scheduled run makes at most (`None`: no
     /// limit, for the local stand-in; deployments read `SES_MAX_RPS`, default 1).
     pub ses_max_rps: Option<u32>,
+    /// Where metrics go (off unless `METRICS_NAMESPACE` is set).
+    pub metrics: Metrics,
 }
 
 /// Why a process could not start. Its Debug form is its message, so a `main`
@@ -87,7 +91,14 @@ impl App {
             deployment: "local".into(),
             max_domains_per_organization: crate::config::DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
             ses_max_rps: None,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Sends metrics to `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Sets how many SES identity reads per second a scheduled run makes at most.
@@ -124,7 +135,18 @@ impl App {
     /// `DynamoDbStore::warm_up` and `Config::warm_up`.
     pub async fn from_env(uses: StartupClients) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
+        let metrics = Metrics::from_env();
+        metrics.cold_start();
         let (app, store) = Self::on_aws(&config, uses).await?;
+        // SES calls are measured where they are made: below every handler.
+        let identities: Arc<dyn IdentityProvider> = Arc::new(MeasuredIdentities::new(
+            app.identities.clone(),
+            metrics.clone(),
+        ));
+        let app = Self {
+            identities,
+            ..app.with_metrics(metrics)
+        };
         if config.warm_up {
             store.warm_up().await;
         }
@@ -173,6 +195,7 @@ impl App {
 /// The key store alone (the authorizer needs nothing else): DynamoDB, `TABLE_NAME`.
 pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
     let config = Config::from_env()?;
+    Metrics::from_env().cold_start();
     let sdk = load_sdk_config(config.tls_roots).await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
     if config.warm_up {

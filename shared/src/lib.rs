@@ -13,6 +13,8 @@ pub mod identity;
 pub mod keys;
 pub mod lifecycle;
 pub mod mail_from;
+pub mod measured;
+pub mod metrics;
 pub mod model;
 pub mod provisioning;
 pub mod records;

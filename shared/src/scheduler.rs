@@ -15,6 +15,7 @@ pub use crate::lifecycle::Outcome;
 use crate::lifecycle::{after_scheduled_check, next_check_after_failed_write};
 use crate::model::{Domain, DomainStatus, Timestamp};
 use crate::store::StoreError;
+use crate::verify::CheckStats;
 
 #[derive(Debug, Clone, Copy)]
 /// How a run reads and checks.
@@ -88,7 +89,9 @@ pub async fn run(
     options: RunOptions,
     should_stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Summary, SchedulerError> {
+    let started = std::time::Instant::now();
     let mut summary = Summary::default();
+    let mut checks = Vec::new();
     let mut seen = HashSet::new();
     let limiter = app.ses_max_rps.map(RateLimiter::per_second);
     let limiter = limiter.as_ref();
@@ -103,20 +106,24 @@ pub async fn run(
         if fresh.is_empty() {
             break;
         }
-        let outcomes: Vec<Outcome> = futures::stream::iter(fresh)
+        let outcomes: Vec<(Outcome, Option<CheckStats>)> = futures::stream::iter(fresh)
             .map(|domain| async move {
                 if should_stop() {
-                    Outcome::LeftForLater
+                    (Outcome::LeftForLater, None)
                 } else {
-                    reverify_one(app, domain, now, limiter).await
+                    let (outcome, stats) = reverify_one(app, domain, now, limiter).await;
+                    (outcome, Some(stats))
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
-        let stopped = outcomes.contains(&Outcome::LeftForLater);
-        for outcome in outcomes {
+        let stopped = outcomes
+            .iter()
+            .any(|(outcome, _)| *outcome == Outcome::LeftForLater);
+        for (outcome, stats) in outcomes {
             tally(&mut summary, outcome);
+            checks.extend(stats);
         }
         if stopped || !page_was_full {
             break;
@@ -135,6 +142,11 @@ pub async fn run(
         left_for_later = summary.left_for_later,
         "reverify summary"
     );
+    app.metrics.emit(crate::metrics::scheduled_run(
+        &summary,
+        &checks,
+        started.elapsed(),
+    ));
     let attempted = summary.checked + summary.errors;
     if attempted > 0 && summary.errors == attempted {
         return Err(SchedulerError::NoWrites(attempted));
@@ -172,13 +184,17 @@ async fn reverify_one(
     mut checked: Domain,
     now: Timestamp,
     limiter: Option<&RateLimiter>,
-) -> Outcome {
-    checked.records = app.dns.check(&checked.name, &checked.records).await;
+) -> (Outcome, CheckStats) {
+    let (records, stats) = app
+        .dns
+        .check_measured(&checked.name, &checked.records)
+        .await;
+    checked.records = records;
     // A verified domain is asked daily whether SES still confirms it.
     let recheck_confirmed = checked.status == DomainStatus::Verified;
     read_ses_view(app, &mut checked, now, recheck_confirmed, limiter).await;
     let outcome = after_scheduled_check(&mut checked, now);
-    match app.store.update(&mut checked).await {
+    let outcome = match app.store.update(&mut checked).await {
         Ok(()) => outcome,
         Err(StoreError::DomainGone) => Outcome::Gone,
         Err(StoreError::Conflict) => Outcome::Superseded,
@@ -194,7 +210,8 @@ async fn reverify_one(
             }
             Outcome::Error
         }
-    }
+    };
+    (outcome, stats)
 }
 
 /// Time kept back from the invocation deadline: a domain check can take a few

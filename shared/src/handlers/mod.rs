@@ -227,7 +227,7 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         tracing::warn!(domain = %domain.name, error = %error, "verifying without DKIM tokens");
     }
 
-    let mut checked = app.dns.check(&domain.name, &domain.records).await;
+    let (mut checked, stats) = app.dns.check_measured(&domain.name, &domain.records).await;
     let now = Timestamp::now();
     // SES's view, read once (when DNS is all correct and SES has not confirmed).
     domain.records = checked.clone();
@@ -238,7 +238,12 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         domain.ses = ses.clone();
         lifecycle::after_manual_check(&mut domain, now);
         match app.store.update(&mut domain).await {
-            Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
+            Ok(()) => {
+                for set in crate::metrics::verification(&domain, stats) {
+                    app.metrics.emit(set);
+                }
+                return Ok(json_response(StatusCode::OK, &domain));
+            }
             // This check is the newest: apply it to what is stored now.
             Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
                 domain = find_live(app, request).await?;

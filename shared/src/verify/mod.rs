@@ -32,6 +32,15 @@ use zones::ZoneEntry;
 /// broken zone gets an answer, never a timed-out invocation.
 pub const CHECK_BUDGET: Duration = Duration::from_secs(8);
 
+/// What one check of a domain cost: for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckStats {
+    /// From the first lookup to the verdicts.
+    pub elapsed: Duration,
+    /// Records whose lookup could not be completed (the status kept).
+    pub incomplete: usize,
+}
+
 /// Checks a domain's records against DNS, as receivers and SES would judge them.
 pub struct DnsChecker {
     resolver: TokioResolver,
@@ -77,13 +86,23 @@ impl LazyDnsChecker {
     /// `DnsChecker::check`; if the resolver cannot be set up, every record keeps
     /// its status and says why, as for a lookup that could not be completed.
     pub async fn check(&self, domain: &DomainName, records: &[DnsRecord]) -> Vec<DnsRecord> {
+        self.check_measured(domain, records).await.0
+    }
+
+    /// `check`, and what it cost.
+    pub async fn check_measured(
+        &self,
+        domain: &DomainName,
+        records: &[DnsRecord],
+    ) -> (Vec<DnsRecord>, CheckStats) {
+        let started = std::time::Instant::now();
         let checker = match self.checker.get() {
             Some(checker) => checker,
             None => match Self::build(self.nameservers.as_deref()) {
                 Ok(built) => self.checker.get_or_init(|| built),
                 Err(error) => {
                     tracing::error!(%error, "no DNS resolver");
-                    return records
+                    let unchanged = records
                         .iter()
                         .map(|record| DnsRecord {
                             reason: Some(format!(
@@ -93,10 +112,15 @@ impl LazyDnsChecker {
                             ..record.clone()
                         })
                         .collect();
+                    let stats = CheckStats {
+                        elapsed: started.elapsed(),
+                        incomplete: records.len(),
+                    };
+                    return (unchanged, stats);
                 }
             },
         };
-        checker.check(domain, records).await
+        checker.check_measured(domain, records).await
     }
 }
 
@@ -141,32 +165,54 @@ impl DnsChecker {
     /// observed values and any suggested value updated. A lookup that could not be
     /// completed leaves the record's previous status and says so.
     pub async fn check(&self, domain: &DomainName, records: &[DnsRecord]) -> Vec<DnsRecord> {
-        let mut checked = match tokio::time::timeout(CHECK_BUDGET, self.check_all(domain, records)).await {
+        self.check_measured(domain, records).await.0
+    }
+
+    /// `check`, and what it cost.
+    pub async fn check_measured(
+        &self,
+        domain: &DomainName,
+        records: &[DnsRecord],
+    ) -> (Vec<DnsRecord>, CheckStats) {
+        let started = std::time::Instant::now();
+        let (mut checked, incomplete) = match tokio::time::timeout(CHECK_BUDGET, self.check_all(domain, records)).await {
             Ok(checked) => checked,
-            Err(_) => records
-                .iter()
-                .map(|record| DnsRecord {
-                    reason: Some(format!(
-                        "The DNS lookups for {domain} took longer than {} seconds; the status is unchanged, try again later.",
-                        CHECK_BUDGET.as_secs()
-                    )),
-                    ..record.clone()
-                })
-                .collect(),
+            Err(_) => (
+                records
+                    .iter()
+                    .map(|record| DnsRecord {
+                        reason: Some(format!(
+                            "The DNS lookups for {domain} took longer than {} seconds; the status is unchanged, try again later.",
+                            CHECK_BUDGET.as_secs()
+                        )),
+                        ..record.clone()
+                    })
+                    .collect(),
+                records.len(),
+            ),
         };
         // Whatever DNS answered, what is kept stays within the contract's bounds.
         checked.iter_mut().for_each(DnsRecord::bound);
-        checked
+        let stats = CheckStats {
+            elapsed: started.elapsed(),
+            incomplete,
+        };
+        (checked, stats)
     }
 
-    async fn check_all(&self, domain: &DomainName, records: &[DnsRecord]) -> Vec<DnsRecord> {
+    /// The records judged, and how many lookups could not be completed.
+    async fn check_all(
+        &self,
+        domain: &DomainName,
+        records: &[DnsRecord],
+    ) -> (Vec<DnsRecord>, usize) {
         let authoritative = self.authoritative(domain).await;
         let lookups = Lookups {
             checker: self,
             authoritative,
         };
         let lookups = &lookups;
-        join_all(records.iter().map(|record| async move {
+        let judged = join_all(records.iter().map(|record| async move {
             let mut updated = record.clone();
             match lookups.judge(domain, record).await {
                 Ok(judgement) => {
@@ -174,16 +220,22 @@ impl DnsChecker {
                     updated.reason = judgement.reason;
                     updated.observed = judgement.observed;
                     updated.suggested_value = judgement.suggested_value;
+                    (updated, false)
                 }
                 Err(lookup_error) => {
                     updated.reason = Some(format!(
                         "The DNS lookup for {} could not be completed ({lookup_error}); the status is unchanged, try again later.",
                         record.fqdn
                     ));
+                    (updated, true)
                 }
             }
-            updated
         }))
-        .await
+        .await;
+        let incomplete = judged.iter().filter(|(_, failed)| *failed).count();
+        (
+            judged.into_iter().map(|(record, _)| record).collect(),
+            incomplete,
+        )
     }
 }

@@ -1210,3 +1210,58 @@ impl IdentityProvider for ThrottledMailFrom {
         Err(IdentityError::Throttled("SES says slow down".into()))
     }
 }
+
+#[tokio::test]
+async fn a_verify_emits_its_outcome_records_and_dns_cost_as_emf() {
+    let mut world = in_memory_world().await;
+    let (metrics, captured) = shared::metrics::Metrics::in_memory("DomainsApi/test");
+    world.app = world.app.with_metrics(metrics);
+    let created = create("example.com").send(&world.app).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    Call::new(Endpoint::Verify).send(&world.app).await;
+    world
+        .dns
+        .publish(0, &correct_zone(&tokens_of(&created.body)))
+        .await;
+    Call::new(Endpoint::Verify).send(&world.app).await;
+
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 4, "two lines per verify: {lines:?}");
+    for line in &lines {
+        // Every metric a directive names is a top-level member, as EMF requires.
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "DomainsApi/test");
+        for metric in directive["Metrics"].as_array().expect("metrics") {
+            let name = metric["Name"].as_str().expect("name");
+            assert!(
+                line[name].is_number() || line[name].is_array(),
+                "{name} in {line}"
+            );
+        }
+        for dimension in directive["Dimensions"][0].as_array().expect("dimensions") {
+            assert!(
+                line[dimension.as_str().expect("name")].is_string(),
+                "{line}"
+            );
+        }
+    }
+    let outcomes: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get("Verifications").is_some())
+        .map(|l| &l["Outcome"])
+        .collect();
+    assert_eq!(outcomes, [&json!("pending"), &json!("verified")]);
+    let records: Vec<(f64, f64)> = lines
+        .iter()
+        .filter(|l| l.get("RecordsVerified").is_some())
+        .map(|l| {
+            assert!(l["DnsCheckMillis"].as_f64().is_some_and(|ms| ms >= 0.0));
+            assert_eq!(l["DnsLookupsIncomplete"], 0.0);
+            (
+                l["RecordsVerified"].as_f64().unwrap_or(-1.0),
+                l["RecordsPending"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    assert_eq!(records, [(0.0, 6.0), (6.0, 0.0)]);
+}

@@ -436,7 +436,7 @@ async fn the_run_stops_at_the_deadline_and_the_next_takes_the_rest() {
 
 #[tokio::test]
 async fn more_domains_than_a_batch_are_all_checked() {
-    let w = world("", None).await;
+    let mut w = world("", None).await;
     for i in 0..7 {
         w.add(&format!("d{i}.example.com")).await;
     }
@@ -444,8 +444,20 @@ async fn more_domains_than_a_batch_are_all_checked() {
         batch_size: 3,
         concurrency: 2,
     };
+    let (metrics, captured) = shared::metrics::Metrics::in_memory("DomainsApi/test");
+    w.app.metrics = metrics;
     let summary = run(&w.app, w.at(1), options, &|| false).await.expect("run");
     assert_eq!(summary.checked, 7, "{summary:?}");
+    // One EMF line per run: its summary and each check's DNS time.
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["Operation"], "reverify");
+    assert_eq!(line["Checked"], 7.0);
+    assert_eq!(line["StillPending"], 7.0);
+    assert_eq!(line["LeftForLater"], 0.0);
+    assert_eq!(line["DnsCheckMillis"].as_array().map(Vec::len), Some(7));
+    assert!(line["RunMillis"].as_f64().is_some());
 }
 
 #[tokio::test]

@@ -378,6 +378,8 @@ fn every_alarm_notifies_the_topic_and_the_named_ones_exist() {
         "DynamoDbThrottlesAlarm",
         "DynamoDbSystemErrorsAlarm",
         "AuthorizerErrorsAlarm",
+        "ReverifyErrorsAlarm",
+        "ReverifyBacklogAlarm",
     ] {
         assert!(alarms.contains_key(name), "{name} is missing");
     }
@@ -549,4 +551,42 @@ fn the_stack_policy_denies_replacing_or_deleting_the_table() {
         .collect();
     assert_eq!(actions, ["Update:Replace", "Update:Delete"]);
     assert!(template()["Resources"]["DomainsTable"].is_mapping());
+}
+
+#[test]
+fn metrics_have_a_namespace_per_stack_and_a_dashboard() {
+    let template = template();
+    let namespace =
+        plain(&template["Globals"]["Function"]["Environment"]["Variables"]["METRICS_NAMESPACE"]);
+    assert_eq!(namespace, "!Sub DomainsApi/${AWS::StackName}");
+    for alarm in ["ReverifyErrorsAlarm", "ReverifyBacklogAlarm"] {
+        assert_eq!(
+            plain(&template["Resources"][alarm]["Properties"]["Namespace"]),
+            namespace,
+            "{alarm} watches the functions' own metrics"
+        );
+    }
+    let dashboard = &template["Resources"]["OperationsDashboard"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    let Value::Tagged(body) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("the body is a !Sub");
+    };
+    let text = body.value[0].as_str().expect("the body text");
+    // What !Sub fills in, filled with stand-ins: the rest must be JSON.
+    let filled = text
+        .replace("${AWS::Region}", "us-east-2")
+        .replace("${DomainsApi}", "api")
+        .replace("${Namespace}", "DomainsApi/stack");
+    let parsed: Value = serde_norway::from_str(&filled).expect("the dashboard is JSON");
+    let widgets = parsed["widgets"].as_sequence().expect("widgets");
+    let text = format!("{widgets:?}");
+    for metric in [
+        "Verifications",
+        "DnsCheckMillis",
+        "LeftForLater",
+        "SesCalls",
+        "5xx",
+    ] {
+        assert!(text.contains(metric), "the dashboard shows {metric}");
+    }
 }
