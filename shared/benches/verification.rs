@@ -52,6 +52,22 @@ async fn start_dns(zones: &[(&str, &str)], latency: Latency, servers: &Handle) -
         .expect("DNS server started")
 }
 
+/// CPU time this thread has used (Linux: /proc/thread-self/schedstat, in ns). The
+/// measured code runs on this thread alone (a current-thread runtime); the DNS
+/// servers run on threads of their own.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
+/// Lambda's CPU share at `memory_mb` (one vCPU at 1,769 MB).
+fn cpu_share(memory_mb: f64) -> f64 {
+    (memory_mb / 1769.0).min(1.0)
+}
+
 async fn sweep(domains: usize, concurrency: usize, servers: &Handle) {
     // Each domain is its own zone, as customers' domains are; every other one has
     // all its records published.
@@ -99,10 +115,12 @@ async fn sweep(domains: usize, concurrency: usize, servers: &Handle) {
         concurrency,
     };
     let started = Instant::now();
+    let cpu_before = thread_cpu();
     let summary = run(&app, Timestamp::now(), options, &|| false)
         .await
         .expect("sweep");
     let elapsed = started.elapsed();
+    let cpu = thread_cpu() - cpu_before;
     println!(
         "| sweep | {domains} due domains, 20 ms per answer, {concurrency} at a time | {:.1} s ({:.0} domains/s) | 60 s | verified {}, pending {}, errors {} |",
         elapsed.as_secs_f64(),
@@ -110,6 +128,22 @@ async fn sweep(domains: usize, concurrency: usize, servers: &Handle) {
         summary.verified,
         summary.still_pending,
         summary.errors
+    );
+    // A run has 105 s (120 s less its margin); CPU work stretches by the share.
+    let per_domain = cpu.as_secs_f64() / domains as f64;
+    let wait_bound = domains as f64 / elapsed.as_secs_f64() * 105.0;
+    let projections: Vec<String> = [128.0, 256.0, 512.0, 1024.0]
+        .iter()
+        .map(|memory| {
+            let cpu_bound = 105.0 * cpu_share(*memory) / per_domain;
+            format!("{memory} MB: {:.0}", cpu_bound.min(wait_bound))
+        })
+        .collect();
+    println!(
+        "| sweep CPU | the same run, this thread's CPU time | {:.2} ms per domain ({:.1} s in all) | - | domains one 105 s run can check: {} |",
+        per_domain * 1000.0,
+        cpu.as_secs_f64(),
+        projections.join(", ")
     );
 }
 
@@ -145,11 +179,13 @@ async fn verify_against_slowest_answer(servers: &Handle) {
         "{first:?}"
     );
     let mut warm = Vec::new();
+    let cpu_before = thread_cpu();
     for _ in 0..20 {
         let started = Instant::now();
         checker.check(&name, &records).await;
         warm.push(started.elapsed());
     }
+    let cpu_per_check = (thread_cpu() - cpu_before) / 20;
     warm.sort();
     let median = warm[warm.len() / 2];
     let worst = warm[warm.len() - 1];
@@ -165,6 +201,14 @@ async fn verify_against_slowest_answer(servers: &Handle) {
         "| verify, cold | the same, name servers not yet known (NS lookup first) | {:.1} ms: {:.2}x | - | first verify of a zone in a process |",
         ms(cold),
         ms(cold) / ms(slowest_answer)
+    );
+    let at = |memory: f64| ms(median) - ms(cpu_per_check) + ms(cpu_per_check) / cpu_share(memory);
+    println!(
+        "| verify CPU | the warm checks above, this thread's CPU time | {:.2} ms per check | - | a warm check at 128 MB: {:.1} ms, 256 MB: {:.1} ms, 512 MB: {:.1} ms |",
+        ms(cpu_per_check),
+        at(128.0),
+        at(256.0),
+        at(512.0)
     );
 }
 

@@ -22,9 +22,11 @@ impl InvalidMailFromLabel {
 }
 
 impl MailFromLabel {
-    /// One DNS label of letters, digits and hyphens (a Unicode label is mapped to
-    /// its ASCII form), not starting or ending with a hyphen, making a name of at
-    /// most 253 characters under `domain`.
+    /// One DNS label of ASCII letters, digits and hyphens (an internationalized
+    /// label in its `xn--` form, which must decode), not starting or ending with a
+    /// hyphen, making a name of at most 253 characters under `domain`. Unicode is
+    /// refused rather than converted: the MAIL FROM domain is an envelope address
+    /// that SES and receivers take in ASCII, so the caller sees what is used.
     pub fn parse(input: &str, domain: &DomainName) -> Result<Self, InvalidMailFromLabel> {
         let trimmed = input.trim().to_lowercase();
         let shown: String = trimmed.chars().take(70).collect();
@@ -38,12 +40,14 @@ impl MailFromLabel {
                 "\"{shown}\" has more than one label: send one label such as \"send\"; the MAIL FROM domain is that label under {domain}"
             )));
         }
-        let ascii = idna::domain_to_ascii(&trimmed)
-            .ok()
-            .filter(|ascii| is_ldh_label(ascii))
+        let ascii = Some(trimmed.as_str())
+            .filter(|label| label.is_ascii() && is_ldh_label(label))
+            // An `xn--` label must be valid Punycode, which the IDNA mapping checks.
+            .filter(|label| idna::domain_to_ascii(label).is_ok_and(|mapped| mapped == *label))
+            .map(str::to_string)
             .ok_or_else(|| {
                 InvalidMailFromLabel(format!(
-                    "\"{shown}\" is not a DNS label: use 1-63 letters, digits or hyphens, not starting or ending with a hyphen"
+                    "\"{shown}\" is not a DNS label: use 1-63 ASCII letters, digits or hyphens, not starting or ending with a hyphen (an internationalized label in its xn-- form)"
                 ))
             })?;
         let full = ascii.len() + 1 + domain.as_str().len();
@@ -100,8 +104,8 @@ mod tests {
         let label = MailFromLabel::parse(" Send ", &domain()).expect("valid");
         assert_eq!(label.as_str(), "send");
         assert_eq!(label.domain_under(&domain()), "send.mail.example.com");
-        let unicode = MailFromLabel::parse("bücher", &domain()).expect("valid");
-        assert_eq!(unicode.as_str(), "xn--bcher-kva");
+        let punycode = MailFromLabel::parse("XN--BCHER-KVA", &domain()).expect("valid");
+        assert_eq!(punycode.as_str(), "xn--bcher-kva");
         assert_eq!(
             feedback_mx_host("eu-west-1"),
             "feedback-smtp.eu-west-1.amazonses.com"
@@ -118,6 +122,10 @@ mod tests {
             ("_send", "not a DNS label"),
             ("se nd", "not a DNS label"),
             (&"x".repeat(64), "not a DNS label"),
+            ("bücher", "xn-- form"),
+            ("¢£ò", "not a DNS label"),
+            ("xn--zz-", "not a DNS label"),
+            ("xn--a", "not a DNS label"),
         ] {
             let error = MailFromLabel::parse(input, &domain()).expect_err(input);
             assert!(error.why().contains(says), "{input}: {}", error.why());
