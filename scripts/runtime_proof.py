@@ -187,8 +187,8 @@ def main():
     # metric a directive names is a number (or numbers) at the top level.
     emf = []
     for line in (TARGET / "runtime-proof-watch.log").read_text(errors="replace").splitlines():
-        start = line.find('{"_aws"')
-        if start >= 0:
+        start = line.find("{")
+        if start >= 0 and '"_aws":' in line:
             try:
                 emf.append(json.loads(line[start:]))
             except json.JSONDecodeError:
