@@ -590,3 +590,29 @@ fn metrics_have_a_namespace_per_stack_and_a_dashboard() {
         assert!(text.contains(metric), "the dashboard shows {metric}");
     }
 }
+
+#[test]
+fn memory_sizes_are_the_measured_choices() {
+    let template = template();
+    let benchmarks = std::fs::read_to_string(root().join("BENCHMARKS.md")).expect("BENCHMARKS.md");
+    let global = template["Globals"]["Function"]["MemorySize"]
+        .as_u64()
+        .expect("a global size");
+    let scheduler = template["Resources"]["ReverifyPendingFunction"]["Properties"]["MemorySize"]
+        .as_u64()
+        .expect("the scheduler's size");
+    for (what, size) in [("API functions", global), ("reverify-pending", scheduler)] {
+        assert!(
+            benchmarks.contains(&format!("**{size} MB**")),
+            "{what}: {size} MB is not the size BENCHMARKS.md chose"
+        );
+    }
+    for (name, function) in functions(&template) {
+        if name != "ReverifyPendingFunction" {
+            assert!(
+                function["Properties"].get("MemorySize").is_none(),
+                "{name} keeps the measured global size"
+            );
+        }
+    }
+}
