@@ -266,8 +266,15 @@ async fn every_situation_is_judged_as_receivers_would() {
     );
 }
 
+/// One `knotc` transaction at a time in this process: Knot allows one open
+/// transaction per zone, and tests run in parallel.
+static KNOTC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `knotc` on the Knot server `server` ("provider" or "child"): one transaction.
 pub(crate) fn publish(server: &str, zone: &str, owner: &str, record: &[&str]) {
+    let _one_at_a_time = KNOTC
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let directory = std::env::var("DNS_HIERARCHY_DIR")
         .expect("DNS_HIERARCHY_DIR is set with DNS_HIERARCHY_RESOLVER");
     let socket = format!("{directory}/{server}/knot.sock");

@@ -117,6 +117,17 @@ fn all_records_verified(body: &Value) -> bool {
         .all(|r| r["status"] == "verified")
 }
 
+/// `PATCH /domains/{domain}` with `body`: the domain after it (200).
+async fn update(world: &SesWorld, domain: &str, body: &str) -> Value {
+    let reply = Call::new(Endpoint::Update)
+        .domain(domain)
+        .body(body)
+        .send(&world.app)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    reply.body
+}
+
 /// What SES on moto holds as the identity's MAIL FROM domain, read with the SDK.
 async fn ses_mail_from(world: &SesWorld, domain: &str) -> Option<String> {
     let identity = world
@@ -212,35 +223,25 @@ async fn a_mail_from_domain_is_verified_only_when_ses_confirms_both() {
     );
 
     // Removed: six records, SES cleared, and the domain verifies on DKIM alone.
-    let removed = Call::new(Endpoint::Update)
-        .domain(&domain)
-        .body(r#"{"mail_from_subdomain": null}"#)
-        .send(&world.app)
-        .await;
-    assert_eq!(removed.status, StatusCode::OK, "{removed:?}");
-    assert_eq!(removed.body["records"].as_array().map(Vec::len), Some(6));
-    assert_eq!(removed.body["mail_from_subdomain"], Value::Null);
+    let removed = update(&world, &domain, r#"{"mail_from_subdomain": null}"#).await;
+    assert_eq!(removed["records"].as_array().map(Vec::len), Some(6));
+    assert_eq!(removed["mail_from_subdomain"], Value::Null);
     assert_eq!(ses_mail_from(&world, &domain).await, None);
     verify_until_verified(&world, &domain, |_| {}).await;
 
     // Set again: SES told, pending until its records are published and SES has
     // confirmed the MAIL FROM domain too (DKIM is confirmed already).
-    let set = Call::new(Endpoint::Update)
-        .domain(&domain)
-        .body(r#"{"mail_from_subdomain": "send"}"#)
-        .send(&world.app)
-        .await;
-    assert_eq!(set.status, StatusCode::OK, "{set:?}");
+    let set = update(&world, &domain, r#"{"mail_from_subdomain": "send"}"#).await;
     assert_eq!(
-        (&set.body["status"], &set.body["verified"]),
+        (&set["status"], &set["verified"]),
         (&json!("pending"), &json!(false))
     );
-    assert_eq!(set.body["records"].as_array().map(Vec::len), Some(8));
+    assert_eq!(set["records"].as_array().map(Vec::len), Some(8));
     assert_eq!(
         ses_mail_from(&world, &domain).await,
         Some(mail_from.clone())
     );
-    publish_records(&label, &set.body, &MAIL_FROM);
+    publish_records(&label, &set, &MAIL_FROM);
     let body = verify(&world, &domain).await;
     assert!(all_records_verified(&body), "{body}");
     assert_eq!(
@@ -274,15 +275,10 @@ async fn a_mail_from_domain_is_verified_only_when_ses_confirms_both() {
     );
 
     // Back to six: still verified, SES cleared.
-    let removed = Call::new(Endpoint::Update)
-        .domain(&domain)
-        .body(r#"{"mail_from_subdomain": null}"#)
-        .send(&world.app)
-        .await;
-    assert_eq!(removed.status, StatusCode::OK, "{removed:?}");
-    assert_eq!(removed.body["records"].as_array().map(Vec::len), Some(6));
+    let removed = update(&world, &domain, r#"{"mail_from_subdomain": null}"#).await;
+    assert_eq!(removed["records"].as_array().map(Vec::len), Some(6));
     assert_eq!(
-        (&removed.body["status"], &removed.body["verified"]),
+        (&removed["status"], &removed["verified"]),
         (&json!("verified"), &json!(true))
     );
     assert_eq!(ses_mail_from(&world, &domain).await, None);
