@@ -233,9 +233,18 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     domain.records = checked.clone();
     read_ses_view(app, &mut domain, now, false, None).await;
     let ses = domain.ses.clone();
+    let checked_for = domain.mail_from_subdomain.clone();
     for attempt in 1..=WRITE_ATTEMPTS {
-        domain.records = checked.clone();
-        domain.ses = ses.clone();
+        // After a lost race the domain may ask for other records (a MAIL FROM
+        // change landed): this check speaks only for the records it looked up,
+        // and SES's MAIL FROM status only for the label it was read for.
+        domain.records = setup::merge_records(domain.records.clone(), &checked);
+        domain.ses = ses.clone().map(|mut view| {
+            if domain.mail_from_subdomain != checked_for {
+                view.mail_from_status = None;
+            }
+            view
+        });
         lifecycle::after_manual_check(&mut domain, now);
         match app.store.update(&mut domain).await {
             Ok(()) => {

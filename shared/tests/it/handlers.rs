@@ -1265,3 +1265,83 @@ async fn a_verify_emits_its_outcome_records_and_dns_cost_as_emf() {
         .collect();
     assert_eq!(records, [(0.0, 6.0), (6.0, 0.0)]);
 }
+
+/// Changes the MAIL FROM label of `example.com` to `bounce`, as a `PATCH` would,
+/// just before the first full write it sees (a verify's), once.
+struct PatchLandsFirst(std::sync::atomic::AtomicBool);
+
+#[async_trait]
+impl StoreHook for PatchLandsFirst {
+    async fn before(
+        &self,
+        inner: &dyn shared::store::DomainStore,
+        op: StoreOp,
+        _: Option<&shared::Domain>,
+    ) -> Hooked {
+        if op == StoreOp::Update && !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let name = DomainName::parse("example.com").expect("valid");
+            let mut fresh = inner
+                .get("org_123", &name)
+                .await
+                .expect("get")
+                .expect("the domain");
+            let label = shared::mail_from::MailFromLabel::parse("bounce", &name).expect("valid");
+            fresh.records.truncate(6);
+            fresh.records.extend(shared::records::mail_from_records(
+                &name,
+                &label,
+                "us-east-2",
+            ));
+            fresh.mail_from_subdomain = Some(label);
+            shared::lifecycle::after_mail_from_change(&mut fresh, shared::Timestamp::now());
+            inner.update(&mut fresh).await.expect("the PATCH's write");
+        }
+        Hooked::Proceed
+    }
+}
+
+/// A verify checks the records of `send`; a PATCH to `bounce` lands before its
+/// write. The verify's result is applied to the domain as it now is: what it saw
+/// of `send` says nothing about `bounce`, whose records nobody has checked, so the
+/// domain must not be verified.
+#[tokio::test]
+async fn a_verify_never_verifies_a_mail_from_domain_changed_while_it_checked() {
+    let store = Arc::new(shared::store::InMemoryStore::new());
+    let mut world = world_with(store.clone()).await;
+    let created = create("example.com")
+        .body(r#"{"name": "example.com", "mail_from_subdomain": "send"}"#)
+        .send(&world.app)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    world
+        .dns
+        .publish(0, &correct_zone(&tokens_of(&created.body)))
+        .await;
+    world.dns.publish(0, MAIL_FROM_ZONE).await;
+    world.app.store = Arc::new(HookedStore {
+        inner: store,
+        hook: PatchLandsFirst(std::sync::atomic::AtomicBool::new(false)),
+    });
+
+    let reply = Call::new(Endpoint::Verify).send(&world.app).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let body = &reply.body;
+    assert_eq!(body["mail_from_subdomain"], "bounce", "{body}");
+    assert_eq!(
+        (&body["status"], &body["verified"]),
+        (&json!("pending"), &json!(false)),
+        "{body}"
+    );
+    let bounce: Vec<&Value> = body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["fqdn"] == "bounce.example.com")
+        .collect();
+    assert_eq!(bounce.len(), 2, "{body}");
+    assert!(
+        bounce.iter().all(|r| r["status"] == "pending"),
+        "nobody checked them: {body}"
+    );
+    assert_ne!(body["ses"]["mail_from_status"], "SUCCESS", "{body}");
+}
