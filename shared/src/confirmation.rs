@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::identity::Identity;
 use crate::lifecycle::needs_ses;
 use crate::model::{Domain, SesStatus, SesView, Timestamp};
+use crate::provisioning;
 
 /// How long a scheduled check waits for its turn to ask SES; past that it asks at
 /// its next check (a run must end well before its deadline).
@@ -104,8 +105,9 @@ pub async fn read_ses_view(
     });
 }
 
-/// Sets (or clears) the identity's MAIL FROM domain, if the identity is this
-/// organization's: another's is never changed. A failure waits for the next check.
+/// Sets (or clears) the identity's MAIL FROM domain (`provisioning::set_mail_from`:
+/// only this organization's), within the run's rate. A failure waits for the next
+/// check.
 async fn tell_ses_mail_from(
     app: &App,
     domain: &Domain,
@@ -113,20 +115,12 @@ async fn tell_ses_mail_from(
     mail_from_domain: Option<&str>,
     limiter: Option<&RateLimiter>,
 ) {
-    if identity.owner != Some(app.identity_owner(&domain.organization_id)) {
-        tracing::warn!(domain = %domain.name, "the identity is not this organization's; its MAIL FROM domain is left alone");
-        return;
-    }
     if let Some(limiter) = limiter
         && !limiter.acquire_within(MAX_RATE_WAIT).await
     {
         return;
     }
-    if let Err(error) = app
-        .identities
-        .set_mail_from(&domain.name, mail_from_domain)
-        .await
-    {
+    if let Err(error) = provisioning::set_mail_from(app, domain, identity, mail_from_domain).await {
         tracing::warn!(domain = %domain.name, %error, "could not tell SES the MAIL FROM domain");
     }
 }

@@ -1,4 +1,4 @@
-//! A domain's SES identity, made and removed so that no organization can take,
+//! A domain's SES identity, made, changed and removed so that no organization can take,
 //! see or remove an identity it does not hold:
 //!
 //! - Every identity is created tagged with its organization and this deployment
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::domain_name::DomainName;
-use crate::identity::IdentityError;
+use crate::identity::{Identity, IdentityError};
 use crate::model::{Domain, Timestamp};
 
 /// How long a setup mark holds a domain. Longer than every function's timeout
@@ -81,6 +81,24 @@ pub async fn create_identity(app: &App, domain: &Domain) -> Result<Vec<String>, 
         }
     }
     Err(IdentityError::Unavailable("the identity kept changing while being created".into()).into())
+}
+
+/// Sets (or clears with `None`) the MAIL FROM domain of `identity`, the name's
+/// identity as just read, if this deployment made it for the domain's
+/// organization: another's is never changed (and that is no error).
+pub async fn set_mail_from(
+    app: &App,
+    domain: &Domain,
+    identity: &Identity,
+    mail_from_domain: Option<&str>,
+) -> Result<(), IdentityError> {
+    if identity.owner != Some(app.identity_owner(&domain.organization_id)) {
+        tracing::warn!(domain = %domain.name, "the identity is not this organization's; its MAIL FROM domain is left alone");
+        return Ok(());
+    }
+    app.identities
+        .set_mail_from(&domain.name, mail_from_domain)
+        .await
 }
 
 /// What `remove_identity` found.

@@ -44,9 +44,10 @@ pub(super) async fn update(app: &App, request: &Request) -> Result<Response<Body
     )))
 }
 
-/// Sets or clears the MAIL FROM domain of the domain's identity, if the identity
-/// is this organization's. A domain whose identity is not made yet (a create that
-/// failed half-way) has nothing to tell: the check after its setup does.
+/// Sets or clears the MAIL FROM domain of the domain's identity
+/// (`provisioning::set_mail_from`: only this organization's). A domain whose
+/// identity is not made yet (a create that failed half-way) has nothing to tell:
+/// the check after its setup does.
 async fn tell_ses(
     app: &App,
     domain: &Domain,
@@ -60,13 +61,8 @@ async fn tell_ses(
         Err(IdentityError::NotFound) => return Ok(()),
         Err(error) => return Err(logged(identity_error(error))),
     };
-    if identity.owner != Some(app.identity_owner(&domain.organization_id)) {
-        tracing::warn!(domain = %domain.name, "the identity is not this organization's; its MAIL FROM domain is left alone");
-        return Ok(());
-    }
     let mail_from_domain = label.map(|label| label.domain_under(&domain.name));
-    app.identities
-        .set_mail_from(&domain.name, mail_from_domain.as_deref())
+    provisioning::set_mail_from(app, domain, &identity, mail_from_domain.as_deref())
         .await
         .map_err(|error| logged(identity_error(error)))
 }
