@@ -142,17 +142,12 @@ pub fn waiting_for(domain: &Domain) -> Option<String> {
 pub fn after_manual_check(domain: &mut Domain, now: Timestamp) {
     domain.last_checked_at = Some(now);
     domain.updated_at = now;
-    domain.schedule = CheckSchedule::starting(now);
     domain.reason = waiting_for(domain);
     if ready(domain) {
-        domain.verified = true;
-        domain.status = DomainStatus::Verified;
-        domain.verified_at.get_or_insert(now);
-        domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+        domain.schedule = CheckSchedule::starting(now);
+        mark_verified(domain, now);
     } else {
-        domain.verified = false;
-        domain.status = DomainStatus::Pending;
-        domain.verified_at = None;
+        restart_pending(domain, now);
     }
 }
 
@@ -174,11 +169,7 @@ pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
             Outcome::StillVerified
         }
         (DomainStatus::Pending | DomainStatus::TemporaryFailure, true) => {
-            domain.status = DomainStatus::Verified;
-            domain.verified = true;
-            domain.verified_at.get_or_insert(now);
-            domain.schedule.failing_since = None;
-            domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+            mark_verified(domain, now);
             Outcome::Verified
         }
         (DomainStatus::Pending, false) => {
@@ -218,19 +209,10 @@ pub fn after_mail_from_change(domain: &mut Domain, now: Timestamp) {
         ses.mail_from_status = None;
     }
     domain.reason = waiting_for(domain);
-    if ready(domain) {
-        if domain.status != DomainStatus::Verified {
-            domain.status = DomainStatus::Verified;
-            domain.verified = true;
-            domain.verified_at.get_or_insert(now);
-            domain.schedule.failing_since = None;
-            domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
-        }
-    } else {
-        domain.schedule = CheckSchedule::starting(now);
-        domain.verified = false;
-        domain.status = DomainStatus::Pending;
-        domain.verified_at = None;
+    if !ready(domain) {
+        restart_pending(domain, now);
+    } else if domain.status != DomainStatus::Verified {
+        mark_verified(domain, now);
     }
 }
 
@@ -241,6 +223,23 @@ pub fn next_check_after_failed_write(checked: &Domain, now: Timestamp) -> Option
         .schedule
         .next_check_at
         .or(Some(now.plus(FAILING_RECHECK)))
+}
+
+/// Verified (newly, or again after a temporary failure): checked daily from now.
+fn mark_verified(domain: &mut Domain, now: Timestamp) {
+    domain.status = DomainStatus::Verified;
+    domain.verified = true;
+    domain.verified_at.get_or_insert(now);
+    domain.schedule.failing_since = None;
+    domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
+}
+
+/// Pending in a verification window that starts now, first checked a minute later.
+fn restart_pending(domain: &mut Domain, now: Timestamp) {
+    domain.schedule = CheckSchedule::starting(now);
+    domain.verified = false;
+    domain.status = DomainStatus::Pending;
+    domain.verified_at = None;
 }
 
 fn mark_failed(domain: &mut Domain) -> Outcome {
