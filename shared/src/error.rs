@@ -41,6 +41,9 @@ pub enum ApiError {
     #[error("domain not found")]
     /// No such domain, or another organization's (never says which).
     DomainNotFound,
+    #[error("claim not found")]
+    /// No such claim, or another organization's (never says which).
+    ClaimNotFound,
     #[error("no such route")]
     /// No such route (dev server).
     RouteNotFound,
@@ -56,6 +59,9 @@ pub enum ApiError {
     #[error("domain limit reached")]
     /// The organization holds its maximum number of domains.
     DomainLimitReached,
+    /// The organization has its maximum number of open claims.
+    #[error("claim limit reached")]
+    ClaimLimitReached,
     /// Another request is setting the domain up or removing it.
     #[error("domain busy")]
     DomainBusy,
@@ -95,10 +101,12 @@ impl ApiError {
             | Self::DkimUnavailable => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::DomainNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::DomainNotFound | Self::ClaimNotFound | Self::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::DomainAlreadyExists | Self::DomainBusy => StatusCode::CONFLICT,
-            Self::DomainLimitReached => StatusCode::FORBIDDEN,
+            Self::DomainLimitReached | Self::ClaimLimitReached => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled(_) | Self::Unavailable(_) | Self::IdentityLimit(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -131,11 +139,13 @@ impl ApiError {
             Self::Unauthorized => ("Unauthorized", "unauthorized"),
             Self::Forbidden => ("Forbidden", "forbidden"),
             Self::DomainNotFound => ("Domain not found", "domain_not_found"),
+            Self::ClaimNotFound => ("Claim not found", "claim_not_found"),
             Self::RouteNotFound => ("Route not found", "route_not_found"),
             Self::MethodNotAllowed => ("Method not allowed", "method_not_allowed"),
             Self::DomainAlreadyExists => ("Domain already exists", "domain_already_exists"),
             Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
             Self::DomainLimitReached => ("Domain limit reached", "domain_limit_reached"),
+            Self::ClaimLimitReached => ("Claim limit reached", "claim_limit_reached"),
             Self::DomainBusy => (
                 "Domain is being set up or removed by another request; retry in a few seconds",
                 "domain_busy",
@@ -238,6 +248,8 @@ mod tests {
             (ApiError::DomainAlreadyExists, 409, "Domain already exists"),
             (ApiError::PayloadTooLarge, 413, "Request body too large"),
             (ApiError::DomainLimitReached, 403, "Domain limit reached"),
+            (ApiError::ClaimNotFound, 404, "Claim not found"),
+            (ApiError::ClaimLimitReached, 403, "Claim limit reached"),
         ];
         for (error, status, message) in cases {
             let response = error.to_response();

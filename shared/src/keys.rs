@@ -43,7 +43,8 @@ pub struct NewApiKey {
     pub record: ApiKeyRecord,
 }
 
-fn random_alphanumeric(len: usize) -> String {
+/// `len` random letters and digits.
+pub(crate) fn random_alphanumeric(len: usize) -> String {
     let mut rng = rand::rng();
     (0..len)
         .map(|_| char::from(ALPHANUMERIC[rng.random_range(0..ALPHANUMERIC.len())]))

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod authorizer;
+pub mod claims;
 pub mod config;
 pub mod confirmation;
 pub mod domain_name;
@@ -22,6 +23,7 @@ pub mod request;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 pub mod verify;
 
 pub use app::{App, StartupError};

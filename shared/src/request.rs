@@ -76,6 +76,22 @@ pub fn create_body(request: &Request) -> Result<(DomainName, Option<MailFromLabe
         request,
         "the body must be a JSON object like {\"name\": \"example.com\"}",
     )?;
+    let name = name_field(&fields)?;
+    let label = mail_from_field(fields.get("mail_from_subdomain"), &name)?;
+    Ok((name, label))
+}
+
+/// A claim body `{"name": "example.com"}`.
+pub fn claim_body(request: &Request) -> Result<DomainName, ApiError> {
+    let fields = body_object(
+        request,
+        "the body must be a JSON object like {\"name\": \"example.com\"}",
+    )?;
+    name_field(&fields)
+}
+
+/// The body's `name`, parsed.
+fn name_field(fields: &serde_json::Map<String, Value>) -> Result<DomainName, ApiError> {
     let name = match fields.get("name") {
         Some(Value::String(name)) => name,
         Some(_) => {
@@ -86,14 +102,11 @@ pub fn create_body(request: &Request) -> Result<(DomainName, Option<MailFromLabe
         None => {
             return Err(ApiError::InvalidDomainName(format!(
                 "the body has no `name` field{}",
-                fields_it_has(&fields)
+                fields_it_has(fields)
             )));
         }
     };
-    let name = DomainName::parse(name)
-        .map_err(|invalid| ApiError::InvalidDomainName(invalid.why().into()))?;
-    let label = mail_from_field(fields.get("mail_from_subdomain"), &name)?;
-    Ok((name, label))
+    DomainName::parse(name).map_err(|invalid| ApiError::InvalidDomainName(invalid.why().into()))
 }
 
 /// An update body `{"mail_from_subdomain": "send" | null}` for `domain`.

@@ -2,6 +2,7 @@
 //! Gateway sent, and always answers: errors become JSON responses here, and every
 //! request is logged once.
 
+mod claims;
 mod mail_from;
 mod paging;
 mod setup;
@@ -24,6 +25,7 @@ use crate::provisioning;
 use crate::records::zone_file;
 use crate::request::{organization_id, path_domain, request_id};
 use crate::store::StoreError;
+use crate::transfer::TransferError;
 
 /// What every handler returns: always a response (errors are JSON responses too).
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
@@ -58,6 +60,46 @@ pub async fn update_domain(app: &App, request: Request) -> HandlerResult {
     respond("update_domain", &request, mail_from::update(app, &request)).await
 }
 
+/// `POST /domain-claims`
+pub async fn create_domain_claim(app: &App, request: Request) -> HandlerResult {
+    respond(
+        "create_domain_claim",
+        &request,
+        claims::create(app, &request),
+    )
+    .await
+}
+
+/// `GET /domain-claims`
+pub async fn list_domain_claims(app: &App, request: Request) -> HandlerResult {
+    respond("list_domain_claims", &request, claims::list(app, &request)).await
+}
+
+/// `GET /domain-claims/{domain}`
+pub async fn get_domain_claim(app: &App, request: Request) -> HandlerResult {
+    respond("get_domain_claim", &request, claims::get(app, &request)).await
+}
+
+/// `POST /domain-claims/{domain}/verify`
+pub async fn verify_domain_claim(app: &App, request: Request) -> HandlerResult {
+    respond(
+        "verify_domain_claim",
+        &request,
+        claims::verify(app, &request),
+    )
+    .await
+}
+
+/// `DELETE /domain-claims/{domain}`
+pub async fn delete_domain_claim(app: &App, request: Request) -> HandlerResult {
+    respond(
+        "delete_domain_claim",
+        &request,
+        claims::delete(app, &request),
+    )
+    .await
+}
+
 /// `DELETE /domains/{domain}`
 pub async fn delete_domain(app: &App, request: Request) -> HandlerResult {
     respond("delete_domain", &request, delete(app, &request)).await
@@ -90,11 +132,23 @@ fn store_error(error: StoreError) -> ApiError {
         StoreError::LimitReached => ApiError::DomainLimitReached,
         StoreError::TooLarge(detail) => ApiError::Internal(detail),
         StoreError::DomainGone => ApiError::DomainNotFound,
+        StoreError::ClaimGone => ApiError::ClaimNotFound,
         StoreError::Conflict => ApiError::Unavailable("the domain kept changing".into()),
         StoreError::KeyNotFound => ApiError::Internal("API key vanished".into()),
         StoreError::Throttled(detail) => ApiError::Throttled(detail),
         StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
         StoreError::Internal(detail) => ApiError::Internal(detail),
+    }
+}
+
+fn transfer_error(error: TransferError) -> ApiError {
+    match error {
+        TransferError::Held | TransferError::Mine => ApiError::DomainAlreadyExists,
+        TransferError::Busy => ApiError::DomainBusy,
+        TransferError::ClaimGone => ApiError::ClaimNotFound,
+        TransferError::LimitReached => ApiError::DomainLimitReached,
+        TransferError::ClaimEnded => ApiError::Internal("the claim ended unhandled".into()),
+        TransferError::Store(error) => store_error(error),
     }
 }
 

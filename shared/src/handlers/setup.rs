@@ -5,7 +5,7 @@
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
-use super::{WRITE_ATTEMPTS, identity_error, logged, store_error};
+use super::{WRITE_ATTEMPTS, identity_error, logged, store_error, transfer_error};
 use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::error::{ApiError, json_response};
@@ -15,8 +15,9 @@ use crate::provisioning::{self, SetupError};
 use crate::records::{expected_records, mail_from_records};
 use crate::request::{create_body, organization_id};
 use crate::store::StoreError;
+use crate::transfer::{self, TransferError};
 
-fn setup_error(error: SetupError) -> ApiError {
+pub(super) fn setup_error(error: SetupError) -> ApiError {
     match error {
         SetupError::NotOurs => ApiError::DomainAlreadyExists,
         SetupError::Identity(error) => identity_error(error),
@@ -39,7 +40,15 @@ pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body
         .await
     {
         Ok(()) => {}
-        Err(StoreError::NameTaken) => domain = resume_setup(app, &organization_id, &name).await?,
+        // Held: by this organization (a create left half-done?), or by another
+        // whose domain may have failed (then it is taken over).
+        Err(StoreError::NameTaken) => match transfer::take_failed_name(app, &domain).await {
+            Ok(()) => {}
+            Err(TransferError::Mine) => {
+                domain = resume_setup(app, &organization_id, &name).await?;
+            }
+            Err(error) => return Err(logged(transfer_error(error))),
+        },
         Err(error) => return Err(logged(store_error(error))),
     }
 
@@ -101,7 +110,11 @@ async fn resume_setup(
 /// Writes the DKIM tokens (and records) into the domain and clears its setup
 /// mark. A domain written meanwhile is read again and the tokens applied to it; a
 /// domain removed meanwhile is `DomainBusy` (never a 201 for a removed domain).
-async fn store_tokens(app: &App, domain: &mut Domain, tokens: Vec<String>) -> Result<(), ApiError> {
+pub(super) async fn store_tokens(
+    app: &App,
+    domain: &mut Domain,
+    tokens: Vec<String>,
+) -> Result<(), ApiError> {
     for attempt in 1..=WRITE_ATTEMPTS {
         apply_tokens(app, domain, tokens.clone());
         domain.setup_started_at = None;

@@ -3,7 +3,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DomainPage, DomainStore, KeyStore, StoreError, check_size};
+use super::{ClaimSet, DomainPage, DomainStore, KeyStore, StoreError, Transfer, check_size};
+use crate::claims::{ClaimStatus, DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
@@ -18,8 +19,12 @@ pub struct InMemoryStore {
 struct State {
     /// (organization, name) -> domain; BTreeMap so listing is ordered by name.
     domains: BTreeMap<(String, DomainName), Domain>,
-    /// name -> organization holding it.
-    claims: HashMap<DomainName, String>,
+    /// name -> who holds it.
+    holders: HashMap<DomainName, NameHolder>,
+    /// (organization, name) -> its claim of the name.
+    domain_claims: BTreeMap<(String, DomainName), DomainClaim>,
+    /// organization -> version of its claims guard.
+    claim_guards: HashMap<String, u64>,
     /// organization -> domains it holds.
     counts: HashMap<String, usize>,
     /// key hash -> key.
@@ -65,7 +70,7 @@ impl DomainStore for InMemoryStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
         check_size(domain)?;
         let mut state = self.lock()?;
-        if state.claims.contains_key(&domain.name) {
+        if state.holders.contains_key(&domain.name) {
             return Err(StoreError::NameTaken);
         }
         let held = state
@@ -79,9 +84,14 @@ impl DomainStore for InMemoryStore {
         state
             .counts
             .insert(domain.organization_id.clone(), held + 1);
-        state
-            .claims
-            .insert(domain.name.clone(), domain.organization_id.clone());
+        state.holders.insert(
+            domain.name.clone(),
+            NameHolder {
+                organization_id: domain.organization_id.clone(),
+                domain_id: domain.id.clone(),
+                claimed_at: None,
+            },
+        );
         state
             .domains
             .insert(key(&domain.organization_id, &domain.name), domain.clone());
@@ -143,7 +153,7 @@ impl DomainStore for InMemoryStore {
         state
             .domains
             .remove(&key(&domain.organization_id, &domain.name));
-        state.claims.remove(&domain.name);
+        state.holders.remove(&domain.name);
         if let Some(count) = state.counts.get_mut(&domain.organization_id) {
             *count = count.saturating_sub(1);
         }
@@ -175,6 +185,163 @@ impl DomainStore for InMemoryStore {
         });
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError> {
+        Ok(self.lock()?.holders.get(name).cloned())
+    }
+
+    async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError> {
+        let next = transfer.next;
+        check_size(next)?;
+        let mut state = self.lock()?;
+        let holder_id = state.holders.get(&next.name).map(|h| h.domain_id.clone());
+        match transfer.previous {
+            Some(previous) => {
+                as_read(&mut state, previous)?;
+                if holder_id.as_deref() != Some(previous.id.as_str()) {
+                    return Err(StoreError::NameTaken);
+                }
+            }
+            None if holder_id.is_some() => return Err(StoreError::NameTaken),
+            None => {}
+        }
+        if state
+            .domains
+            .contains_key(&key(&next.organization_id, &next.name))
+        {
+            return Err(StoreError::NameTaken);
+        }
+        let held = state
+            .counts
+            .get(&next.organization_id)
+            .copied()
+            .unwrap_or(0);
+        if held >= max_domains {
+            return Err(StoreError::LimitReached);
+        }
+        if let Some(claim) = transfer.claim {
+            still_pending(&state, claim)?;
+        }
+        if let Some(previous) = transfer.previous {
+            state
+                .domains
+                .remove(&key(&previous.organization_id, &previous.name));
+            if let Some(count) = state.counts.get_mut(&previous.organization_id) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        state.counts.insert(next.organization_id.clone(), held + 1);
+        state.holders.insert(
+            next.name.clone(),
+            NameHolder {
+                organization_id: next.organization_id.clone(),
+                domain_id: next.id.clone(),
+                claimed_at: transfer.claim.map(|_| transfer.at),
+            },
+        );
+        state
+            .domains
+            .insert(key(&next.organization_id, &next.name), next.clone());
+        if let Some(claim) = transfer.claim {
+            state
+                .domain_claims
+                .insert(key(&claim.organization_id, &claim.name), claim.clone());
+        }
+        Ok(())
+    }
+
+    async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
+        let state = self.lock()?;
+        Ok(ClaimSet {
+            claims: state
+                .domain_claims
+                .iter()
+                .filter(|((org, _), _)| org == organization_id)
+                .map(|(_, claim)| claim.clone())
+                .collect(),
+            guard: state
+                .claim_guards
+                .get(organization_id)
+                .copied()
+                .unwrap_or(0),
+        })
+    }
+
+    async fn get_claim(
+        &self,
+        organization_id: &str,
+        name: &DomainName,
+    ) -> Result<Option<DomainClaim>, StoreError> {
+        Ok(self
+            .lock()?
+            .domain_claims
+            .get(&key(organization_id, name))
+            .cloned())
+    }
+
+    async fn put_claim(
+        &self,
+        claim: &DomainClaim,
+        replacing: Option<&DomainClaim>,
+        guard: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        let stored = state
+            .domain_claims
+            .get(&key(&claim.organization_id, &claim.name));
+        if stored.map(|c| &c.record.value) != replacing.map(|c| &c.record.value) {
+            return Err(StoreError::ClaimGone);
+        }
+        let current = state
+            .claim_guards
+            .entry(claim.organization_id.clone())
+            .or_insert(0);
+        if *current != guard {
+            return Err(StoreError::Conflict);
+        }
+        *current += 1;
+        state
+            .domain_claims
+            .insert(key(&claim.organization_id, &claim.name), claim.clone());
+        Ok(())
+    }
+
+    async fn update_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        still_pending(&state, claim)?;
+        state
+            .domain_claims
+            .insert(key(&claim.organization_id, &claim.name), claim.clone());
+        Ok(())
+    }
+
+    async fn delete_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        let claim_key = key(&claim.organization_id, &claim.name);
+        match state.domain_claims.get(&claim_key) {
+            Some(stored) if stored.record.value == claim.record.value => {
+                state.domain_claims.remove(&claim_key);
+                Ok(())
+            }
+            _ => Err(StoreError::ClaimGone),
+        }
+    }
+}
+
+/// `ClaimGone` unless the stored claim is this one (same proof value) and pending.
+fn still_pending(state: &State, claim: &DomainClaim) -> Result<(), StoreError> {
+    match state
+        .domain_claims
+        .get(&key(&claim.organization_id, &claim.name))
+    {
+        Some(stored)
+            if stored.record.value == claim.record.value
+                && stored.status == ClaimStatus::Pending =>
+        {
+            Ok(())
+        }
+        _ => Err(StoreError::ClaimGone),
     }
 }
 

@@ -5,11 +5,12 @@
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::{DUE_INDEX, DUE_SHARDS, DynamoDbStore, create_table};
+pub use dynamodb::{DUE_INDEX, DUE_SHARDS, DynamoDbStore, TTL_ATTRIBUTE, create_table};
 pub use memory::InMemoryStore;
 
 use async_trait::async_trait;
 
+use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
@@ -39,6 +40,31 @@ impl DomainPage {
     }
 }
 
+/// An organization's claims, and the version of its claims guard: a new claim
+/// is written only if no other was since they were read (so the limit holds
+/// under concurrency).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClaimSet {
+    /// Every stored claim of the organization (expired ones too), by name.
+    pub claims: Vec<DomainClaim>,
+    /// The guard's version as read.
+    pub guard: u64,
+}
+
+/// A name passing to a new holder, written at once by `DomainStore::transfer`.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer<'a> {
+    /// The holder's domain as read (`None`: nobody holds the name).
+    pub previous: Option<&'a Domain>,
+    /// The new holder's domain, with its setup mark.
+    pub next: &'a Domain,
+    /// The claim that proved control, already completed (`None`: a create taking
+    /// a name whose holder's domain failed).
+    pub claim: Option<&'a DomainClaim>,
+    /// When the name passes.
+    pub at: Timestamp,
+}
+
 #[derive(Debug, thiserror::Error)]
 /// What a store operation can fail with.
 pub enum StoreError {
@@ -51,6 +77,9 @@ pub enum StoreError {
     /// The domain was written by someone else since it was read.
     #[error("the domain changed since it was read")]
     Conflict,
+    /// The claim this write was conditioned on is gone, replaced or no longer pending.
+    #[error("the claim no longer exists or is no longer pending")]
+    ClaimGone,
     /// The organization already holds its maximum number of domains.
     #[error("the organization's domain limit is reached")]
     LimitReached,
@@ -142,6 +171,46 @@ pub trait DomainStore: Send + Sync {
     /// Up to `limit` domains whose scheduled check is due at `now`, most overdue
     /// first, across all organizations (read by the scheduled re-verification).
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError>;
+
+    /// Who holds the name, if anyone.
+    async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError>;
+
+    /// Passes the name to `transfer.next`'s organization, atomically: the previous
+    /// holder's domain (same id and version as read, `Conflict` or `DomainGone`
+    /// otherwise) is removed as *claimed* and uncounted, the name's claim item
+    /// names the new domain (only if it still named the previous one, else
+    /// `NameTaken`), the new domain is written and counted (`LimitReached` at
+    /// `max_domains`), and the claim, if any, is stored completed (only if it
+    /// is still the same pending claim, else `ClaimGone`).
+    async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError>;
+
+    /// The organization's claims (expired ones included) and its claims guard.
+    async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError>;
+
+    /// The organization's claim of the name (expired or not).
+    async fn get_claim(
+        &self,
+        organization_id: &str,
+        name: &DomainName,
+    ) -> Result<Option<DomainClaim>, StoreError>;
+
+    /// Writes a new claim in place of `replacing` (the claim of that name as
+    /// read, or none), if the organization's claims guard is still `guard`:
+    /// `Conflict` if another claim was written since, `ClaimGone` if `replacing`
+    /// changed.
+    async fn put_claim(
+        &self,
+        claim: &DomainClaim,
+        replacing: Option<&DomainClaim>,
+        guard: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a pending claim's check (or its end), if it is still the same
+    /// pending claim: `ClaimGone` otherwise.
+    async fn update_claim(&self, claim: &DomainClaim) -> Result<(), StoreError>;
+
+    /// Deletes the claim, if it is still the same one: `ClaimGone` otherwise.
+    async fn delete_claim(&self, claim: &DomainClaim) -> Result<(), StoreError>;
 }
 
 /// A stored domain object stays under this size (JSON), whatever DNS returned:

@@ -124,6 +124,24 @@ impl LazyDnsChecker {
     }
 }
 
+impl LazyDnsChecker {
+    /// `DnsChecker::txt_values`; if the resolver cannot be set up, a failed lookup.
+    pub async fn txt_values(&self, domain: &DomainName, fqdn: &str) -> Answer<String> {
+        match self.checker.get() {
+            Some(checker) => checker.txt_values(domain, fqdn).await,
+            None => match Self::build(self.nameservers.as_deref()) {
+                Ok(built) => {
+                    self.checker
+                        .get_or_init(|| built)
+                        .txt_values(domain, fqdn)
+                        .await
+                }
+                Err(error) => Answer::Failed(error.to_string()),
+            },
+        }
+    }
+}
+
 impl From<DnsChecker> for LazyDnsChecker {
     fn from(checker: DnsChecker) -> Self {
         Self {
@@ -198,6 +216,30 @@ impl DnsChecker {
             incomplete,
         };
         (checked, stats)
+    }
+
+    /// The TXT values at `fqdn`, a name in `domain`'s zone, asked as a record
+    /// check asks (the zone's authoritative servers, no cache, within
+    /// `CHECK_BUDGET`): what a claim's proof is looked up with.
+    pub async fn txt_values(&self, domain: &DomainName, fqdn: &str) -> Answer<String> {
+        let lookup = async {
+            let lookups = Lookups {
+                checker: self,
+                authoritative: self.authoritative(domain).await,
+            };
+            lookups
+                .values(fqdn, hickory_resolver::proto::rr::RecordType::TXT)
+                .await
+                .0
+        };
+        tokio::time::timeout(CHECK_BUDGET, lookup)
+            .await
+            .unwrap_or_else(|_| {
+                Answer::Failed(format!(
+                    "no answer within {} seconds",
+                    CHECK_BUDGET.as_secs()
+                ))
+            })
     }
 
     /// The records judged, and how many lookups could not be completed.

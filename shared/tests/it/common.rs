@@ -27,6 +27,11 @@ pub enum Endpoint {
     Verify,
     Update,
     Delete,
+    CreateClaim,
+    ListClaims,
+    GetClaim,
+    VerifyClaim,
+    DeleteClaim,
 }
 
 impl Endpoint {
@@ -39,6 +44,11 @@ impl Endpoint {
             Self::Verify => "verify-domain.json",
             Self::Update => "update-domain.json",
             Self::Delete => "delete-domain.json",
+            Self::CreateClaim => "create-domain-claim.json",
+            Self::ListClaims => "list-domain-claims.json",
+            Self::GetClaim => "get-domain-claim.json",
+            Self::VerifyClaim => "verify-domain-claim.json",
+            Self::DeleteClaim => "delete-domain-claim.json",
         }
     }
 }
@@ -79,11 +89,15 @@ impl Call {
     pub fn domain(mut self, domain: &str) -> Self {
         let suffix = match self.endpoint {
             Endpoint::DnsRecords => "/dns-records",
-            Endpoint::Verify => "/verify",
+            Endpoint::Verify | Endpoint::VerifyClaim => "/verify",
             _ => "",
         };
+        let collection = match self.endpoint {
+            Endpoint::GetClaim | Endpoint::VerifyClaim | Endpoint::DeleteClaim => "domain-claims",
+            _ => "domains",
+        };
         self.event["pathParameters"]["domain"] = json!(domain);
-        self.event["rawPath"] = json!(format!("/domains/{domain}{suffix}"));
+        self.event["rawPath"] = json!(format!("/{collection}/{domain}{suffix}"));
         self
     }
 
@@ -144,6 +158,11 @@ impl Call {
             Endpoint::Verify => handlers::verify_domain(app, request).await,
             Endpoint::Update => handlers::update_domain(app, request).await,
             Endpoint::Delete => handlers::delete_domain(app, request).await,
+            Endpoint::CreateClaim => handlers::create_domain_claim(app, request).await,
+            Endpoint::ListClaims => handlers::list_domain_claims(app, request).await,
+            Endpoint::GetClaim => handlers::get_domain_claim(app, request).await,
+            Endpoint::VerifyClaim => handlers::verify_domain_claim(app, request).await,
+            Endpoint::DeleteClaim => handlers::delete_domain_claim(app, request).await,
         }
         .expect("handlers always answer");
         let status = response.status();

@@ -37,6 +37,11 @@ async fn http(app: &App, file: &str) -> (StatusCode, Value) {
         "verify-domain.json" => handlers::verify_domain(app, request).await,
         "update-domain.json" => handlers::update_domain(app, request).await,
         "delete-domain.json" => handlers::delete_domain(app, request).await,
+        "create-domain-claim.json" => handlers::create_domain_claim(app, request).await,
+        "list-domain-claims.json" => handlers::list_domain_claims(app, request).await,
+        "get-domain-claim.json" => handlers::get_domain_claim(app, request).await,
+        "verify-domain-claim.json" => handlers::verify_domain_claim(app, request).await,
+        "delete-domain-claim.json" => handlers::delete_domain_claim(app, request).await,
         other => panic!("no handler for {other}"),
     }
     .expect("handlers always answer");
@@ -64,6 +69,12 @@ async fn every_event_file_runs_through_its_handler() {
         "get-dns-records.json",
         "verify-domain.json",
         "update-domain.json",
+        // org_456 claims example.com, which org_123 holds.
+        "create-domain-claim.json",
+        "list-domain-claims.json",
+        "get-domain-claim.json",
+        "verify-domain-claim.json",
+        "delete-domain-claim.json",
         "reverify-pending.json",
         "delete-domain.json",
     ];
@@ -128,6 +139,24 @@ async fn every_event_file_runs_through_its_handler() {
                 let (status, body) = http(&app, file).await;
                 assert_eq!(status, StatusCode::CREATED, "{body}");
                 assert_eq!(body["organization_id"], "org_123");
+            }
+            "create-domain-claim.json" => {
+                let (status, body) = http(&app, file).await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                assert_eq!(body["status"], "pending");
+                assert_eq!(body["record"]["name"], "_domains-claim.example.com");
+            }
+            "verify-domain-claim.json" => {
+                // The proof is not published: still pending, saying what to publish.
+                let (status, body) = http(&app, file).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(body["status"], "pending");
+                assert!(
+                    body["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("_domains-claim.example.com")),
+                    "{body}"
+                );
             }
             "update-domain.json" => {
                 let (status, body) = http(&app, file).await;

@@ -439,10 +439,50 @@ async fn dynamodb_requests_per_endpoint() {
         &[("PutItem", 1), ("TransactWriteItems", 1)],
     );
     expect(
-        "create conflict (the read looks for a half-done create to resume)",
+        "create conflict (reads the holder and its domain: failed ones are taken over)",
         create("example.com").org("org_b").send(app).await,
         StatusCode::CONFLICT,
-        &[("GetItem", 1), ("TransactWriteItems", 1)],
+        &[("GetItem", 2), ("TransactWriteItems", 1)],
+    );
+    expect(
+        "create claim (the holder, its domain, the claims and their guard)",
+        Call::new(Endpoint::CreateClaim)
+            .body(r#"{"name": "example.com"}"#)
+            .org("org_b")
+            .send(app)
+            .await,
+        StatusCode::CREATED,
+        &[("GetItem", 3), ("Query", 1), ("TransactWriteItems", 1)],
+    );
+    expect(
+        "list claims (and the holder of each pending one)",
+        Call::new(Endpoint::ListClaims).org("org_b").send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 2), ("Query", 1)],
+    );
+    expect(
+        "get claim (and its name's holder)",
+        Call::new(Endpoint::GetClaim).org("org_b").send(app).await,
+        StatusCode::OK,
+        &[("GetItem", 2)],
+    );
+    expect(
+        "verify claim, not proven (the check is stored)",
+        Call::new(Endpoint::VerifyClaim)
+            .org("org_b")
+            .send(app)
+            .await,
+        StatusCode::OK,
+        &[("GetItem", 2), ("PutItem", 1)],
+    );
+    expect(
+        "delete claim",
+        Call::new(Endpoint::DeleteClaim)
+            .org("org_b")
+            .send(app)
+            .await,
+        StatusCode::OK,
+        &[("DeleteItem", 1), ("GetItem", 2)],
     );
     expect(
         "get",

@@ -5,6 +5,7 @@
 mod common;
 
 mod authorizer;
+mod claims;
 mod deadlines;
 mod dns_hierarchy;
 mod dynamodb_errors;
@@ -17,6 +18,7 @@ mod races;
 mod scheduler;
 mod ses_adapter;
 mod ses_confirmation;
+mod store_claims;
 mod store_suite;
 mod tenancy;
 mod tenant_isolation;

@@ -12,14 +12,14 @@ use shared::store::{
 };
 use test_support::{RequestCounter, dynamodb_client, moto_endpoint, unique_table_name};
 
-struct Backend {
-    store: Arc<dyn DomainStore>,
+pub(crate) struct Backend {
+    pub(crate) store: Arc<dyn DomainStore>,
     keys: Arc<dyn KeyStore>,
     /// DynamoDB requests by operation; `None` for the in-memory store.
     counter: Option<RequestCounter>,
 }
 
-async fn in_memory() -> Backend {
+pub(crate) async fn in_memory() -> Backend {
     let store = Arc::new(InMemoryStore::new());
     Backend {
         store: store.clone(),
@@ -28,7 +28,7 @@ async fn in_memory() -> Backend {
     }
 }
 
-async fn dynamodb() -> Backend {
+pub(crate) async fn dynamodb() -> Backend {
     let counter = RequestCounter::new();
     let client = dynamodb_client(&moto_endpoint(), &counter);
     let table = unique_table_name("store-suite");
@@ -42,11 +42,11 @@ async fn dynamodb() -> Backend {
     }
 }
 
-fn name(raw: &str) -> DomainName {
+pub(crate) fn name(raw: &str) -> DomainName {
     DomainName::parse(raw).expect("valid name")
 }
 
-fn domain(org: &str, raw: &str) -> Domain {
+pub(crate) fn domain(org: &str, raw: &str) -> Domain {
     let name = name(raw);
     let mut domain = Domain::new(org, name.clone(), Timestamp::now());
     domain.dkim_tokens = vec!["tok1".into(), "tok2".into(), "tok3".into()];
@@ -524,6 +524,7 @@ async fn reschedule_moves_only_the_next_check_and_is_versioned(backend: &Backend
     assert_eq!(unscheduled.records, watched.records);
 }
 
+/// Runs each named case on both stores.
 macro_rules! store_suite {
     ($($case:ident),* $(,)?) => {
         mod in_memory {
@@ -540,6 +541,8 @@ macro_rules! store_suite {
         }
     };
 }
+
+pub(crate) use store_suite;
 
 store_suite!(
     insert_then_get_round_trips_every_field,

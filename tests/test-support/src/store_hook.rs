@@ -15,6 +15,7 @@ pub enum StoreOp {
     Reschedule,
     Delete,
     Due,
+    Transfer,
 }
 
 /// What happens to an operation a hook was asked about.
@@ -128,6 +129,57 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
         limit: usize,
     ) -> Result<Vec<shared::Domain>, shared::store::StoreError> {
         hooked!(self, StoreOp::Due, None, self.inner.due(now, limit))
+    }
+    async fn holder(
+        &self,
+        name: &shared::DomainName,
+    ) -> Result<Option<shared::claims::NameHolder>, shared::store::StoreError> {
+        self.inner.holder(name).await
+    }
+    async fn transfer(
+        &self,
+        transfer: shared::store::Transfer<'_>,
+        max_domains: usize,
+    ) -> Result<(), shared::store::StoreError> {
+        hooked!(
+            self,
+            StoreOp::Transfer,
+            Some(transfer.next),
+            self.inner.transfer(transfer, max_domains)
+        )
+    }
+    async fn claims(
+        &self,
+        org: &str,
+    ) -> Result<shared::store::ClaimSet, shared::store::StoreError> {
+        self.inner.claims(org).await
+    }
+    async fn get_claim(
+        &self,
+        org: &str,
+        name: &shared::DomainName,
+    ) -> Result<Option<shared::claims::DomainClaim>, shared::store::StoreError> {
+        self.inner.get_claim(org, name).await
+    }
+    async fn put_claim(
+        &self,
+        claim: &shared::claims::DomainClaim,
+        replacing: Option<&shared::claims::DomainClaim>,
+        guard: u64,
+    ) -> Result<(), shared::store::StoreError> {
+        self.inner.put_claim(claim, replacing, guard).await
+    }
+    async fn update_claim(
+        &self,
+        claim: &shared::claims::DomainClaim,
+    ) -> Result<(), shared::store::StoreError> {
+        self.inner.update_claim(claim).await
+    }
+    async fn delete_claim(
+        &self,
+        claim: &shared::claims::DomainClaim,
+    ) -> Result<(), shared::store::StoreError> {
+        self.inner.delete_claim(claim).await
     }
 }
 

@@ -12,12 +12,13 @@ use super::schema::*;
 use super::{
     DynamoDbStore, TransactionOutcome, build_error, classify, id_of, string_value, to_item,
 };
+use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::model::{CheckSchedule, Domain, Timestamp};
-use crate::store::{DomainPage, DomainStore, StoreError, check_size};
+use crate::store::{ClaimSet, DomainPage, DomainStore, StoreError, Transfer, check_size};
 
 #[derive(Serialize, Deserialize)]
-struct DomainItem {
+pub(super) struct DomainItem {
     pk: String,
     sk: String,
     #[serde(flatten)]
@@ -46,7 +47,7 @@ struct ClaimItem<'a> {
 }
 
 impl DomainItem {
-    fn from_domain(domain: &Domain) -> Self {
+    pub(super) fn from_domain(domain: &Domain) -> Self {
         let due = domain.schedule.next_check_at;
         Self {
             pk: organization_pk(&domain.organization_id),
@@ -73,6 +74,19 @@ impl DomainItem {
     }
 }
 
+/// A domain taken by another organization leaves a mark at its key: no domain.
+fn is_claimed_mark(item: &HashMap<String, AttributeValue>) -> bool {
+    item.contains_key(CLAIMED_MARK)
+}
+
+/// The domain an item holds; `None` for a claimed mark.
+fn stored_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>, StoreError> {
+    if is_claimed_mark(&item) {
+        return Ok(None);
+    }
+    domain_from_item(item).map(Some)
+}
+
 fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, StoreError> {
     serde_dynamo::from_item::<_, DomainItem>(item)
         .map(DomainItem::into_domain)
@@ -82,6 +96,9 @@ fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, Sto
 /// A listed domain item, or `None` for one that cannot be read: it is logged and
 /// left out, so one bad item never fails a whole listing or scheduler run.
 fn listed_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>, StoreError> {
+    if is_claimed_mark(&item) {
+        return Ok(None);
+    }
     let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let (pk, sk) = (key("pk"), key("sk"));
     match domain_from_item(item) {
@@ -104,11 +121,11 @@ impl DomainStore for DynamoDbStore {
             organization_id: &domain.organization_id,
             domain_id: &domain.id,
         })?;
-        let put = |item| {
+        let put = |item, condition: String| {
             Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
+                .condition_expression(condition)
                 .build()
                 .map_err(build_error)
         };
@@ -124,8 +141,16 @@ impl DomainStore for DynamoDbStore {
             .build()
             .map_err(build_error)?;
         let items = vec![
-            TransactWriteItem::builder().put(put(claim_item)?).build(),
-            TransactWriteItem::builder().put(put(domain_item)?).build(),
+            TransactWriteItem::builder()
+                .put(put(claim_item, "attribute_not_exists(pk)".into())?)
+                .build(),
+            // Where the organization lost the name to a claim, its mark gives way.
+            TransactWriteItem::builder()
+                .put(put(
+                    domain_item,
+                    format!("attribute_not_exists(pk) OR attribute_exists({CLAIMED_MARK})"),
+                )?)
+                .build(),
             TransactWriteItem::builder().update(count).build(),
         ];
         match self.transact("insert domain", items).await? {
@@ -171,7 +196,7 @@ impl DomainStore for DynamoDbStore {
             .send()
             .await
             .map_err(|e| classify("get domain", e))?;
-        output.item.map(domain_from_item).transpose()
+        Ok(output.item.map(stored_domain).transpose()?.flatten())
     }
 
     async fn list_page(
@@ -357,5 +382,42 @@ impl DomainStore for DynamoDbStore {
         });
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError> {
+        self.read_holder(name).await
+    }
+
+    async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError> {
+        self.transfer_name(transfer, max_domains).await
+    }
+
+    async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
+        self.read_claims(organization_id).await
+    }
+
+    async fn get_claim(
+        &self,
+        organization_id: &str,
+        name: &DomainName,
+    ) -> Result<Option<DomainClaim>, StoreError> {
+        self.read_claim(organization_id, name).await
+    }
+
+    async fn put_claim(
+        &self,
+        claim: &DomainClaim,
+        replacing: Option<&DomainClaim>,
+        guard: u64,
+    ) -> Result<(), StoreError> {
+        self.write_new_claim(claim, replacing, guard).await
+    }
+
+    async fn update_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
+        self.write_claim(claim).await
+    }
+
+    async fn delete_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
+        self.remove_claim(claim).await
     }
 }

@@ -4,10 +4,11 @@
 //! written and deleted with the domain item and the count in one transaction.
 
 mod api_keys;
+mod claims;
 mod domains;
 mod schema;
 
-pub use schema::{DUE_INDEX, DUE_SHARDS, create_table};
+pub use schema::{DUE_INDEX, DUE_SHARDS, TTL_ATTRIBUTE, create_table};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -67,6 +68,7 @@ throttling!(
     aws_sdk_dynamodb::operation::put_item::PutItemError,
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::query::QueryError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
     aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError
 );
 

@@ -29,6 +29,15 @@ pub(super) const API_KEY_ID_SORT_KEY: &str = "APIKEYID";
 pub(super) const WARM_UP_KEY: &str = "WARMUP";
 
 pub(super) const CLAIM_SORT_KEY: &str = "CLAIM";
+/// Sort-key prefix of an organization's domain claims (`DOMAINCLAIM#<name>`).
+pub(super) const DOMAIN_CLAIM_PREFIX: &str = "DOMAINCLAIM#";
+/// Sort key of an organization's claims guard.
+pub(super) const CLAIM_GUARD_SORT_KEY: &str = "CLAIMS";
+/// The attribute that makes a domain item the mark of a domain taken by another
+/// organization: readers see no domain there.
+pub(super) const CLAIMED_MARK: &str = "claimed_domain_id";
+/// The table's TTL attribute (epoch seconds): claims and claimed marks expire.
+pub const TTL_ATTRIBUTE: &str = "ttl";
 
 pub(super) const COUNT_SORT_KEY: &str = "COUNT";
 
@@ -38,6 +47,10 @@ pub(super) fn organization_pk(organization_id: &str) -> String {
 
 pub(super) fn domain_sk(name: &DomainName) -> String {
     format!("{DOMAIN_SORT_PREFIX}{name}")
+}
+
+pub(super) fn domain_claim_sk(name: &DomainName) -> String {
+    format!("{DOMAIN_CLAIM_PREFIX}{name}")
 }
 
 pub(super) fn due_partition(shard: u32) -> String {

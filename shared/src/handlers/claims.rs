@@ -1,0 +1,212 @@
+//! Domain claims over HTTP. What a claim's status means is `claims`; how the name
+//! passes on is `transfer`; this module only reads, calls and answers.
+
+use futures::future::join_all;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+
+use super::setup::{self, setup_error};
+use super::{WRITE_ATTEMPTS, logged, store_error, transfer_error};
+use crate::app::App;
+use crate::claims::{ClaimStatus, ClaimView, DomainClaim, MAX_OPEN_CLAIMS};
+use crate::error::{ApiError, json_response};
+use crate::model::{Domain, Timestamp};
+use crate::provisioning;
+use crate::request::{claim_body, organization_id, path_domain};
+use crate::store::StoreError;
+use crate::transfer::{self, TransferError};
+
+fn answer(status: StatusCode, claim: &DomainClaim, domain: Option<&Domain>) -> Response<Body> {
+    json_response(status, &ClaimView { claim, domain })
+}
+
+/// The claims as a reader sees them now: lapsed ones left out, pending ones
+/// settled against who holds each name.
+async fn live(app: &App, claims: Vec<DomainClaim>) -> Result<Vec<DomainClaim>, ApiError> {
+    let now = Timestamp::now();
+    let settled = join_all(
+        claims
+            .into_iter()
+            .filter(|claim| !claim.is_expired(now))
+            .map(|mut claim| async move {
+                if claim.is_open() {
+                    let holder = app.store.holder(&claim.name).await?;
+                    claim.settle(holder.as_ref());
+                }
+                Ok::<_, StoreError>(claim)
+            }),
+    )
+    .await;
+    settled
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| logged(store_error(e)))
+}
+
+pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let organization_id = organization_id(request)?;
+    let name = claim_body(request)?;
+    // Only a name another organization holds, with a domain that has not
+    // failed, needs a claim: anything else is had with a create.
+    let holder = app
+        .store
+        .holder(&name)
+        .await
+        .map_err(|e| logged(store_error(e)))?
+        .ok_or(ApiError::DomainNotFound)?;
+    if holder.organization_id == organization_id {
+        return Err(ApiError::DomainAlreadyExists);
+    }
+    let held = app
+        .store
+        .get(&holder.organization_id, &name)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    if held.is_some_and(|domain| transfer::takeable_by_create(&domain)) {
+        return Err(ApiError::DomainNotFound);
+    }
+
+    for _ in 0..WRITE_ATTEMPTS {
+        let set = app
+            .store
+            .claims(&organization_id)
+            .await
+            .map_err(|e| logged(store_error(e)))?;
+        let stored = set.claims.iter().find(|c| c.name == name).cloned();
+        let current = live(app, set.claims).await?;
+        // Asking again for an open claim gives it back: the same TXT record.
+        if let Some(open) = current.iter().find(|c| c.name == name && c.is_open()) {
+            return Ok(answer(StatusCode::OK, open, None));
+        }
+        if current.iter().filter(|c| c.is_open()).count() >= MAX_OPEN_CLAIMS {
+            return Err(ApiError::ClaimLimitReached);
+        }
+        let claim = DomainClaim::new(&organization_id, name.clone(), Timestamp::now());
+        match app
+            .store
+            .put_claim(&claim, stored.as_ref(), set.guard)
+            .await
+        {
+            Ok(()) => {
+                let mut response = answer(StatusCode::CREATED, &claim, None);
+                if let Ok(location) = HeaderValue::from_str(&format!("/domain-claims/{name}")) {
+                    response.headers_mut().insert(header::LOCATION, location);
+                }
+                return Ok(response);
+            }
+            // Another claim of this organization was written meanwhile: count again.
+            Err(StoreError::Conflict | StoreError::ClaimGone) => {}
+            Err(error) => return Err(logged(store_error(error))),
+        }
+    }
+    Err(logged(ApiError::Unavailable(
+        "claims kept changing while one was made".into(),
+    )))
+}
+
+pub(super) async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let organization_id = organization_id(request)?;
+    let set = app
+        .store
+        .claims(&organization_id)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    let claims = live(app, set.claims).await?;
+    let views: Vec<ClaimView> = claims
+        .iter()
+        .map(|claim| ClaimView {
+            claim,
+            domain: None,
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &views))
+}
+
+/// The caller's live claim named in the path, settled, or 404.
+async fn find(app: &App, request: &Request) -> Result<DomainClaim, ApiError> {
+    let organization_id = organization_id(request)?;
+    let name = path_domain(request).map_err(|_| ApiError::ClaimNotFound)?;
+    let claim = app
+        .store
+        .get_claim(&organization_id, &name)
+        .await
+        .map_err(|e| logged(store_error(e)))?
+        .ok_or(ApiError::ClaimNotFound)?;
+    live(app, vec![claim])
+        .await?
+        .pop()
+        .ok_or(ApiError::ClaimNotFound)
+}
+
+/// The domain a completed claim made, while its organization holds it.
+async fn claimed_domain(app: &App, claim: &DomainClaim) -> Result<Option<Domain>, ApiError> {
+    let Some(domain_id) = &claim.domain_id else {
+        return Ok(None);
+    };
+    let domain = app
+        .store
+        .get(&claim.organization_id, &claim.name)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    Ok(domain.filter(|d| d.id == *domain_id && d.deleting_since.is_none()))
+}
+
+pub(super) async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let claim = find(app, request).await?;
+    let domain = claimed_domain(app, &claim).await?;
+    Ok(answer(StatusCode::OK, &claim, domain.as_ref()))
+}
+
+pub(super) async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let claim = find(app, request).await?;
+    app.store
+        .delete_claim(&claim)
+        .await
+        .map_err(|e| logged(store_error(e)))?;
+    Ok(answer(StatusCode::OK, &claim, None))
+}
+
+/// Looks the proof up; once found, the name passes to the caller (`transfer`)
+/// and its identity is made as a create makes it.
+pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let mut claim = find(app, request).await?;
+    if claim.status == ClaimStatus::Pending {
+        let now = Timestamp::now();
+        let answer = app.dns.txt_values(&claim.name, &claim.record.name).await;
+        if !claim.record_check(&answer, now) {
+            store_check(app, &claim).await?;
+            return Ok(self::answer(StatusCode::OK, &claim, None));
+        }
+        let records = |domain: &Domain| setup::expected(app, domain);
+        match transfer::complete_claim(app, &mut claim, records).await {
+            Ok(mut domain) => {
+                let tokens = provisioning::create_identity(app, &domain)
+                    .await
+                    .map_err(|e| logged(setup_error(e)))?;
+                setup::store_tokens(app, &mut domain, tokens).await?;
+                return Ok(self::answer(StatusCode::OK, &claim, Some(&domain)));
+            }
+            // Superseded, or completed another way, meanwhile: said below.
+            Err(TransferError::ClaimEnded) => {}
+            Err(error) => return Err(logged(transfer_error(error))),
+        }
+    }
+    // Ended, now or before: stored, so later reads need not work it out.
+    store_check(app, &claim).await?;
+    let mut domain = claimed_domain(app, &claim).await?;
+    if let Some(domain) = domain.as_mut().filter(|d| d.dkim_tokens.is_empty()) {
+        // The transfer happened but the identity was not made: finish it.
+        setup::fill_dkim_tokens(app, domain).await?;
+    }
+    Ok(answer(StatusCode::OK, &claim, domain.as_ref()))
+}
+
+/// Stores a pending claim's check or its end; a claim deleted meanwhile is 404.
+async fn store_check(app: &App, claim: &DomainClaim) -> Result<(), ApiError> {
+    match app.store.update_claim(claim).await {
+        // Already stored as ended by another request: nothing to add.
+        Ok(()) => Ok(()),
+        Err(StoreError::ClaimGone) if claim.status != ClaimStatus::Pending => Ok(()),
+        Err(error) => Err(logged(store_error(error))),
+    }
+}
