@@ -180,9 +180,15 @@ pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body
         let records = |domain: &Domain| setup::expected(app, domain);
         match transfer::complete_claim(app, &mut claim, records).await {
             Ok(mut domain) => {
-                let tokens = provisioning::create_identity(app, &domain)
-                    .await
-                    .map_err(|e| logged(setup_error(e)))?;
+                let tokens = match provisioning::create_identity(app, &domain).await {
+                    Ok(tokens) => tokens,
+                    Err(error) => {
+                        // The name is the caller's now; its identity is made by the
+                        // next verify of this claim (or dns-records), at once.
+                        setup::clear_setup_mark(app, &mut domain).await;
+                        return Err(logged(setup_error(error)));
+                    }
+                };
                 setup::store_tokens(app, &mut domain, tokens).await?;
                 return Ok(self::answer(StatusCode::OK, &claim, Some(&domain)));
             }

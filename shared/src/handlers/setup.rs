@@ -175,6 +175,16 @@ async fn release_claim(app: &App, domain: &Domain, cause: &SetupError) {
     }
 }
 
+/// Clears the setup mark of a domain whose identity could not be made by this
+/// request (which is over): the next request may try at once, instead of
+/// waiting out `SETUP_WINDOW`. A failure only means that wait.
+pub(super) async fn clear_setup_mark(app: &App, domain: &mut Domain) {
+    domain.setup_started_at = None;
+    if let Err(error) = app.store.update(domain).await {
+        tracing::warn!(domain = %domain.name, %error, "could not clear the setup mark");
+    }
+}
+
 /// Gets the DKIM tokens of a domain stored without them (a create that failed
 /// half-way): from this organization's identity if there is one, else by making
 /// it, under a fresh setup mark as a create does. While another request holds the

@@ -475,3 +475,130 @@ async fn claims_are_bounded_private_and_the_first_proof_wins_on_moto() {
     let world = moto_world().await;
     claim_rules(&world.app, &world._dns).await;
 }
+
+/// Fails the first transfer, before or after it took effect.
+struct FailFirstTransfer {
+    after: bool,
+    fired: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl StoreHook for FailFirstTransfer {
+    async fn before(
+        &self,
+        _: &dyn shared::store::DomainStore,
+        op: StoreOp,
+        _: Option<&shared::Domain>,
+    ) -> Hooked {
+        if op != StoreOp::Transfer || self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Hooked::Proceed;
+        }
+        let error = shared::store::StoreError::Unavailable("injected: timeout".into());
+        if self.after {
+            Hooked::FailAfter(error)
+        } else {
+            Hooked::Fail(error)
+        }
+    }
+}
+
+/// A transfer that fails is a 503 that loses nothing: before it took effect, the
+/// holder keeps the name and the claim stays pending; after, the name is the
+/// claimant's and a later verify of the claim makes its identity (once the setup
+/// mark of the failed request has run out, as for any create that failed).
+#[tokio::test]
+async fn a_failed_transfer_is_finished_by_the_next_verify() {
+    for after in [false, true] {
+        let base = in_memory_world().await;
+        let store: std::sync::Arc<dyn shared::store::DomainStore> =
+            std::sync::Arc::new(HookedStore {
+                inner: base.app.store.clone(),
+                hook: FailFirstTransfer {
+                    after,
+                    fired: Default::default(),
+                },
+            });
+        let app = App::new(
+            store.clone(),
+            base.identities.clone(),
+            shared::verify::DnsChecker::with_nameservers(&[base.dns.address()])
+                .expect("resolver")
+                .into(),
+            "us-east-2",
+        );
+        let (name, label) = fresh_name();
+        assert_eq!(
+            create(&name).org("org_a").send(&app).await.status,
+            StatusCode::CREATED
+        );
+        let made = claim(&name).org("org_b").send(&app).await;
+        publish_proof(
+            &base.dns,
+            &label,
+            made.body["record"]["value"].as_str().expect("value"),
+        )
+        .await;
+
+        let failed = on_claim(Endpoint::VerifyClaim, &name)
+            .org("org_b")
+            .send(&app)
+            .await;
+        assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
+        assert_eq!(failed.headers["retry-after"], "1");
+        let parsed = DomainName::parse(&name).expect("name");
+        let holder = app
+            .store
+            .holder(&parsed)
+            .await
+            .expect("holder")
+            .expect("held");
+        let claim_now = on_claim(Endpoint::GetClaim, &name)
+            .org("org_b")
+            .send(&app)
+            .await;
+        if after {
+            assert_eq!(holder.organization_id, "org_b");
+            assert_eq!(claim_now.body["status"], "completed");
+            // The failed request's setup mark holds the name's identity for
+            // SETUP_WINDOW: a verify meanwhile says so, and changes nothing.
+            let busy = on_claim(Endpoint::VerifyClaim, &name)
+                .org("org_b")
+                .send(&app)
+                .await;
+            busy.assert_error(
+                409,
+                "Domain is being set up or removed by another request; retry in a few seconds",
+            );
+            assert_eq!(
+                identity_of(&app, &name).await.map(|i| i.0),
+                Some(org_tag("org_a"))
+            );
+            let mut domain = app
+                .store
+                .get("org_b", &parsed)
+                .await
+                .expect("get")
+                .expect("b's");
+            domain.setup_started_at = Some(shared::Timestamp::from(
+                chrono::Utc::now() - chrono::Duration::seconds(31),
+            ));
+            app.store.update(&mut domain).await.expect("mark runs out");
+        } else {
+            assert_eq!(holder.organization_id, "org_a");
+            assert_eq!(claim_now.body["status"], "pending");
+        }
+        let done = on_claim(Endpoint::VerifyClaim, &name)
+            .org("org_b")
+            .send(&app)
+            .await;
+        assert_eq!(done.body["status"], "completed", "after={after}: {done:?}");
+        let tokens = tokens_of(&done.body["domain"]);
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(
+            identity_of(&app, &name).await,
+            Some((org_tag("org_b"), tokens))
+        );
+        assert_eq!(app.store.domain_count("org_a").await.expect("count"), 0);
+        assert_eq!(app.store.domain_count("org_b").await.expect("count"), 1);
+    }
+}
