@@ -141,6 +141,27 @@ def main():
         check("update-domain: 200 with the MAIL FROM subdomain and eight records",
               status == 200 and body.get("mail_from_subdomain") == "send" and len(body.get("records", [])) == 8
               and sum(r["record"].startswith("MAIL_FROM") for r in body["records"]) == 2, (status, body))
+        # org_456 claims example.com, which org_123 holds (the claim events' organization).
+        status, body = http("create-domain-claim", "create-domain-claim.json")
+        check("create-domain-claim: 201, pending, with the TXT record to publish",
+              status == 201 and body.get("status") == "pending"
+              and body.get("record", {}).get("name") == "_domains-claim.example.com", (status, body))
+        status, body = http("list-domain-claims", "list-domain-claims.json")
+        check("list-domain-claims: 200 with it", status == 200 and [c["name"] for c in body] == ["example.com"],
+              (status, body))
+        status, body = http("get-domain-claim", "get-domain-claim.json")
+        check("get-domain-claim: 200", status == 200 and body.get("status") == "pending", (status, body))
+        status, body = http("verify-domain-claim", "verify-domain-claim.json")
+        # DNS goes to a closed port: the lookup cannot be completed, and the claim says so.
+        check("verify-domain-claim: 200, still pending, checked", status == 200 and body.get("status") == "pending"
+              and body.get("last_checked_at") is not None and "could not be completed" in (body.get("reason") or ""),
+              (status, body))
+        status, body = http("delete-domain-claim", "delete-domain-claim.json")
+        check("delete-domain-claim: 200, the claim as it was", status == 200 and body.get("name") == "example.com",
+              (status, body))
+        status, body = http("get-domain-claim", "get-domain-claim.json")
+        check("get-domain-claim after delete: 404", status == 404 and body.get("message") == "Claim not found",
+              (status, body))
         summary = invoke("reverify-pending", "reverify-pending.json")
         # The domain's first scheduled check is a minute after creation: nothing is due yet.
         check("reverify-pending: a run summary, nothing due, no errors",

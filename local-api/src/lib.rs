@@ -34,6 +34,11 @@ pub enum Route {
     VerifyDomain,
     UpdateDomain,
     DeleteDomain,
+    CreateDomainClaim,
+    ListDomainClaims,
+    GetDomainClaim,
+    VerifyDomainClaim,
+    DeleteDomainClaim,
 }
 
 impl Route {
@@ -47,6 +52,11 @@ impl Route {
             Self::VerifyDomain => "POST /domains/{domain}/verify",
             Self::UpdateDomain => "PATCH /domains/{domain}",
             Self::DeleteDomain => "DELETE /domains/{domain}",
+            Self::CreateDomainClaim => "POST /domain-claims",
+            Self::ListDomainClaims => "GET /domain-claims",
+            Self::GetDomainClaim => "GET /domain-claims/{domain}",
+            Self::VerifyDomainClaim => "POST /domain-claims/{domain}/verify",
+            Self::DeleteDomainClaim => "DELETE /domain-claims/{domain}",
         }
     }
 }
@@ -84,6 +94,24 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Option<String>), Api
             &[(Method::POST, Route::VerifyDomain)],
             Some(decode(domain)?),
         ),
+        ["domain-claims"] => (
+            &[
+                (Method::POST, Route::CreateDomainClaim),
+                (Method::GET, Route::ListDomainClaims),
+            ],
+            None,
+        ),
+        ["domain-claims", domain] if !domain.is_empty() => (
+            &[
+                (Method::GET, Route::GetDomainClaim),
+                (Method::DELETE, Route::DeleteDomainClaim),
+            ],
+            Some(decode(domain)?),
+        ),
+        ["domain-claims", domain, "verify"] if !domain.is_empty() => (
+            &[(Method::POST, Route::VerifyDomainClaim)],
+            Some(decode(domain)?),
+        ),
         _ => return Err(ApiError::RouteNotFound),
     };
     candidates
@@ -101,6 +129,9 @@ pub fn allow_header(path: &str) -> Option<&'static str> {
         ["domains", d] if !d.is_empty() => Some("GET, PATCH, DELETE"),
         ["domains", d, "dns-records"] if !d.is_empty() => Some("GET"),
         ["domains", d, "verify"] if !d.is_empty() => Some("POST"),
+        ["domain-claims"] => Some("GET, POST"),
+        ["domain-claims", d] if !d.is_empty() => Some("GET, DELETE"),
+        ["domain-claims", d, "verify"] if !d.is_empty() => Some("POST"),
         _ => None,
     }
 }
@@ -254,6 +285,11 @@ async fn run(
         Route::VerifyDomain => handlers::verify_domain(app, request).await,
         Route::UpdateDomain => handlers::update_domain(app, request).await,
         Route::DeleteDomain => handlers::delete_domain(app, request).await,
+        Route::CreateDomainClaim => handlers::create_domain_claim(app, request).await,
+        Route::ListDomainClaims => handlers::list_domain_claims(app, request).await,
+        Route::GetDomainClaim => handlers::get_domain_claim(app, request).await,
+        Route::VerifyDomainClaim => handlers::verify_domain_claim(app, request).await,
+        Route::DeleteDomainClaim => handlers::delete_domain_claim(app, request).await,
     };
     result.unwrap_or_else(|error| ApiError::Internal(error.to_string()).to_response())
 }
@@ -424,6 +460,31 @@ mod tests {
                 "/domains/b%C3%BCcher.de",
                 Route::GetDomain,
                 Some("bücher.de"),
+            ),
+            (
+                Method::POST,
+                "/domain-claims",
+                Route::CreateDomainClaim,
+                None,
+            ),
+            (Method::GET, "/domain-claims", Route::ListDomainClaims, None),
+            (
+                Method::GET,
+                "/domain-claims/example.com",
+                Route::GetDomainClaim,
+                Some("example.com"),
+            ),
+            (
+                Method::DELETE,
+                "/domain-claims/example.com",
+                Route::DeleteDomainClaim,
+                Some("example.com"),
+            ),
+            (
+                Method::POST,
+                "/domain-claims/example.com/verify",
+                Route::VerifyDomainClaim,
+                Some("example.com"),
             ),
         ];
         for (method, path, expected, domain) in cases {

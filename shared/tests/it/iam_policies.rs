@@ -285,7 +285,108 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     create_actions.extend(r.recorded());
+    // Another organization's failed domain: its name is taken over.
+    r.prepare(async {
+        create_ok(app, "c8.example.com").await;
+        let name = DomainName::parse("c8.example.com").expect("valid");
+        let mut failed = r
+            .store
+            .get("org_123", &name)
+            .await
+            .expect("get")
+            .expect("c8");
+        failed.status = shared::model::DomainStatus::Failed;
+        r.store.update(&mut failed).await.expect("failed");
+    })
+    .await;
+    let reply = create("c8.example.com").org("org_b").send(app).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    create_actions.extend(r.recorded());
     recorded.insert("create-domain", create_actions);
+
+    // Claims by org_b of names org_123 holds.
+    r.prepare(async {
+        create_ok(app, "k1.example.com").await;
+        create_ok(app, "k2.example.com").await;
+    })
+    .await;
+    for name in ["k1.example.com", "k2.example.com", "k1.example.com"] {
+        let reply = Call::new(Endpoint::CreateClaim)
+            .body(&serde_json::json!({ "name": name }).to_string())
+            .org("org_b")
+            .send(app)
+            .await;
+        assert!(reply.status.is_success(), "{reply:?}");
+    }
+    recorded.insert("create-domain-claim", r.recorded());
+    r.start().await;
+    let listed = Call::new(Endpoint::ListClaims).org("org_b").send(app).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(2), "{listed:?}");
+    recorded.insert("list-domain-claims", r.recorded());
+    r.start().await;
+    let reply = Call::new(Endpoint::GetClaim)
+        .domain("k1.example.com")
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    recorded.insert("get-domain-claim", r.recorded());
+    // verify: not proven; proven (the transfer and a new identity); proven while
+    // SES fails (the transfer only), then again (the identity made afterwards).
+    r.start().await;
+    let mut verify_claim_actions = BTreeSet::new();
+    for (name, label) in [("k1.example.com", "k1"), ("k2.example.com", "k2")] {
+        let pending = Call::new(Endpoint::VerifyClaim)
+            .domain(name)
+            .org("org_b")
+            .send(app)
+            .await;
+        assert_eq!(pending.body["status"], "pending", "{pending:?}");
+        let value = pending.body["record"]["value"]
+            .as_str()
+            .expect("value")
+            .to_string();
+        r._dns
+            .publish(
+                0,
+                &format!("_domains-claim.{label} 300 IN TXT \"{value}\"\n"),
+            )
+            .await;
+    }
+    let done = Call::new(Endpoint::VerifyClaim)
+        .domain("k1.example.com")
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(done.body["status"], "completed", "{done:?}");
+    r.ses(SesBehaviour::CreateFails);
+    let failed = Call::new(Endpoint::VerifyClaim)
+        .domain("k2.example.com")
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{failed:?}");
+    r.ses(SesBehaviour::Normal);
+    let finished = Call::new(Endpoint::VerifyClaim)
+        .domain("k2.example.com")
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(
+        finished.body["domain"]["records"].as_array().map(Vec::len),
+        Some(6),
+        "{finished:?}"
+    );
+    verify_claim_actions.extend(r.recorded());
+    recorded.insert("verify-domain-claim", verify_claim_actions);
+    r.start().await;
+    let reply = Call::new(Endpoint::DeleteClaim)
+        .domain("k1.example.com")
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    recorded.insert("delete-domain-claim", r.recorded());
 
     r.start().await;
     assert_eq!(
@@ -548,8 +649,9 @@ fn ses_writes_are_conditioned_on_the_deployment_tag() {
         }
     }
     assert_eq!(
-        checked, 11,
-        "create-domain, get-dns-records, verify-domain (2 each), delete-domain; \
+        checked, 13,
+        "create-domain, get-dns-records, verify-domain, verify-domain-claim (2 each), \
+         delete-domain; \
          MAIL FROM: create-domain, verify-domain, update-domain, reverify-pending"
     );
 }

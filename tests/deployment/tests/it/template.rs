@@ -153,6 +153,31 @@ fn routes_are_exactly_the_contract_and_reach_the_matching_handler() {
             Route::DeleteDomain,
             "delete-domain",
         ),
+        (
+            "POST /domain-claims",
+            Route::CreateDomainClaim,
+            "create-domain-claim",
+        ),
+        (
+            "GET /domain-claims",
+            Route::ListDomainClaims,
+            "list-domain-claims",
+        ),
+        (
+            "GET /domain-claims/{domain}",
+            Route::GetDomainClaim,
+            "get-domain-claim",
+        ),
+        (
+            "POST /domain-claims/{domain}/verify",
+            Route::VerifyDomainClaim,
+            "verify-domain-claim",
+        ),
+        (
+            "DELETE /domain-claims/{domain}",
+            Route::DeleteDomainClaim,
+            "delete-domain-claim",
+        ),
     ];
     let expected: BTreeMap<String, String> = contract
         .iter()
