@@ -328,6 +328,39 @@ async fn a_record_published_after_a_negative_answer_is_seen_at_once() {
     assert_eq!(spf.status, VERIFIED, "{spf:?}");
 }
 
+/// A claim's proof is looked up as a record is checked: published after the
+/// resolver cached its absence, it is found on the next verify of the claim.
+#[tokio::test]
+async fn a_claim_proof_published_after_a_negative_answer_is_found_at_once() {
+    let label = format!("t{}", uuid::Uuid::new_v4().simple());
+    let name = DomainName::parse(&format!("{label}.late-publish.com")).expect("valid");
+    let proof = shared::claims::proof_name(&name);
+    let checker = DnsChecker::with_nameservers(&[resolver_address()]).expect("resolver");
+    let resolver = through_the_cache();
+    assert!(resolver.txt_lookup(format!("{proof}.")).await.is_err());
+    assert_eq!(
+        checker.txt_values(&name, &proof).await,
+        shared::verify::Answer::Empty
+    );
+
+    let value = "domains-claim=Xy12ab34Cd56ef78Gh90ij12Kl34mn56";
+    publish(
+        "provider",
+        "late-publish.com",
+        &format!("_domains-claim.{label}"),
+        &["TXT", &format!("\"{value}\"")],
+    );
+
+    assert!(
+        resolver.txt_lookup(format!("{proof}.")).await.is_err(),
+        "the resolver still answers from its negative cache"
+    );
+    assert_eq!(
+        checker.txt_values(&name, &proof).await,
+        shared::verify::Answer::Found(vec![value.to_string()])
+    );
+}
+
 /// The same in a zone one of whose name servers is lame (refuses the zone): the
 /// other server is asked, not the resolver's negative cache.
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod common;
 
 mod authorizer;
+mod claim_races;
 mod claims;
 mod deadlines;
 mod dns_hierarchy;
