@@ -204,6 +204,22 @@ pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
     Ok(store)
 }
 
+/// The event publisher's one client: EventBridge, on the bus `EVENT_BUS_NAME`.
+pub async fn event_sink_from_env() -> Result<crate::events::EventBridgeSink, StartupError> {
+    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let bus = lookup("EVENT_BUS_NAME").ok_or(ConfigError::MissingSetting {
+        name: "EVENT_BUS_NAME",
+        what: "the EventBridge bus the domain events are put on",
+    })?;
+    let roots = TlsRoots::from_lookup(&lookup)?;
+    Metrics::from_env().cold_start();
+    let sdk = load_sdk_config(roots).await;
+    Ok(crate::events::EventBridgeSink::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        bus,
+    ))
+}
+
 /// The roots of Amazon Trust Services, which sign the certificates of AWS's own
 /// endpoints (DynamoDB, SES, STS among them).
 pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("../certs/amazon-trust-services.pem");

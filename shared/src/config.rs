@@ -50,11 +50,14 @@ impl TlsRoots {
     /// LocalStack), whose certificate may come from any authority, or the region is
     /// in a partition outside Amazon Trust Services' documented reach (China's
     /// `cn-*`, the isolated `*-iso*` regions).
-    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        const OVERRIDES: [&str; 4] = [
+    pub(crate) fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        const OVERRIDES: [&str; 5] = [
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_DYNAMODB",
             "AWS_ENDPOINT_URL_SESV2",
+            "AWS_ENDPOINT_URL_EVENTBRIDGE",
             "AWS_ENDPOINT_URL_STS",
         ];
         match lookup("TLS_ROOTS").as_deref().map(str::trim) {
@@ -82,6 +85,14 @@ pub enum ConfigError {
     #[error("{0} is not set; it must name the DynamoDB table (see README, Configuration)")]
     /// A required variable is not set.
     Missing(&'static str),
+    /// A setting without a default is not set.
+    #[error("{name} is not set; it must name {what} (see README, Configuration)")]
+    MissingSetting {
+        /// The variable.
+        name: &'static str,
+        /// What it names.
+        what: &'static str,
+    },
     #[error("{name} is invalid: {reason}")]
     /// A variable is set to something unusable.
     Invalid {

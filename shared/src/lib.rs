@@ -9,6 +9,7 @@ pub mod config;
 pub mod confirmation;
 pub mod domain_name;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod identity;
 pub mod keys;

@@ -367,6 +367,15 @@ async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     )))
 }
 
+/// The table's stream (a batch of records): each domain change published as its
+/// event; the record to retry from, if one could not be.
+pub async fn publish_events(
+    sink: &dyn crate::events::EventSink,
+    event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>,
+) -> Result<aws_lambda_events::event::streams::DynamoDbEventResponse, std::convert::Infallible> {
+    Ok(crate::events::publish_stream_batch(sink, &event.payload).await)
+}
+
 /// Scheduled (EventBridge) re-verification. The event's content is not used: any
 /// schedule tick (or a manual invoke) runs one pass, until the deadline.
 pub async fn reverify_pending(

@@ -6,13 +6,17 @@ use async_trait::async_trait;
 use super::{ClaimSet, DomainPage, DomainStore, KeyStore, StoreError, Transfer, check_size};
 use crate::claims::{ClaimStatus, DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
+use crate::events::{Change, Snapshot};
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// In-memory store with the DynamoDB store's semantics (claims, conditions).
 #[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<State>,
+    /// Where each domain change goes, in order (the table's stream, in memory).
+    changes: Option<UnboundedSender<Change>>,
 }
 
 #[derive(Default)]
@@ -35,6 +39,27 @@ impl InMemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The store, reporting every change of a domain item to `changes` in the
+    /// order they are made (the dev server publishes events from them).
+    pub fn with_changes(changes: UnboundedSender<Change>) -> Self {
+        Self {
+            changes: Some(changes),
+            ..Self::default()
+        }
+    }
+
+    /// Reports a change; called under the lock, so changes arrive in order. A
+    /// listener that went away loses nothing the store holds.
+    fn changed(&self, before: Option<&Domain>, after: Option<Snapshot>) {
+        if let Some(changes) = &self.changes {
+            let _ = changes.send(Change {
+                before: before.map(|d| Snapshot::Domain(Box::new(d.clone()))),
+                after,
+                at: Timestamp::now(),
+            });
+        }
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
@@ -95,6 +120,7 @@ impl DomainStore for InMemoryStore {
         state
             .domains
             .insert(key(&domain.organization_id, &domain.name), domain.clone());
+        self.changed(None, Some(Snapshot::Domain(Box::new(domain.clone()))));
         Ok(())
     }
 
@@ -142,17 +168,23 @@ impl DomainStore for InMemoryStore {
         check_size(domain)?;
         let mut state = self.lock()?;
         let stored = as_read(&mut state, domain)?;
+        let before = stored.clone();
         domain.version += 1;
         *stored = domain.clone();
+        self.changed(
+            Some(&before),
+            Some(Snapshot::Domain(Box::new(domain.clone()))),
+        );
         Ok(())
     }
 
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        as_read(&mut state, domain)?;
+        let before = as_read(&mut state, domain)?.clone();
         state
             .domains
             .remove(&key(&domain.organization_id, &domain.name));
+        self.changed(Some(&before), None);
         state.holders.remove(&domain.name);
         if let Some(count) = state.counts.get_mut(&domain.organization_id) {
             *count = count.saturating_sub(1);
@@ -167,8 +199,11 @@ impl DomainStore for InMemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         let stored = as_read(&mut state, domain)?;
+        let before = stored.clone();
         stored.version += 1;
         stored.schedule.next_check_at = next_check_at;
+        let after = Snapshot::Domain(Box::new(stored.clone()));
+        self.changed(Some(&before), Some(after));
         Ok(())
     }
 
@@ -224,9 +259,12 @@ impl DomainStore for InMemoryStore {
             still_pending(&state, claim)?;
         }
         if let Some(previous) = transfer.previous {
-            state
+            if let Some(taken) = state
                 .domains
-                .remove(&key(&previous.organization_id, &previous.name));
+                .remove(&key(&previous.organization_id, &previous.name))
+            {
+                self.changed(Some(&taken), Some(Snapshot::Claimed));
+            }
             if let Some(count) = state.counts.get_mut(&previous.organization_id) {
                 *count = count.saturating_sub(1);
             }
@@ -243,6 +281,7 @@ impl DomainStore for InMemoryStore {
         state
             .domains
             .insert(key(&next.organization_id, &next.name), next.clone());
+        self.changed(None, Some(Snapshot::Domain(Box::new(next.clone()))));
         if let Some(claim) = transfer.claim {
             state
                 .domain_claims

@@ -5,7 +5,9 @@
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::{DUE_INDEX, DUE_SHARDS, DynamoDbStore, TTL_ATTRIBUTE, create_table};
+pub use dynamodb::{
+    DUE_INDEX, DUE_SHARDS, DynamoDbStore, TTL_ATTRIBUTE, create_table, snapshot_of_item,
+};
 pub use memory::InMemoryStore;
 
 use async_trait::async_trait;

@@ -49,6 +49,19 @@ async fn http(app: &App, file: &str) -> (StatusCode, Value) {
     (response.status(), body)
 }
 
+/// The events put, by type.
+#[derive(Default)]
+struct Published(std::sync::Mutex<Vec<&'static str>>);
+
+#[async_trait::async_trait]
+impl shared::events::EventSink for Published {
+    async fn put(&self, events: &[shared::events::DomainEvent]) -> Vec<Option<String>> {
+        let mut put = self.0.lock().expect("lock");
+        put.extend(events.iter().map(|e| e.detail_type));
+        vec![None; events.len()]
+    }
+}
+
 async fn authorizer(keys: &dyn KeyStore, file: &str) -> Value {
     let event: ApiGatewayV2CustomAuthorizerV2Request =
         serde_json::from_str(&read(file)).expect("valid authorizer event");
@@ -76,6 +89,7 @@ async fn every_event_file_runs_through_its_handler() {
         "verify-domain-claim.json",
         "delete-domain-claim.json",
         "reverify-pending.json",
+        "publish-events.json",
         "delete-domain.json",
     ];
     let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
@@ -134,6 +148,19 @@ async fn every_event_file_runs_through_its_handler() {
                 // The domain was just verified and then given a MAIL FROM domain:
                 // its next check is a minute away, so a run now has nothing due.
                 assert_eq!(summary, shared::scheduler::Summary::default());
+            }
+            "publish-events.json" => {
+                let batch = serde_json::from_str(&read(file)).expect("a stream batch");
+                let sink = Published::default();
+                let response =
+                    handlers::publish_events(&sink, LambdaEvent::new(batch, Context::default()))
+                        .await
+                        .expect("answers");
+                assert!(response.batch_item_failures.is_empty());
+                assert_eq!(
+                    *sink.0.lock().expect("lock"),
+                    ["domain.created", "domain.verified", "domain.deleted"]
+                );
             }
             "create-domain.json" => {
                 let (status, body) = http(&app, file).await;

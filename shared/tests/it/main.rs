@@ -10,6 +10,7 @@ mod claims;
 mod deadlines;
 mod dns_hierarchy;
 mod dynamodb_errors;
+mod event_publisher;
 mod events;
 mod faults;
 mod handlers;

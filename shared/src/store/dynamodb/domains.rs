@@ -93,6 +93,27 @@ fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, Sto
         .map_err(|e| StoreError::Internal(format!("deserialize domain item: {e}")))
 }
 
+/// What an image of an item (a stream record's) holds, as the events see it:
+/// `None` for items that are not domains (name holders, claims, counts, keys).
+pub fn snapshot_of_item(
+    item: serde_dynamo::Item,
+) -> Result<Option<crate::events::Snapshot>, StoreError> {
+    use crate::events::Snapshot;
+    let is_domain = matches!(
+        item.get("sk"),
+        Some(serde_dynamo::AttributeValue::S(sk)) if sk.starts_with(DOMAIN_SORT_PREFIX)
+    );
+    if !is_domain {
+        return Ok(None);
+    }
+    if item.contains_key(CLAIMED_MARK) {
+        return Ok(Some(Snapshot::Claimed));
+    }
+    serde_dynamo::from_item::<_, DomainItem>(item)
+        .map(|item| Some(Snapshot::Domain(Box::new(item.into_domain()))))
+        .map_err(|e| StoreError::Internal(format!("deserialize domain image: {e}")))
+}
+
 /// A listed domain item, or `None` for one that cannot be read: it is logged and
 /// left out, so one bad item never fails a whole listing or scheduler run.
 fn listed_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>, StoreError> {

@@ -8,6 +8,7 @@ mod claims;
 mod domains;
 mod schema;
 
+pub use domains::snapshot_of_item;
 pub use schema::{DUE_INDEX, DUE_SHARDS, TTL_ATTRIBUTE, create_table};
 
 use std::collections::HashMap;
