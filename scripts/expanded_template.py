@@ -73,8 +73,9 @@ def main():
     check("the authorizer invokes the alias",
           "AuthorizerFunctionAliaslive" in json.dumps(authorizer.get("authorizerUri")), authorizer)
     alarms = by_type.get("AWS::CloudWatch::Alarm", {})
-    check("alarms: API, every function's errors and throttles, scheduler, queues, DynamoDB, scheduler outcomes",
-          len(alarms) == 2 + 2 * crates + 1 + 2 + 2 + 2, len(alarms))
+    check("alarms: API, every function's errors and throttles, scheduler, queues, DynamoDB, scheduler outcomes, "
+          "event publishing",
+          len(alarms) == 2 + 2 * crates + 1 + 2 + 2 + 2 + 2, len(alarms))
     check("every alarm notifies the topic",
           all(a["Properties"].get("AlarmActions") == [{"Ref": "AlarmTopic"}] for a in alarms.values()))
     check("a dashboard", len(by_type.get("AWS::CloudWatch::Dashboard", {})) == 1)

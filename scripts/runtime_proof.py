@@ -56,7 +56,10 @@ def main():
         "TABLE_NAME": table,
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
         "AWS_ENDPOINT_URL_SESV2": endpoint,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": endpoint,
         "AWS_REGION": "us-east-2",
+        # The bus publish-events puts the domain events on (made below).
+        "EVENT_BUS_NAME": f"{table}-domain-events",
         # A fresh account on the test server (tests/moto-ses): SES identities of its own.
         "AWS_ACCESS_KEY_ID": f"MOTOACCT{uuid.uuid4().int % 10**12:012d}",
         "AWS_SECRET_ACCESS_KEY": "test",
@@ -74,9 +77,23 @@ def main():
     key = re.search(r"^api_key: (\S+)$", made, re.M).group(1)
     key_id = re.search(r"^key_id: (\S+)$", made, re.M).group(1)
 
+    # The bus, and a rule sending every domain event to an SQS queue (moto routes it).
+    import boto3
+    aws = dict(endpoint_url=endpoint, region_name="us-east-2", aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+               aws_secret_access_key="test")
+    events, sqs = boto3.client("events", **aws), boto3.client("sqs", **aws)
+    events.create_event_bus(Name=env["EVENT_BUS_NAME"])
+    queue_url = sqs.create_queue(QueueName=f"{table}-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all-domain-events", EventBusName=env["EVENT_BUS_NAME"],
+                    EventPattern=json.dumps({"source": ["domains-api"]}))
+    events.put_targets(Rule="all-domain-events", EventBusName=env["EVENT_BUS_NAME"],
+                       Targets=[{"Id": "queue", "Arn": queue_arn}])
+
     env_file = TARGET / "runtime-proof.env"
     env_file.write_text("".join(f"{k}={env[k]}\n" for k in (
-        "TABLE_NAME", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SESV2", "AWS_REGION",
+        "TABLE_NAME", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SESV2", "AWS_ENDPOINT_URL_EVENTBRIDGE",
+        "EVENT_BUS_NAME", "AWS_REGION",
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "DNS_NAMESERVERS"))
         # The functions log at the most verbose level: even then no log line may
         # hold a key (checked below). cargo-lambda itself keeps its own level.
@@ -162,6 +179,20 @@ def main():
         status, body = http("get-domain-claim", "get-domain-claim.json")
         check("get-domain-claim after delete: 404", status == 404 and body.get("message") == "Claim not found",
               (status, body))
+        # The table's stream, a batch: the events reach the queue through the bus and its rule.
+        published = invoke("publish-events", "publish-events.json")
+        check("publish-events: the batch is published, no record to retry",
+              published.get("batchItemFailures") == [], published)
+        delivered = []
+        for _ in range(20):
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            delivered += [json.loads(m["Body"]) for m in got.get("Messages", [])]
+            if len(delivered) >= 3:
+                break
+        check("publish-events: the bus delivered created, verified and deleted to the rule's queue",
+              [(e.get("detail-type"), e.get("source"), e.get("detail", {}).get("previous_status")) for e in delivered]
+              == [("domain.created", "domains-api", None), ("domain.verified", "domains-api", "pending"),
+                  ("domain.deleted", "domains-api", "verified")], delivered)
         summary = invoke("reverify-pending", "reverify-pending.json")
         # The domain's first scheduled check is a minute after creation: nothing is due yet.
         check("reverify-pending: a run summary, nothing due, no errors",

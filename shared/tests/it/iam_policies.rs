@@ -552,6 +552,31 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     .expect("run");
     assert!(summary.checked > 0 && summary.errors == 1, "{summary:?}");
     recorded.insert("reverify-pending", r.recorded());
+
+    // publish-events: a stream batch onto a bus (made outside the recording).
+    let bus = unique_table_name("bus");
+    test_support::eventbridge_client(&moto_endpoint(), &RequestCounter::new())
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("bus");
+    let events = RequestCounter::new();
+    let sink = shared::events::EventBridgeSink::new(
+        test_support::eventbridge_client(&moto_endpoint(), &events),
+        bus,
+    );
+    let batch = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/publish-events.json"
+        ))
+        .expect("fixture"),
+    )
+    .expect("a stream batch");
+    let response = shared::events::publish_stream_batch(&sink, &batch).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    recorded.insert("publish-events", events.iam_actions());
     recorded
 }
 

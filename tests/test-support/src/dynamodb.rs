@@ -103,6 +103,8 @@ impl Intercept for RequestCounter {
             .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
         let prefix = if service.contains("dynamo") {
             "dynamodb"
+        } else if service.contains("eventbridge") {
+            "events"
         } else {
             "ses"
         };
@@ -184,4 +186,19 @@ pub fn sesv2_client_in(
         .interceptor(counter.clone())
         .build();
     aws_sdk_sesv2::Client::from_conf(config)
+}
+
+/// An EventBridge client for the test server (moto), counting its requests.
+pub fn eventbridge_client(endpoint: &str, counter: &RequestCounter) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-2"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(http_client())
+        .interceptor(counter.clone())
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
 }

@@ -11,8 +11,8 @@ pub mod store_hook;
 
 pub use dns::TestDnsServer;
 pub use dynamodb::{
-    RequestCounter, dynamodb_client, fresh_account, moto_endpoint, sesv2_client, sesv2_client_in,
-    unique_table_name,
+    RequestCounter, dynamodb_client, eventbridge_client, fresh_account, moto_endpoint,
+    sesv2_client, sesv2_client_in, unique_table_name,
 };
 pub use flood::FloodDnsServer;
 pub use stalled::StalledServer;

@@ -230,7 +230,7 @@ fn the_api_uses_the_key_authorizer_with_throttling_and_cors() {
 
 /// Which actions each function needs is checked against what the code does in
 /// shared/tests/iam_policies.rs; here, their shape: no wildcards, table actions on
-/// the table, SES actions on identities.
+/// the table, SES actions on identities, EventBridge actions on the stack's bus.
 #[test]
 fn policies_are_scoped_to_the_table_and_identities() {
     let template = template();
@@ -251,6 +251,8 @@ fn policies_are_scoped_to_the_table_and_identities() {
                             resource.contains("DomainsTable"),
                             "{bin}: {action} on {resource}"
                         );
+                    } else if action.starts_with("events:") {
+                        assert_eq!(resource, "!GetAtt DomainEventsBus.Arn", "{bin}: {action}");
                     } else {
                         assert!(
                             resource.contains(":identity/*"),
