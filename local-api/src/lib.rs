@@ -20,6 +20,8 @@ use shared::store::KeyStore;
 use shared::{ApiError, App, handlers};
 use tokio::net::TcpListener;
 
+pub mod events;
+
 /// Bodies above this are refused by the server itself. The handlers' own limit
 /// (16 KiB) is lower, so they answer 413 as they would behind API Gateway.
 const MAX_SERVER_BODY_BYTES: usize = 1024 * 1024;

@@ -84,8 +84,22 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         Ok((app, Some(store)))
     } else {
         let nameservers = config::nameservers_from_env().map_err(|e| e.to_string())?;
+        // Domain events from the store's changes, as the table's stream gives them
+        // to the publisher Lambda (docs/events.md).
+        let (changes, feed) = tokio::sync::mpsc::unbounded_channel();
+        let webhook = std::env::var("DEV_WEBHOOK_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty());
+        if let Some(url) = &webhook
+            && !url.starts_with("http://")
+        {
+            return Err(format!(
+                "DEV_WEBHOOK_URL must be an http:// URL (the dev server speaks plain HTTP): {url:?}"
+            ));
+        }
+        tokio::spawn(local_api::events::publish(feed, webhook));
         let app = App::new(
-            Arc::new(InMemoryStore::new()),
+            Arc::new(InMemoryStore::with_changes(changes)),
             Arc::new(LocalIdentities::new()),
             LazyDnsChecker::prepared(nameservers).map_err(|e| e.to_string())?,
             config::receiving_region_from_env().map_err(|e| e.to_string())?,

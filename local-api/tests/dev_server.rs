@@ -560,3 +560,224 @@ async fn every_refused_request_is_logged_once_and_a_5xx_with_its_cause() {
     let all = server.output.lock().expect("log lock").join("\n");
     assert!(!all.contains(key), "a key appeared in the log");
 }
+
+/// A webhook receiver on 127.0.0.1: answers 500 to the first POST (so the server
+/// must retry), 200 to the rest, and keeps each accepted body.
+struct Webhook {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn webhook() -> Webhook {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (kept, counted) = (received.clone(), attempts.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (kept, counted) = (kept.clone(), counted.clone());
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stream);
+                loop {
+                    // One request per loop (the client may keep the connection).
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(value) = lower.strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let attempt = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let status = if attempt == 0 {
+                        "500 Internal Server Error"
+                    } else {
+                        kept.lock()
+                            .expect("lock")
+                            .push(serde_json::from_slice::<Value>(&body).expect("JSON event"));
+                        "200 OK"
+                    };
+                    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                    if reader.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Webhook {
+        url,
+        received,
+        attempts,
+    }
+}
+
+/// The dev server publishes the same events as the stream's publisher, from its
+/// in-memory store: printed, and POSTed to `DEV_WEBHOOK_URL` (retried after a
+/// failure); reads publish nothing.
+#[tokio::test]
+async fn dev_webhook_gets_created_verified_claimed_and_deleted_and_nothing_for_reads() {
+    let dns = test_support::TestDnsServer::start(&[("example.com", "")]).await;
+    let hook = webhook().await;
+    let server = start(
+        &[],
+        &[
+            ("DEV_API_KEYS", "dk_a=org_a,dk_b=org_b"),
+            ("DNS_NAMESERVERS", &dns.address().to_string()),
+            ("DEV_WEBHOOK_URL", &hook.url),
+        ],
+    );
+    let client = Client::new(&server);
+    let name = "hook.example.com";
+    let (status, created) = client
+        .call(
+            "POST",
+            "/domains",
+            Some("dk_a"),
+            Some(json!({ "name": name }).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    // Reads.
+    for path in [
+        "/domains",
+        "/domains/hook.example.com",
+        "/domains/hook.example.com/dns-records",
+        "/domain-claims",
+    ] {
+        assert_eq!(
+            client.call("GET", path, Some("dk_a"), None).await.0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let tokens: Vec<String> = created["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["record"] == "DKIM")
+        .map(|r| {
+            r["fqdn"]
+                .as_str()
+                .expect("fqdn")
+                .split('.')
+                .next()
+                .expect("token")
+                .to_string()
+        })
+        .collect();
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    dns.publish(0, &test_support::dns::all_records_zone("hook", &tokens))
+        .await;
+    let (_, verified) = client
+        .call(
+            "POST",
+            "/domains/hook.example.com/verify",
+            Some("dk_a"),
+            None,
+        )
+        .await;
+    assert_eq!(verified["status"], "verified", "{verified}");
+    // B claims it and proves it.
+    let (status, claim) = client
+        .call(
+            "POST",
+            "/domain-claims",
+            Some("dk_b"),
+            Some(json!({ "name": name }).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{claim}");
+    let value = claim["record"]["value"].as_str().expect("value");
+    dns.publish(0, &format!("_domains-claim.hook 300 IN TXT \"{value}\"\n"))
+        .await;
+    let (_, done) = client
+        .call(
+            "POST",
+            "/domain-claims/hook.example.com/verify",
+            Some("dk_b"),
+            None,
+        )
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (status, _) = client
+        .call("DELETE", "/domains/hook.example.com", Some("dk_b"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let expected = [
+        ("domain.created", "org_a", Value::Null),
+        ("domain.verified", "org_a", json!("pending")),
+        ("domain.claimed", "org_a", json!("verified")),
+        ("domain.created", "org_b", Value::Null),
+        ("domain.deleted", "org_b", json!("pending")),
+    ];
+    for _ in 0..100 {
+        if hook.received.lock().expect("lock").len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A moment for anything that should not come.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.received.lock().expect("lock").clone();
+    let seen: Vec<(String, String, Value)> = got
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or_default().to_string(),
+                e["detail"]["organization_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["detail"]["previous_status"].clone(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, Value)> = expected
+        .iter()
+        .map(|(t, o, p)| (t.to_string(), o.to_string(), p.clone()))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        hook.attempts.load(std::sync::atomic::Ordering::SeqCst),
+        expected.len() + 1,
+        "the first POST failed and was retried"
+    );
+    for event in &got {
+        assert_eq!(event["source"], "domains-api");
+        assert_eq!(event["id"], event["detail"]["event_id"]);
+        assert_eq!(event["detail"]["domain"]["name"], name);
+    }
+    assert_eq!(
+        got[2]["detail"]["domain"]["id"], created["id"],
+        "claimed: A's domain as it was"
+    );
+    assert_eq!(got[3]["detail"]["domain"]["id"], done["domain"]["id"]);
+    // The same events, one JSON line each, on stdout.
+    let printed = server
+        .output
+        .lock()
+        .expect("log lock")
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("detail-type").is_some())
+        .count();
+    assert_eq!(printed, expected.len());
+}
