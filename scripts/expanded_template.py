@@ -82,10 +82,23 @@ def main():
     log_groups = by_type.get("AWS::Logs::LogGroup", {})
     check("every log group has a retention",
           len(log_groups) == crates + 1 and all("RetentionInDays" in g["Properties"] for g in log_groups.values()))
+    mappings = by_type.get("AWS::Lambda::EventSourceMapping", {})
+    stream = [m["Properties"] for m in mappings.values()
+              if m["Properties"].get("EventSourceArn") == {"Fn::GetAtt": ["DomainsTable", "StreamArn"]}]
+    check("the publisher reads the table's stream: item failures, bisection, bounded retries, on-failure queue",
+          len(stream) == 1
+          and stream[0].get("FunctionName") == {"Ref": "PublishEventsFunctionAliaslive"}
+          and stream[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+          and stream[0].get("BisectBatchOnFunctionError") is True
+          and 0 < stream[0].get("MaximumRetryAttempts", -1) <= 100
+          and 0 < stream[0].get("MaximumRecordAgeInSeconds", -1) <= 86400
+          and "OnFailure" in stream[0].get("DestinationConfig", {}), stream)
     table = expanded["DomainsTable"]
     check("the table has deletion protection and is retained",
           table["Properties"].get("DeletionProtectionEnabled") is True
           and table.get("DeletionPolicy") == "Retain" and table.get("UpdateReplacePolicy") == "Retain")
+    check("the table streams new and old images",
+          table["Properties"].get("StreamSpecification", {}).get("StreamViewType") == "NEW_AND_OLD_IMAGES")
     passed = sum(results)
     failed = len(results) - passed
     print(f"expanded template: {passed} passed, {failed} failed")

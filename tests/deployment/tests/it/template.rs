@@ -643,3 +643,62 @@ fn memory_sizes_are_the_measured_choices() {
         }
     }
 }
+
+#[test]
+fn domain_events_flow_from_the_stream_to_the_bus_and_with_a_url_to_a_webhook() {
+    let template = template();
+    let resources = &template["Resources"];
+    assert_eq!(
+        resources["DomainsTable"]["Properties"]["StreamSpecification"]["StreamViewType"],
+        "NEW_AND_OLD_IMAGES"
+    );
+    let publisher = &resources["PublishEventsFunction"]["Properties"];
+    let stream = &publisher["Events"]["Stream"];
+    assert_eq!(stream["Type"], "DynamoDB");
+    assert_eq!(
+        plain(&stream["Properties"]["Stream"]),
+        "!GetAtt DomainsTable.StreamArn"
+    );
+    assert_eq!(
+        stream["Properties"]["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
+    );
+    assert_eq!(
+        plain(&stream["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]),
+        "!GetAtt PublishEventsFailuresQueue.Arn"
+    );
+    assert_eq!(
+        plain(&publisher["Environment"]["Variables"]["EVENT_BUS_NAME"]),
+        "!Ref DomainEventsBus"
+    );
+    assert_eq!(
+        resources["DomainEventsBus"]["Type"],
+        "AWS::Events::EventBus"
+    );
+    // The webhook exists only with a URL, and gets every event of the bus.
+    assert_eq!(template["Parameters"]["WebhookUrl"]["Default"], "");
+    assert_eq!(template["Parameters"]["WebhookSecret"]["NoEcho"], true);
+    for name in [
+        "WebhookConnection",
+        "WebhookDestination",
+        "WebhookRole",
+        "WebhookDeadLetterQueue",
+        "WebhookDeadLetterQueuePolicy",
+        "WebhookRule",
+    ] {
+        assert_eq!(resources[name]["Condition"], "HasWebhook", "{name}");
+    }
+    let rule = &resources["WebhookRule"]["Properties"];
+    assert_eq!(plain(&rule["EventBusName"]), "!Ref DomainEventsBus");
+    assert_eq!(rule["EventPattern"]["source"][0], "domains-api");
+    let target = &rule["Targets"][0];
+    assert_eq!(plain(&target["Arn"]), "!GetAtt WebhookDestination.Arn");
+    assert_eq!(
+        plain(&target["DeadLetterConfig"]["Arn"]),
+        "!GetAtt WebhookDeadLetterQueue.Arn"
+    );
+    assert_eq!(
+        plain(&resources["WebhookDestination"]["Properties"]["InvocationEndpoint"]),
+        "!Ref WebhookUrl"
+    );
+}
