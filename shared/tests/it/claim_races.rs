@@ -134,10 +134,23 @@ async fn two_claimants_proving_at_once_leave_one_holder() {
         let stop = AtomicBool::new(false);
         let ((b, c), looks) = tokio::join!(
             async {
-                let proofs = tokio::join!(verify_claim(app, "org_b", &name), async {
-                    tokio::time::sleep(Duration::from_millis(7 * (round % 4) as u64)).await;
-                    verify_claim(app, "org_c", &name).await
-                });
+                // Either claimant starts first, by round, 0-21 ms ahead.
+                let lead = Duration::from_millis(7 * (round % 4) as u64);
+                let (b_delay, c_delay) = if round % 2 == 0 {
+                    (Duration::ZERO, lead)
+                } else {
+                    (lead, Duration::ZERO)
+                };
+                let proofs = tokio::join!(
+                    async {
+                        tokio::time::sleep(b_delay).await;
+                        verify_claim(app, "org_b", &name).await
+                    },
+                    async {
+                        tokio::time::sleep(c_delay).await;
+                        verify_claim(app, "org_c", &name).await
+                    }
+                );
                 stop.store(true, Ordering::Relaxed);
                 proofs
             },
