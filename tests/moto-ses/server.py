@@ -34,6 +34,7 @@ Usage: python tests/moto-ses/server.py -H 127.0.0.1 -p PORT   (moto_server's fla
 Env:   MOTO_SES_MAX_IDENTITIES=N   answer LimitExceededException past N identities
        MOTO_SES_DNS_TOP=HOST:PORT  where SES's DNS resolution starts (none: never confirms)
        MOTO_SES_CONFIRM_SECONDS=S  how long records must be seen before SUCCESS (default 2)
+       MOTO_DYNAMODB_METER=FILE    meter DynamoDB capacity units by item size into FILE (meter.py)
 """
 
 import os
@@ -263,6 +264,13 @@ def serialized(method):
 
     return locked
 
+
+# Capacity units by item size, when MOTO_DYNAMODB_METER names a file (meter.py),
+# metered inside the lock so each write's before and after are its own.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import meter  # noqa: E402
+
+meter.install(DynamoDBBackend)
 
 for name in (
     "put_item",
