@@ -59,7 +59,7 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum TableCommand {
-    /// Create the table and its due-checks index if they do not exist.
+    /// Create the table and its due-keys index if they do not exist.
     Create,
 }
 

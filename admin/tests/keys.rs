@@ -117,7 +117,7 @@ fn every_command_has_help() {
         (&["keys", "create", "--help"], "printed once"),
         (&["keys", "list", "--help"], "never the keys themselves"),
         (&["keys", "revoke", "--help"], "never the key itself"),
-        (&["table", "create", "--help"], "due-checks index"),
+        (&["table", "create", "--help"], "due-keys index"),
     ] {
         let output = admin("unused", args);
         assert_eq!(output.status.code(), Some(0), "{args:?}");

@@ -1,5 +1,5 @@
 //! Scheduled re-verification (EventBridge): domains whose next check is due are
-//! read from the sparse due-checks index a page at a time, checked with bounded
+//! read from the sparse due-keys index a page at a time, checked with bounded
 //! concurrency, moved on by `lifecycle::after_scheduled_check` and written back
 //! conditioned on the version they were read at.
 

@@ -131,6 +131,85 @@ fn listed_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>
     }
 }
 
+/// An entry of the keys-only due index: the domain's key and where it sorts.
+struct DueEntry {
+    key: HashMap<String, AttributeValue>,
+    due_sort_key: String,
+}
+
+fn due_entry(item: HashMap<String, AttributeValue>) -> Result<Option<DueEntry>, StoreError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let (Some(pk), Some(sk), Some(due_sort_key)) = (text("pk"), text("sk"), text("gsi_due_sk"))
+    else {
+        tracing::error!(?item, "due index entry without its keys left out");
+        return Ok(None);
+    };
+    Ok(Some(DueEntry {
+        key: HashMap::from([
+            ("pk".to_string(), string_value(pk)),
+            ("sk".to_string(), string_value(sk)),
+        ]),
+        due_sort_key,
+    }))
+}
+
+/// Keys per BatchGetItem (DynamoDB's most), and rounds for the keys it leaves
+/// unprocessed before the read counts as throttled.
+const BATCH_GET_KEYS: usize = 100;
+const BATCH_GET_ROUNDS: u32 = 5;
+
+impl DynamoDbStore {
+    /// The domains at these keys (strongly consistent; gone ones and claimed
+    /// marks left out), in batches.
+    async fn get_many(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<Domain>, StoreError> {
+        let mut domains = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let mut pending = chunk.to_vec();
+            for round in 0..=BATCH_GET_ROUNDS {
+                if pending.is_empty() {
+                    break;
+                }
+                if round == BATCH_GET_ROUNDS {
+                    return Err(StoreError::Throttled(
+                        "batch get due domains: keys left unprocessed".into(),
+                    ));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+                }
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify("batch get due domains", e))?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    domains.extend(listed_domain(item)?);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(domains)
+    }
+}
+
 #[async_trait]
 impl DomainStore for DynamoDbStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
@@ -392,16 +471,26 @@ impl DomainStore for DynamoDbStore {
                 .key_condition_expression("gsi_due_pk = :pk AND gsi_due_sk <= :upto")
                 .expression_attribute_values(":pk", string_value(due_partition(shard)))
                 .expression_attribute_values(":upto", string_value(upto.clone()));
-            self.query_items("query due domains", query, limit, listed_domain)
+            self.query_items("query due domains", query, limit, due_entry)
         });
-        let mut due: Vec<Domain> = Vec::new();
+        let mut entries: Vec<DueEntry> = Vec::new();
         for shard in futures::future::join_all(shards).await {
-            due.extend(shard?);
+            entries.extend(shard?);
         }
+        entries.sort_by(|a, b| a.due_sort_key.cmp(&b.due_sort_key));
+        entries.truncate(limit);
+        // The index holds keys only (its entries stay small, so moving one costs
+        // little); the domains are read by key, as they are now.
+        let keys = entries.into_iter().map(|entry| entry.key).collect();
+        let mut due: Vec<Domain> = self
+            .get_many(keys)
+            .await?
+            .into_iter()
+            .filter(|domain| domain.schedule.next_check_at.is_some_and(|at| at <= now))
+            .collect();
         due.sort_by(|a, b| {
             (a.schedule.next_check_at, &a.name).cmp(&(b.schedule.next_check_at, &b.name))
         });
-        due.truncate(limit);
         Ok(due)
     }
 

@@ -1,4 +1,4 @@
-//! Single-table DynamoDB store. The items, their keys and the `due-checks` index
+//! Single-table DynamoDB store. The items, their keys and the `due-keys` index
 //! are described once, in `docs/table-design.md`; every key is written by
 //! `schema.rs`. The claim makes a name belong to one organization at a time: it is
 //! written and deleted with the domain item and the count in one transaction.
@@ -70,6 +70,7 @@ throttling!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::query::QueryError,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
+    aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError,
     aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError
 );
 

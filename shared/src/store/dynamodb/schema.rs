@@ -1,4 +1,4 @@
-//! The table's schema: its key attributes, the `due-checks` index, and how each
+//! The table's schema: its key attributes, the `due-keys` index, and how each
 //! item's keys are written (one place for every key literal).
 
 use aws_sdk_dynamodb::Client;
@@ -13,10 +13,12 @@ use crate::domain_name::DomainName;
 use crate::model::Timestamp;
 use crate::store::StoreError;
 
-/// Name of the sparse index of due checks.
-pub const DUE_INDEX: &str = "due-checks";
+/// Name of the sparse index of due checks. Keys only: an entry moves on every
+/// check, and a small entry is the cheapest to move (BENCHMARKS.md, "The scheduled
+/// job's bill"). It replaced `due-checks`, which projected every attribute.
+pub const DUE_INDEX: &str = "due-keys";
 
-/// Partitions of the due-checks index: every scheduled write lands in it, and
+/// Partitions of the due-keys index: every scheduled write lands in it, and
 /// one partition key takes at most 1,000 writes per second.
 pub const DUE_SHARDS: u32 = 4;
 
@@ -69,7 +71,7 @@ pub(super) fn claim_pk(name: &DomainName) -> String {
     format!("NAME#{name}")
 }
 
-/// The due-checks index's partition key of a domain (its shard's).
+/// The due-keys index's partition key of a domain (its shard's).
 pub(super) fn due_partition_of(name: &DomainName) -> String {
     due_partition(due_shard(name))
 }
@@ -90,7 +92,7 @@ pub(super) fn key_id_pk(key_id: &str) -> String {
     format!("{API_KEY_ID_SORT_KEY}#{key_id}")
 }
 
-/// Creates the table with its keys and the sparse due-checks GSI (on-demand billing).
+/// Creates the table with its keys and the sparse due-keys GSI (on-demand billing).
 /// `Ok(false)` if it already existed.
 pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreError> {
     let key = |name: &str, key_type| {
@@ -113,7 +115,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<bool, StoreErr
         .key_schema(key("gsi_due_sk", KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::KeysOnly)
                 .build(),
         )
         .build()

@@ -295,7 +295,7 @@ fn the_table_matches_the_store() {
         .map(|k| k["AttributeName"].as_str().expect("name"))
         .collect();
     assert_eq!(gsi_keys, ["gsi_due_pk", "gsi_due_sk"]);
-    assert_eq!(gsi["Projection"]["ProjectionType"], "ALL");
+    assert_eq!(gsi["Projection"]["ProjectionType"], "KEYS_ONLY");
 }
 
 #[test]
