@@ -122,8 +122,9 @@ pub(super) async fn list(app: &App, request: &Request) -> Result<Response<Body>,
     Ok(json_response(StatusCode::OK, &views))
 }
 
-/// The caller's live claim named in the path, settled, or 404.
-async fn find(app: &App, request: &Request) -> Result<DomainClaim, ApiError> {
+/// The caller's live claim named in the path, settled, or 404; and its status as
+/// stored (so an end worked out on reading is stored once, not on every verify).
+async fn find(app: &App, request: &Request) -> Result<(DomainClaim, ClaimStatus), ApiError> {
     let organization_id = organization_id(request)?;
     let name = path_domain(request).map_err(|_| ApiError::ClaimNotFound)?;
     let claim = app
@@ -132,10 +133,12 @@ async fn find(app: &App, request: &Request) -> Result<DomainClaim, ApiError> {
         .await
         .map_err(|e| logged(store_error(e)))?
         .ok_or(ApiError::ClaimNotFound)?;
-    live(app, vec![claim])
+    let stored = claim.status;
+    let claim = live(app, vec![claim])
         .await?
         .pop()
-        .ok_or(ApiError::ClaimNotFound)
+        .ok_or(ApiError::ClaimNotFound)?;
+    Ok((claim, stored))
 }
 
 /// The domain a completed claim made, while its organization holds it.
@@ -152,13 +155,13 @@ async fn claimed_domain(app: &App, claim: &DomainClaim) -> Result<Option<Domain>
 }
 
 pub(super) async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let claim = find(app, request).await?;
+    let (claim, _) = find(app, request).await?;
     let domain = claimed_domain(app, &claim).await?;
     Ok(answer(StatusCode::OK, &claim, domain.as_ref()))
 }
 
 pub(super) async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let claim = find(app, request).await?;
+    let (claim, _) = find(app, request).await?;
     app.store
         .delete_claim(&claim)
         .await
@@ -169,7 +172,7 @@ pub(super) async fn delete(app: &App, request: &Request) -> Result<Response<Body
 /// Looks the proof up; once found, the name passes to the caller (`transfer`)
 /// and its identity is made as a create makes it.
 pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let mut claim = find(app, request).await?;
+    let (mut claim, stored) = find(app, request).await?;
     if claim.status == ClaimStatus::Pending {
         let now = Timestamp::now();
         let answer = app.dns.txt_values(&claim.name, &claim.record.name).await;
@@ -197,8 +200,10 @@ pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body
             Err(error) => return Err(logged(transfer_error(error))),
         }
     }
-    // Ended, now or before: stored, so later reads need not work it out.
-    store_check(app, &claim).await?;
+    // Ended since it was stored pending: stored, so later reads need not work it out.
+    if stored == ClaimStatus::Pending {
+        store_check(app, &claim).await?;
+    }
     let mut domain = claimed_domain(app, &claim).await?;
     if let Some(domain) = domain.as_mut().filter(|d| d.dkim_tokens.is_empty()) {
         // The transfer happened but the identity was not made: finish it.
