@@ -66,8 +66,37 @@ fn claim_from_item(item: HashMap<String, AttributeValue>) -> Result<DomainClaim,
     from_item::<ClaimItem>(item).map(|item| item.claim)
 }
 
-/// "This same pending claim": its proof value is the one read.
-const SAME_PENDING_CLAIM: &str = "#status = :pending AND #record.#value = :value";
+/// A condition on the stored claim: its expression, names and values.
+type Condition = (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+);
+
+/// "This same claim": its proof value is the one read (values are random, so a
+/// replaced claim never matches).
+fn same_claim(claim: &DomainClaim) -> Condition {
+    (
+        "#record.#value = :value".into(),
+        HashMap::from([
+            ("#record".into(), "record".into()),
+            ("#value".into(), "value".into()),
+        ]),
+        HashMap::from([(":value".into(), string_value(claim.record.value.clone()))]),
+    )
+}
+
+/// "This same claim, still pending".
+fn same_pending_claim(claim: &DomainClaim) -> Condition {
+    let (expression, mut names, mut values) = same_claim(claim);
+    names.insert("#status".into(), "status".into());
+    values.insert(":pending".into(), string_value("pending"));
+    (
+        format!("#status = :pending AND {expression}"),
+        names,
+        values,
+    )
+}
 
 impl DynamoDbStore {
     pub(super) async fn read_holder(
@@ -271,15 +300,13 @@ impl DynamoDbStore {
         &self,
         claim: &DomainClaim,
     ) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
+        let (expression, names, values) = same_pending_claim(claim);
         Ok(Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(&ClaimItem::from_claim(claim))?))
-            .condition_expression(SAME_PENDING_CLAIM)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#record", "record")
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_values(":pending", string_value("pending"))
-            .expression_attribute_values(":value", string_value(claim.record.value.clone())))
+            .condition_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values)))
     }
 
     pub(super) async fn read_claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
@@ -343,11 +370,13 @@ impl DynamoDbStore {
             .set_item(Some(to_item(&ClaimItem::from_claim(claim))?));
         claim_put = match replacing {
             None => claim_put.condition_expression("attribute_not_exists(pk)"),
-            Some(old) => claim_put
-                .condition_expression("#record.#value = :value")
-                .expression_attribute_names("#record", "record")
-                .expression_attribute_names("#value", "value")
-                .expression_attribute_values(":value", string_value(old.record.value.clone())),
+            Some(old) => {
+                let (expression, names, values) = same_claim(old);
+                claim_put
+                    .condition_expression(expression)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+            }
         };
         let guard_update = Update::builder()
             .table_name(&self.table)
@@ -373,17 +402,15 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn write_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
+        let (expression, names, values) = same_pending_claim(claim);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&ClaimItem::from_claim(claim))?))
-            .condition_expression(SAME_PENDING_CLAIM)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#record", "record")
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_values(":pending", string_value("pending"))
-            .expression_attribute_values(":value", string_value(claim.record.value.clone()))
+            .condition_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match result {
@@ -398,16 +425,16 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn remove_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
+        let (expression, names, values) = same_claim(claim);
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", string_value(organization_pk(&claim.organization_id)))
             .key("sk", string_value(domain_claim_sk(&claim.name)))
-            .condition_expression("#record.#value = :value")
-            .expression_attribute_names("#record", "record")
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_values(":value", string_value(claim.record.value.clone()))
+            .condition_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match result {
