@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_support::{
-    RequestCounter, fresh_account, moto_endpoint, sesv2_client_in, unique_table_name,
+    RequestCounter, fresh_account, moto_endpoint, sesv2_client_in, tokens_of, unique_table_name,
 };
 
 struct DevServer {
@@ -351,23 +351,6 @@ async fn aws_mode_on_moto_respects_who_owns_each_ses_identity() {
             ("domains-api:organization".to_string(), org.to_string()),
         ]
     };
-    let tokens_of = |domain: &Value| -> Vec<String> {
-        domain["records"]
-            .as_array()
-            .expect("records")
-            .iter()
-            .filter(|r| r["record"] == "DKIM")
-            .map(|r| {
-                r["fqdn"]
-                    .as_str()
-                    .expect("fqdn")
-                    .split('.')
-                    .next()
-                    .expect("token")
-                    .to_string()
-            })
-            .collect()
-    };
     let create = |name: &str| {
         client.call(
             "POST",
@@ -667,21 +650,7 @@ async fn dev_webhook_gets_created_verified_claimed_and_deleted_and_nothing_for_r
             "{path}"
         );
     }
-    let tokens: Vec<String> = created["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .filter(|r| r["record"] == "DKIM")
-        .map(|r| {
-            r["fqdn"]
-                .as_str()
-                .expect("fqdn")
-                .split('.')
-                .next()
-                .expect("token")
-                .to_string()
-        })
-        .collect();
+    let tokens = tokens_of(&created);
     let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
     dns.publish(0, &test_support::dns::all_records_zone("hook", &tokens))
         .await;

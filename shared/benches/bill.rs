@@ -156,21 +156,7 @@ impl World {
             .expect("answers");
             let body: Value = serde_json::from_slice(created.body().as_ref()).expect("JSON");
             if publish {
-                let tokens: Vec<String> = body["records"]
-                    .as_array()
-                    .expect("records")
-                    .iter()
-                    .filter(|r| r["record"] == "DKIM")
-                    .map(|r| {
-                        r["fqdn"]
-                            .as_str()
-                            .expect("fqdn")
-                            .split('.')
-                            .next()
-                            .expect("token")
-                            .to_string()
-                    })
-                    .collect();
+                let tokens = test_support::tokens_of(&body);
                 let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
                 self.dns
                     .publish(0, &test_support::dns::all_records_zone(&label, &tokens))

@@ -254,23 +254,7 @@ pub async fn dynamodb_world() -> (World, RequestCounter) {
     )
 }
 
-pub fn tokens_of(domain: &Value) -> Vec<String> {
-    domain["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .filter(|r| r["record"] == "DKIM")
-        .map(|r| {
-            r["fqdn"]
-                .as_str()
-                .expect("fqdn")
-                .split('.')
-                .next()
-                .expect("token")
-                .to_string()
-        })
-        .collect()
-}
+pub use test_support::tokens_of;
 
 pub fn is_timestamp(value: &Value) -> bool {
     value.as_str().is_some_and(|s| {

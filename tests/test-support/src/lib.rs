@@ -17,3 +17,22 @@ pub use dynamodb::{
 pub use flood::FloodDnsServer;
 pub use stalled::StalledServer;
 pub use store_hook::{Hooked, HookedStore, StoreHook, StoreOp};
+
+/// The DKIM tokens of a domain as the API answers it (from its DKIM records' names).
+pub fn tokens_of(domain: &serde_json::Value) -> Vec<String> {
+    domain["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["record"] == "DKIM")
+        .map(|r| {
+            r["fqdn"]
+                .as_str()
+                .expect("fqdn")
+                .split('.')
+                .next()
+                .expect("token")
+                .to_string()
+        })
+        .collect()
+}
