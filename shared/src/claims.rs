@@ -176,15 +176,22 @@ impl DomainClaim {
         self.domain_id = Some(domain_id);
     }
 
-    /// Takes in what DNS answered at the proof's name; returns whether the proof
-    /// is there.
-    pub fn record_check(&mut self, answer: &Answer<String>, now: Timestamp) -> bool {
+    /// Takes in what DNS answered at the proof's name, and the CNAME chain followed
+    /// to get it; returns whether the proof is there. Only a TXT record at the
+    /// name itself proves control: through an alias (a wildcard CNAME to a
+    /// hosting provider, say) whoever controls the alias's target could publish it.
+    pub fn record_check(
+        &mut self,
+        answer: &Answer<String>,
+        aliases: &[String],
+        now: Timestamp,
+    ) -> bool {
         self.last_checked_at = Some(now);
         let found: Vec<String> = match answer {
             Answer::Found(values) => values.iter().map(|v| v.trim().to_string()).collect(),
             _ => Vec::new(),
         };
-        let proven = found.contains(&self.record.value);
+        let proven = aliases.is_empty() && found.contains(&self.record.value);
         self.observed = found;
         self.observed.truncate(MAX_OBSERVED);
         for value in &mut self.observed {
@@ -192,6 +199,10 @@ impl DomainClaim {
         }
         self.reason = match answer {
             _ if proven => None,
+            _ if !aliases.is_empty() => Some(format!(
+                "{} is an alias (CNAME to {}): the proof must be a TXT record {} at {} itself, published in the name's own zone.",
+                self.record.name, aliases[0], self.record.value, self.record.name
+            )),
             Answer::Failed(why) => Some(format!(
                 "The DNS lookup for {} could not be completed ({why}); try again later.",
                 self.record.name
@@ -285,7 +296,7 @@ mod tests {
         let now = Timestamp::now();
         let mut claim = DomainClaim::new("org_b", name(), now);
         let value = claim.record.value.clone();
-        assert!(!claim.record_check(&Answer::Empty, now));
+        assert!(!claim.record_check(&Answer::Empty, &[], now));
         assert!(
             claim
                 .reason
@@ -293,7 +304,7 @@ mod tests {
                 .is_some_and(|r| r.contains("No TXT record"))
         );
         let others = Answer::Found(vec!["v=spf1 -all".into(), format!("{value}x")]);
-        assert!(!claim.record_check(&others, now));
+        assert!(!claim.record_check(&others, &[], now));
         assert_eq!(claim.observed.len(), 2);
         assert!(
             claim
@@ -301,7 +312,7 @@ mod tests {
                 .as_deref()
                 .is_some_and(|r| r.contains("but not"))
         );
-        assert!(!claim.record_check(&Answer::Failed("timeout".into()), now));
+        assert!(!claim.record_check(&Answer::Failed("timeout".into()), &[], now));
         assert!(
             claim
                 .reason
@@ -309,7 +320,16 @@ mod tests {
                 .is_some_and(|r| r.contains("could not be completed"))
         );
         let proven = Answer::Found(vec!["other".into(), format!(" {value} ")]);
-        assert!(claim.record_check(&proven, now));
+        // Reached through an alias, the same value proves nothing.
+        let alias = ["proof.hosting.example".to_string()];
+        assert!(!claim.record_check(&proven, &alias, now));
+        assert!(
+            claim
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("CNAME to proof.hosting.example"))
+        );
+        assert!(claim.record_check(&proven, &[], now));
         assert_eq!(claim.reason, None);
         assert_eq!(claim.last_checked_at, Some(now));
     }

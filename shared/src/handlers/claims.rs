@@ -175,8 +175,8 @@ pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body
     let (mut claim, stored) = find(app, request).await?;
     if claim.status == ClaimStatus::Pending {
         let now = Timestamp::now();
-        let answer = app.dns.txt_values(&claim.name, &claim.record.name).await;
-        if !claim.record_check(&answer, now) {
+        let (answer, aliases) = app.dns.txt_values(&claim.name, &claim.record.name).await;
+        if !claim.record_check(&answer, &aliases, now) {
             store_check(app, &claim).await?;
             return Ok(self::answer(StatusCode::OK, &claim, None));
         }

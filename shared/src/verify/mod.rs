@@ -126,7 +126,11 @@ impl LazyDnsChecker {
 
 impl LazyDnsChecker {
     /// `DnsChecker::txt_values`; if the resolver cannot be set up, a failed lookup.
-    pub async fn txt_values(&self, domain: &DomainName, fqdn: &str) -> Answer<String> {
+    pub async fn txt_values(
+        &self,
+        domain: &DomainName,
+        fqdn: &str,
+    ) -> (Answer<String>, Vec<String>) {
         match self.checker.get() {
             Some(checker) => checker.txt_values(domain, fqdn).await,
             None => match Self::build(self.nameservers.as_deref()) {
@@ -136,7 +140,7 @@ impl LazyDnsChecker {
                         .txt_values(domain, fqdn)
                         .await
                 }
-                Err(error) => Answer::Failed(error.to_string()),
+                Err(error) => (Answer::Failed(error.to_string()), Vec::new()),
             },
         }
     }
@@ -220,8 +224,14 @@ impl DnsChecker {
 
     /// The TXT values at `fqdn`, a name in `domain`'s zone, asked as a record
     /// check asks (the zone's authoritative servers, no cache, within
-    /// `CHECK_BUDGET`): what a claim's proof is looked up with.
-    pub async fn txt_values(&self, domain: &DomainName, fqdn: &str) -> Answer<String> {
+    /// `CHECK_BUDGET`): what a claim's proof is looked up with. With them, the
+    /// CNAME chain followed from `fqdn` (empty when the TXT records are at the
+    /// name itself).
+    pub async fn txt_values(
+        &self,
+        domain: &DomainName,
+        fqdn: &str,
+    ) -> (Answer<String>, Vec<String>) {
         let lookup = async {
             let lookups = Lookups {
                 checker: self,
@@ -230,15 +240,12 @@ impl DnsChecker {
             lookups
                 .values(fqdn, hickory_resolver::proto::rr::RecordType::TXT)
                 .await
-                .0
         };
         tokio::time::timeout(CHECK_BUDGET, lookup)
             .await
             .unwrap_or_else(|_| {
-                Answer::Failed(format!(
-                    "no answer within {} seconds",
-                    CHECK_BUDGET.as_secs()
-                ))
+                let why = format!("no answer within {} seconds", CHECK_BUDGET.as_secs());
+                (Answer::Failed(why), Vec::new())
             })
     }
 

@@ -602,3 +602,57 @@ async fn a_failed_transfer_is_finished_by_the_next_verify() {
         assert_eq!(app.store.domain_count("org_b").await.expect("count"), 1);
     }
 }
+
+/// Only a TXT record at `_domains-claim.<name>` itself proves control. Reached
+/// through a CNAME (as through a zone's wildcard CNAME to a hosting provider, whose
+/// target someone else may control), the right value proves nothing.
+#[tokio::test]
+async fn a_proof_reached_through_a_cname_does_not_take_the_name() {
+    let world = in_memory_world().await;
+    let app = &world.app;
+    let (name, label) = fresh_name();
+    assert_eq!(
+        create(&name).org("org_a").send(app).await.status,
+        StatusCode::CREATED
+    );
+    let made = claim(&name).org("org_b").send(app).await;
+    let value = made.body["record"]["value"]
+        .as_str()
+        .expect("value")
+        .to_string();
+    world
+        .dns
+        .publish(
+            0,
+            &format!(
+                "_domains-claim.{label} 300 IN CNAME elsewhere-{label}.example.com.\n\
+                 elsewhere-{label} 300 IN TXT \"{value}\"\n"
+            ),
+        )
+        .await;
+    let refused = on_claim(Endpoint::VerifyClaim, &name)
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{refused:?}");
+    assert_eq!(refused.body["status"], "pending", "{refused:?}");
+    assert!(
+        refused.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("CNAME to elsewhere-")),
+        "{refused:?}"
+    );
+    assert_eq!(refused.body["observed"], json!([value]));
+    assert_eq!(
+        identity_of(app, &name).await.map(|i| i.0),
+        Some(org_tag("org_a"))
+    );
+    assert_eq!(
+        app.store
+            .holder(&DomainName::parse(&name).expect("name"))
+            .await
+            .expect("holder")
+            .map(|h| h.organization_id),
+        Some("org_a".to_string())
+    );
+}

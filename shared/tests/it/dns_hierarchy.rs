@@ -340,7 +340,7 @@ async fn a_claim_proof_published_after_a_negative_answer_is_found_at_once() {
     assert!(resolver.txt_lookup(format!("{proof}.")).await.is_err());
     assert_eq!(
         checker.txt_values(&name, &proof).await,
-        shared::verify::Answer::Empty
+        (shared::verify::Answer::Empty, vec![])
     );
 
     let value = "domains-claim=Xy12ab34Cd56ef78Gh90ij12Kl34mn56";
@@ -357,7 +357,10 @@ async fn a_claim_proof_published_after_a_negative_answer_is_found_at_once() {
     );
     assert_eq!(
         checker.txt_values(&name, &proof).await,
-        shared::verify::Answer::Found(vec![value.to_string()])
+        (
+            shared::verify::Answer::Found(vec![value.to_string()]),
+            vec![]
+        )
     );
 }
 
