@@ -33,6 +33,14 @@ INDEX_ENTRY_OVERHEAD = 100
 PATH = os.environ.get("MOTO_DYNAMODB_METER")
 TOTALS = {}
 LOCK = threading.Lock()
+# moto's transact_write_items reads and writes each item through get_item,
+# put_item, update_item and delete_item; inside a transaction those are the
+# transaction's, metered once by it.
+IN_TRANSACTION = threading.local()
+
+
+def _in_transaction():
+    return getattr(IN_TRANSACTION, "active", False)
 
 
 def _table_totals(name):
@@ -120,6 +128,8 @@ def install(backend_class):
 
     def single(method, key_from):
         def metered(self, table_name, *args, **kwargs):
+            if _in_transaction():
+                return method(self, table_name, *args, **kwargs)
             table = self.get_table(table_name)
             key = key_from(table, args, kwargs)
             before = _snapshot(self, table_name, key)
@@ -142,7 +152,11 @@ def install(backend_class):
             table = self.get_table(operation["TableName"])
             key = operation.get("Key") or _key_of(table, operation.get("Item", {}))
             touched.append((kind, table, key, _snapshot(self, table.name, key)))
-        result = transact(self, transact_items)
+        IN_TRANSACTION.active = True
+        try:
+            result = transact(self, transact_items)
+        finally:
+            IN_TRANSACTION.active = False
         for kind, table, key, before in touched:
             if kind == "ConditionCheck":
                 charge_write(table, before, before, 2)
@@ -154,8 +168,9 @@ def install(backend_class):
 
     def metered_get(self, table_name, keys, *args, **kwargs):
         item = get_item(self, table_name, keys, *args, **kwargs)
-        # The store's reads are all strongly consistent.
-        charge_read(table_name, None, _size(item), True)
+        if not _in_transaction():
+            # The store's reads are all strongly consistent.
+            charge_read(table_name, None, _size(item), True)
         return item
 
     backend_class.get_item = metered_get
