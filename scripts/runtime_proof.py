@@ -197,6 +197,9 @@ def main():
         # The domain's first scheduled check is a minute after creation: nothing is due yet.
         check("reverify-pending: a run summary, nothing due, no errors",
               summary.get("checked") == 0 and summary.get("errors") == 0 and "left_for_later" in summary, summary)
+        summary = invoke("reverify-pending", "reverify-worker.json")
+        check("reverify-pending, a worker's task: a run summary of its share",
+              summary.get("checked") == 0 and summary.get("errors") == 0 and "left_for_later" in summary, summary)
         status, body = http("delete-domain", "delete-domain.json")
         check("delete-domain: 200, the domain as it was", status == 200 and body.get("name") == "example.com", (status, body))
         status, body = http("get-domain", "get-domain.json")

@@ -1,10 +1,11 @@
 //! What the scheduled job costs per check, from what DynamoDB is asked to store:
-//! write and read units (table and `due-checks` index) per scheduled check, SES
+//! write and read units (table and `due-keys` index) per scheduled check, SES
 //! calls, and wall and CPU time per 1,000 checks. Runs on moto with its meter
 //! (tests/moto-ses/meter.py: units by item size, as DynamoDB bills them): `scripts/bill`.
 //!
-//! Three kinds of check, `DOMAINS` domains each:
+//! Four kinds of check, `DOMAINS` domains each:
 //! - verified, unchanged: the daily drift check of a verified domain (SES read too);
+//! - pending, first check: a new domain's first, which finds its records missing;
 //! - pending, unchanged: a back-off check of a domain whose records are not published;
 //! - pending -> verified: the check that finds everything published.
 
@@ -112,11 +113,13 @@ struct World {
     dns: TestDnsServer,
     identities: Arc<Counted>,
     table: String,
+    requests: RequestCounter,
 }
 
 async fn world() -> World {
     let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT (run scripts/bill)");
-    let client = dynamodb_client(&endpoint, &RequestCounter::new());
+    let requests = RequestCounter::new();
+    let client = dynamodb_client(&endpoint, &requests);
     let table = unique_table_name("bill");
     create_table(&client, &table).await.expect("table");
     let dns = TestDnsServer::start(&[("example.com", "")]).await;
@@ -137,6 +140,7 @@ async fn world() -> World {
         dns,
         identities,
         table,
+        requests,
     }
 }
 
@@ -198,6 +202,7 @@ impl World {
         self.make_due(names).await;
         let (writes_before, reads_before) = meter(&self.table);
         let ses_before = self.identities.calls.load(Ordering::Relaxed);
+        self.requests.reset();
         let (cpu, wall) = (cpu_seconds(), Instant::now());
         let summary = run(&self.app, Timestamp::now(), RunOptions::default(), &|| {
             false
@@ -220,10 +225,17 @@ impl World {
                 .join(", ")
         };
         let ses = self.identities.calls.load(Ordering::Relaxed) - ses_before;
+        let requests: Vec<String> = self
+            .requests
+            .snapshot()
+            .iter()
+            .map(|(op, n)| format!("{op} {:.2}", *n as f64 / names.len() as f64))
+            .collect();
         println!(
-            "| {label} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            "| {label} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
             per_check(&writes, &writes_before),
             per_check(&reads, &reads_before),
+            requests.join(", "),
             ses as f64 * 1000.0 / names.len() as f64,
             wall * 1e6 / names.len() as f64,
             cpu * 1e6 / names.len() as f64,
@@ -238,14 +250,17 @@ async fn main() {
         "{DOMAINS} domains per kind of check; units per check, as DynamoDB bills them (moto's meter)\n"
     );
     println!(
-        "| scheduled check | write units (table, index) | read units | SES calls / 1,000 | wall ms / 1,000 | CPU ms / 1,000 |"
+        "| scheduled check | write units (table, index) | read units | DynamoDB requests | SES calls / 1,000 | wall ms / 1,000 | CPU ms / 1,000 |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let verified = world.domains("v", true, true).await;
     world
         .measure("verified, unchanged (daily)", &verified)
         .await;
     let pending = world.domains("p", false, false).await;
+    world
+        .measure("pending, first check (records missing)", &pending)
+        .await;
     world
         .measure("pending, unchanged (back-off)", &pending)
         .await;

@@ -10,6 +10,7 @@ pub mod confirmation;
 pub mod domain_name;
 pub mod error;
 pub mod events;
+pub mod fanout;
 pub mod handlers;
 pub mod identity;
 pub mod keys;

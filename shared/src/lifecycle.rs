@@ -153,9 +153,11 @@ pub fn after_manual_check(domain: &mut Domain, now: Timestamp) {
 
 /// A scheduled check: moves the domain on from its checked records (already in
 /// `domain.records`), by the table in the module's documentation.
+///
+/// `updated_at` is left alone: `check_write` moves it when the check changed
+/// something a caller sees.
 pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
     domain.last_checked_at = Some(now);
-    domain.updated_at = now;
     domain.reason = waiting_for(domain);
     let verified_now = ready(domain);
     match (domain.status, verified_now) {
@@ -193,6 +195,44 @@ pub fn after_scheduled_check(domain: &mut Domain, now: Timestamp) -> Outcome {
             domain.schedule.next_check_at = Some(now.plus(FAILING_RECHECK));
             Outcome::TemporaryFailure
         }
+    }
+}
+
+/// What a scheduled check has to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckWrite {
+    /// Nothing a caller sees changed: the schedule alone, with when the domain
+    /// was checked (and SES asked).
+    ScheduleOnly,
+    /// The domain changed (`updated_at` moved to the check): all of it.
+    Domain,
+}
+
+/// Compares a domain after its scheduled check (`after_scheduled_check` done)
+/// with the domain as stored. Only the schedule, `last_checked_at` and
+/// `ses.checked_at` may differ for a `ScheduleOnly` write; observed values count
+/// as a set (DNS servers rotate the order of a name's records). Otherwise the
+/// domain changed and `updated_at` becomes `now`.
+pub fn check_write(stored: &Domain, checked: &mut Domain, now: Timestamp) -> CheckWrite {
+    let mut as_stored = checked.clone();
+    as_stored.schedule = stored.schedule.clone();
+    as_stored.last_checked_at = stored.last_checked_at;
+    as_stored.updated_at = stored.updated_at;
+    as_stored.version = stored.version;
+    if let (Some(checked_ses), Some(stored_ses)) = (&mut as_stored.ses, &stored.ses) {
+        checked_ses.checked_at = stored_ses.checked_at;
+    }
+    let mut stored = stored.clone();
+    for domain in [&mut as_stored, &mut stored] {
+        for record in &mut domain.records {
+            record.observed.sort();
+        }
+    }
+    if as_stored == stored {
+        CheckWrite::ScheduleOnly
+    } else {
+        checked.updated_at = now;
+        CheckWrite::Domain
     }
 }
 
@@ -619,5 +659,54 @@ mod tests {
             (d.status, d.verified_at, d.schedule),
             (DomainStatus::Verified, Some(at(5)), schedule)
         );
+    }
+
+    #[test]
+    fn a_check_that_changed_nothing_a_caller_sees_writes_the_schedule_alone() {
+        let stored = domain(DomainStatus::Verified, RecordStatus::Verified);
+        // The daily drift check: same records, SES asked again, moved on a day.
+        let mut checked = stored.clone();
+        if let Some(ses) = &mut checked.ses {
+            ses.checked_at = at(60);
+        }
+        after_scheduled_check(&mut checked, at(60));
+        assert_eq!(
+            check_write(&stored, &mut checked, at(60)),
+            CheckWrite::ScheduleOnly
+        );
+        assert_eq!(checked.updated_at, stored.updated_at, "nothing changed");
+        assert_eq!(checked.last_checked_at, Some(at(60)));
+
+        // A name's records answered in another order are the same records.
+        let mut stored = stored;
+        stored.records[1].observed = vec!["v=spf1 a".into(), "v=spf1 b".into()];
+        let mut checked = stored.clone();
+        checked.records[1].observed.reverse();
+        after_scheduled_check(&mut checked, at(60));
+        assert_eq!(
+            check_write(&stored, &mut checked, at(60)),
+            CheckWrite::ScheduleOnly
+        );
+
+        // Anything a caller sees: a new observed value, a reason, SES's status.
+        let changes: [fn(&mut Domain); 3] = [
+            |d| d.records[0].observed.push("10 other.example".into()),
+            |d| d.records[2].reason = Some("gone".into()),
+            |d| {
+                if let Some(ses) = &mut d.ses {
+                    ses.dkim_status = SesStatus::TemporaryFailure;
+                }
+            },
+        ];
+        for change in changes {
+            let mut checked = stored.clone();
+            change(&mut checked);
+            after_scheduled_check(&mut checked, at(60));
+            assert_eq!(
+                check_write(&stored, &mut checked, at(60)),
+                CheckWrite::Domain
+            );
+            assert_eq!(checked.updated_at, at(60), "the change is dated");
+        }
     }
 }

@@ -12,9 +12,11 @@ use serde::Serialize;
 use crate::app::App;
 use crate::confirmation::{RateLimiter, read_ses_view};
 pub use crate::lifecycle::Outcome;
-use crate::lifecycle::{after_scheduled_check, next_check_after_failed_write};
+use crate::lifecycle::{
+    CheckWrite, after_scheduled_check, check_write, next_check_after_failed_write,
+};
 use crate::model::{Domain, DomainStatus, Timestamp};
-use crate::store::StoreError;
+use crate::store::{DueSlice, StoreError};
 use crate::verify::CheckStats;
 
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +26,8 @@ pub struct RunOptions {
     pub batch_size: usize,
     /// Domains checked at the same time.
     pub concurrency: usize,
+    /// The share of the due work this run takes (all of it without a fan-out).
+    pub slice: DueSlice,
 }
 
 impl Default for RunOptions {
@@ -32,6 +36,7 @@ impl Default for RunOptions {
         Self {
             batch_size: 100,
             concurrency: 64,
+            slice: DueSlice::ALL,
         }
     }
 }
@@ -70,6 +75,13 @@ pub enum SchedulerError {
     #[error("re-verification could not write any of the {0} domains it checked")]
     /// Not one of the checked domains could be written.
     NoWrites(usize),
+    #[error("re-verification could not start its other workers: {0}")]
+    /// A fanned-out tick could not send every other worker's task (its own
+    /// share was swept; the others wait for the next tick).
+    FanOut(String),
+    #[error("re-verification was given a task it cannot do: {0}")]
+    /// The invocation's worker task names no valid share.
+    BadTask(String),
 }
 
 impl From<SchedulerError> for Diagnostic {
@@ -96,7 +108,10 @@ pub async fn run(
     let limiter = app.ses_max_rps.map(RateLimiter::per_second);
     let limiter = limiter.as_ref();
     loop {
-        let due = app.store.due(now, options.batch_size).await?;
+        let due = app
+            .store
+            .due(now, options.batch_size, options.slice)
+            .await?;
         let page_was_full = due.len() >= options.batch_size;
         // A domain whose write failed is due again; it is not retried in this run.
         let fresh: Vec<Domain> = due
@@ -181,10 +196,11 @@ fn tally(summary: &mut Summary, outcome: Outcome) {
 
 async fn reverify_one(
     app: &App,
-    mut checked: Domain,
+    stored: Domain,
     now: Timestamp,
     limiter: Option<&RateLimiter>,
 ) -> (Outcome, CheckStats) {
+    let mut checked = stored.clone();
     let (records, stats) = app
         .dns
         .check_measured(&checked.name, &checked.records)
@@ -194,7 +210,11 @@ async fn reverify_one(
     let recheck_confirmed = checked.status == DomainStatus::Verified;
     read_ses_view(app, &mut checked, now, recheck_confirmed, limiter).await;
     let outcome = after_scheduled_check(&mut checked, now);
-    let outcome = match app.store.update(&mut checked).await {
+    let written = match check_write(&stored, &mut checked, now) {
+        CheckWrite::ScheduleOnly => app.store.update_schedule(&mut checked).await,
+        CheckWrite::Domain => app.store.update(&mut checked).await,
+    };
+    let outcome = match written {
         Ok(()) => outcome,
         Err(StoreError::DomainGone) => Outcome::Gone,
         Err(StoreError::Conflict) => Outcome::Superseded,
@@ -202,10 +222,9 @@ async fn reverify_one(
             // The domain still moves on in the schedule (a small write of its next
             // check alone), so it cannot head every run and starve the others.
             tracing::warn!(domain = %checked.name, %error, "could not store a scheduled check");
-            // A failed write leaves the domain's id and version as read, which is
-            // what the small write is conditioned on.
+            // The small write is conditioned on the domain as read.
             let next = next_check_after_failed_write(&checked, now);
-            if let Err(error) = app.store.reschedule(&checked, next).await {
+            if let Err(error) = app.store.reschedule(&stored, next).await {
                 tracing::error!(domain = %checked.name, %error, "could not move a failed check on");
             }
             Outcome::Error
@@ -218,10 +237,14 @@ async fn reverify_one(
 /// seconds when DNS is slow, and the run must answer before the Lambda timeout.
 const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// One run now that starts no domain within `DEADLINE_MARGIN` of
+/// One run of `slice` now that starts no domain within `DEADLINE_MARGIN` of
 /// `deadline_ms` (Unix milliseconds, as the Lambda context gives it; 0 for no
 /// deadline, e.g. invoked outside Lambda).
-pub async fn run_before_deadline(app: &App, deadline_ms: u64) -> Result<Summary, SchedulerError> {
+pub async fn run_before_deadline(
+    app: &App,
+    deadline_ms: u64,
+    slice: DueSlice,
+) -> Result<Summary, SchedulerError> {
     let should_stop = move || {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -229,5 +252,9 @@ pub async fn run_before_deadline(app: &App, deadline_ms: u64) -> Result<Summary,
             .unwrap_or(0);
         deadline_ms > 0 && now_ms + DEADLINE_MARGIN.as_millis() as u64 >= deadline_ms
     };
-    run(app, Timestamp::now(), RunOptions::default(), &should_stop).await
+    let options = RunOptions {
+        slice,
+        ..RunOptions::default()
+    };
+    run(app, Timestamp::now(), options, &should_stop).await
 }

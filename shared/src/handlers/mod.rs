@@ -376,11 +376,29 @@ pub async fn publish_events(
     Ok(crate::events::publish_stream_batch(sink, &event.payload).await)
 }
 
-/// Scheduled (EventBridge) re-verification. The event's content is not used: any
-/// schedule tick (or a manual invoke) runs one pass, until the deadline.
+/// Scheduled (EventBridge) re-verification, until the deadline. The schedule's
+/// tick (or any other event, such as a manual invoke) sweeps everything, or with
+/// a fan-out starts the other workers and sweeps worker 0's share; a worker's
+/// task sweeps its share (`fanout`).
 pub async fn reverify_pending(
     app: &App,
+    fanout: Option<&crate::fanout::Fanout>,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<crate::scheduler::Summary, crate::scheduler::SchedulerError> {
-    crate::scheduler::run_before_deadline(app, event.context.deadline).await
+    use crate::fanout::Invocation;
+    use crate::scheduler::{SchedulerError, run_before_deadline};
+    let deadline = event.context.deadline;
+    match crate::fanout::invocation_of(&event.payload).map_err(SchedulerError::BadTask)? {
+        Invocation::Worker(slice) => run_before_deadline(app, deadline, slice).await,
+        Invocation::Tick => match fanout {
+            None => run_before_deadline(app, deadline, crate::store::DueSlice::ALL).await,
+            Some(fanout) => {
+                // The others start first: they sweep while this one does.
+                let started = fanout.start_others().await;
+                let summary = run_before_deadline(app, deadline, fanout.own_slice()).await?;
+                started.map_err(SchedulerError::FanOut)?;
+                Ok(summary)
+            }
+        },
+    }
 }

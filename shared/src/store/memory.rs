@@ -3,7 +3,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{ClaimSet, DomainPage, DomainStore, KeyStore, StoreError, Transfer, check_size};
+use super::{
+    ClaimSet, DomainPage, DomainStore, DueSlice, KeyStore, StoreError, Transfer, check_size,
+};
 use crate::claims::{ClaimStatus, DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::events::{Change, Snapshot};
@@ -192,27 +194,33 @@ impl DomainStore for InMemoryStore {
         Ok(())
     }
 
-    async fn reschedule(
-        &self,
-        domain: &Domain,
-        next_check_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
+    async fn update_schedule(&self, domain: &mut Domain) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         let stored = as_read(&mut state, domain)?;
-        let before = stored.clone();
+        // As on DynamoDB, where only the schedule item is written: what a caller
+        // sees stays as stored, and the table's stream sees no domain change.
         stored.version += 1;
-        stored.schedule.next_check_at = next_check_at;
-        let after = Snapshot::Domain(Box::new(stored.clone()));
-        self.changed(Some(&before), Some(after));
+        stored.schedule = domain.schedule.clone();
+        stored.last_checked_at = domain.last_checked_at;
+        if let (Some(stored_ses), Some(checked_ses)) = (&mut stored.ses, &domain.ses) {
+            stored_ses.checked_at = checked_ses.checked_at;
+        }
+        domain.version = stored.version;
         Ok(())
     }
 
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        slice: DueSlice,
+    ) -> Result<Vec<Domain>, StoreError> {
         let mut due: Vec<Domain> = self
             .lock()?
             .domains
             .values()
             .filter(|d| d.schedule.next_check_at.is_some_and(|at| at <= now))
+            .filter(|d| slice.holds(&d.name))
             .cloned()
             .collect();
         due.sort_by(|a, b| {

@@ -5,9 +5,7 @@
 mod dynamodb;
 mod memory;
 
-pub use dynamodb::{
-    DUE_INDEX, DUE_SHARDS, DynamoDbStore, TTL_ATTRIBUTE, create_table, snapshot_of_item,
-};
+pub use dynamodb::{DUE_INDEX, DynamoDbStore, TTL_ATTRIBUTE, create_table, snapshot_of_item};
 pub use memory::InMemoryStore;
 
 use async_trait::async_trait;
@@ -16,6 +14,71 @@ use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::keys::ApiKeyRecord;
 use crate::model::{Domain, Timestamp};
+
+/// Partitions of the due work: every scheduled write lands in one (one DynamoDB
+/// partition key takes at most 1,000 writes a second), and a fan-out gives each
+/// worker a share of them, so it is also the most workers a sweep can use.
+pub const DUE_PARTITIONS: u32 = 16;
+
+/// A stable spread of names over the due partitions (FNV-1a).
+pub fn due_partition_of(name: &DomainName) -> u32 {
+    let hash = name.as_str().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    hash % DUE_PARTITIONS
+}
+
+/// The share of the due work one scheduled run takes: the partitions `p` with
+/// `p % workers == worker`. Every partition belongs to exactly one worker, so
+/// workers never check the same domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueSlice {
+    worker: u32,
+    workers: u32,
+}
+
+impl DueSlice {
+    /// Everything: one run with no fan-out.
+    pub const ALL: DueSlice = DueSlice {
+        worker: 0,
+        workers: 1,
+    };
+
+    /// Worker `worker` of `workers` (1 to `DUE_PARTITIONS` workers).
+    pub fn new(worker: u32, workers: u32) -> Result<Self, String> {
+        if workers == 0 || workers > DUE_PARTITIONS {
+            return Err(format!(
+                "workers must be 1 to {DUE_PARTITIONS} (the due partitions), not {workers}"
+            ));
+        }
+        if worker >= workers {
+            return Err(format!(
+                "worker {worker} of {workers}: must be below {workers}"
+            ));
+        }
+        Ok(Self { worker, workers })
+    }
+
+    /// Which worker this is.
+    pub fn worker(self) -> u32 {
+        self.worker
+    }
+
+    /// How many workers share the due work.
+    pub fn workers(self) -> u32 {
+        self.workers
+    }
+
+    /// The due partitions this worker reads.
+    pub fn partitions(self) -> impl Iterator<Item = u32> {
+        (0..DUE_PARTITIONS).filter(move |p| p % self.workers == self.worker)
+    }
+
+    /// Whether this worker checks the domain with this name.
+    pub fn holds(self, name: &DomainName) -> bool {
+        due_partition_of(name) % self.workers == self.worker
+    }
+}
 
 /// Page size used by `DomainStore::list`.
 const LIST_ALL_PAGE: usize = 1000;
@@ -157,22 +220,38 @@ pub trait DomainStore: Send + Sync {
     /// failed update leaves `domain` as it was (its version as read).
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError>;
 
+    /// Stores a scheduled check that changed nothing a caller sees: only the
+    /// domain's schedule, `last_checked_at` and `ses.checked_at` are written (a
+    /// small item, not the domain), conditioned and versioned like `update`. Any
+    /// other field of `domain` is not stored.
+    async fn update_schedule(&self, domain: &mut Domain) -> Result<(), StoreError>;
+
     /// Moves only the domain's next check (a small write, for a domain whose full
     /// write failed), conditioned and versioned like `update`.
     async fn reschedule(
         &self,
         domain: &Domain,
         next_check_at: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let mut moved = domain.clone();
+        moved.schedule.next_check_at = next_check_at;
+        self.update_schedule(&mut moved).await
+    }
 
     /// Deletes the domain with this id and `version`, releases its name
     /// and uncounts it, atomically. `DomainGone` if it is no longer there, `Conflict` if it
     /// was written since it was read.
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError>;
 
-    /// Up to `limit` domains whose scheduled check is due at `now`, most overdue
-    /// first, across all organizations (read by the scheduled re-verification).
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError>;
+    /// Up to `limit` domains of `slice` whose scheduled check is due at `now`, most
+    /// overdue first, across all organizations (read by the scheduled
+    /// re-verification).
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        slice: DueSlice,
+    ) -> Result<Vec<Domain>, StoreError>;
 
     /// Who holds the name, if anyone.
     async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError>;

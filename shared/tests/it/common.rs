@@ -334,6 +334,21 @@ impl MotoWorld {
             .iter()
             .filter(|i| key(i, "sk") == format!("DOMAIN#{name}"))
             .count();
+        // A domain is two items; a claimed mark (no domain) has no schedule item.
+        let live = items
+            .iter()
+            .filter(|i| {
+                key(i, "sk") == format!("DOMAIN#{name}") && !i.contains_key("claimed_domain_id")
+            })
+            .count();
+        let schedules = items
+            .iter()
+            .filter(|i| key(i, "sk") == format!("DOMAIN#{name}#SCHEDULE"))
+            .count();
+        assert_eq!(
+            schedules, live,
+            "{name}: one schedule item for each domain item, none left behind"
+        );
         let claims = items
             .iter()
             .filter(|i| key(i, "pk") == format!("NAME#{name}"))

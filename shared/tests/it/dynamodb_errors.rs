@@ -2,8 +2,8 @@
 //! throttling, 5xx, cancelled transactions and failed conditions.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsOutput,
 };
@@ -93,8 +93,8 @@ async fn throttling_is_throttled_wherever_it_comes_from() {
         "{result:?}"
     );
 
-    let throttled_read = mock!(Client::get_item).then_error(|| {
-        GetItemError::ProvisionedThroughputExceededException(
+    let throttled_read = mock!(Client::query).then_error(|| {
+        QueryError::ProvisionedThroughputExceededException(
             ProvisionedThroughputExceededException::builder()
                 .message("slow down")
                 .build(),
@@ -109,7 +109,7 @@ async fn throttling_is_throttled_wherever_it_comes_from() {
 
 #[tokio::test]
 async fn server_errors_are_unavailable() {
-    let failing = mock!(Client::get_item).then_http_response(|| {
+    let failing = mock!(Client::query).then_http_response(|| {
         HttpResponse::new(
             StatusCode::try_from(500).expect("status"),
             SdkBody::from(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"boom"}"#),
@@ -129,6 +129,7 @@ async fn a_failed_update_condition_is_a_conflict_or_gone() {
         "id".to_string(),
         aws_sdk_dynamodb::types::AttributeValue::S(stale.id.clone()),
     )]);
+    // The schedule item alone: the failure returns the item it found.
     let conflict = mock!(Client::put_item).then_error(move || {
         PutItemError::ConditionalCheckFailedException(
             ConditionalCheckFailedException::builder()
@@ -136,20 +137,33 @@ async fn a_failed_update_condition_is_a_conflict_or_gone() {
                 .build(),
         )
     });
-    let result = store(&[&conflict]).update(&mut stale).await;
+    let result = store(&[&conflict]).update_schedule(&mut stale).await;
     assert!(
         matches!(result, Err(StoreError::Conflict)),
         "same id still there: {result:?}"
     );
 
-    // No old item returned: the store asks, and finds nothing.
+    // No schedule item: the store reads the domain, and finds nothing.
     let gone = mock!(Client::put_item).then_error(|| {
         PutItemError::ConditionalCheckFailedException(
             ConditionalCheckFailedException::builder().build(),
         )
     });
-    let nothing = mock!(Client::get_item)
-        .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build());
-    let result = store(&[&gone, &nothing]).update(&mut stale).await;
+    let nothing = mock!(Client::query).then_output(|| QueryOutput::builder().build());
+    let result = store(&[&gone, &nothing]).update_schedule(&mut stale).await;
     assert!(matches!(result, Err(StoreError::DomainGone)), "{result:?}");
+
+    // Both items: a cancelled transaction, then the same read.
+    let cancelled_update = mock!(Client::transact_write_items)
+        .then_error(|| cancelled(&["ConditionalCheckFailed", "None"]));
+    let nothing = mock!(Client::query).then_output(|| QueryOutput::builder().build());
+    let version = stale.version;
+    let result = store(&[&cancelled_update, &nothing])
+        .update(&mut stale)
+        .await;
+    assert!(matches!(result, Err(StoreError::DomainGone)), "{result:?}");
+    assert_eq!(
+        stale.version, version,
+        "a failed update leaves the version as read"
+    );
 }

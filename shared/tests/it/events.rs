@@ -89,6 +89,7 @@ async fn every_event_file_runs_through_its_handler() {
         "verify-domain-claim.json",
         "delete-domain-claim.json",
         "reverify-pending.json",
+        "reverify-worker.json",
         "publish-events.json",
         "delete-domain.json",
     ];
@@ -141,12 +142,32 @@ async fn every_event_file_runs_through_its_handler() {
             }
             "reverify-pending.json" => {
                 let payload: Value = serde_json::from_str(&read(file)).expect("JSON");
-                let summary =
-                    handlers::reverify_pending(&app, LambdaEvent::new(payload, Context::default()))
-                        .await
-                        .expect("scheduled run");
+                let summary = handlers::reverify_pending(
+                    &app,
+                    None,
+                    LambdaEvent::new(payload, Context::default()),
+                )
+                .await
+                .expect("scheduled run");
                 // The domain was just verified and then given a MAIL FROM domain:
                 // its next check is a minute away, so a run now has nothing due.
+                assert_eq!(summary, shared::scheduler::Summary::default());
+            }
+            "reverify-worker.json" => {
+                let payload: Value = serde_json::from_str(&read(file)).expect("JSON");
+                assert_eq!(
+                    shared::fanout::invocation_of(&payload),
+                    Ok(shared::fanout::Invocation::Worker(
+                        shared::store::DueSlice::new(1, 4).expect("slice")
+                    ))
+                );
+                let summary = handlers::reverify_pending(
+                    &app,
+                    None,
+                    LambdaEvent::new(payload, Context::default()),
+                )
+                .await
+                .expect("a worker's run");
                 assert_eq!(summary, shared::scheduler::Summary::default());
             }
             "publish-events.json" => {

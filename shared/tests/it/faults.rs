@@ -123,7 +123,7 @@ impl StoreHook for Faults {
             StoreOp::Get => Op::Get,
             StoreOp::Update => Op::Update,
             StoreOp::Delete => Op::Delete,
-            StoreOp::Reschedule | StoreOp::Due | StoreOp::Transfer => return Hooked::Proceed,
+            StoreOp::UpdateSchedule | StoreOp::Due | StoreOp::Transfer => return Hooked::Proceed,
         };
         match self.take(op) {
             None => Hooked::Proceed,

@@ -551,7 +551,27 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     .await
     .expect("run");
     assert!(summary.checked > 0 && summary.errors == 1, "{summary:?}");
-    recorded.insert("reverify-pending", r.recorded());
+    // With a fan-out, the tick also puts the other workers' tasks on its bus.
+    let tasks_bus = unique_table_name("reverify-tasks");
+    test_support::eventbridge_client(&moto_endpoint(), &RequestCounter::new())
+        .create_event_bus()
+        .name(&tasks_bus)
+        .send()
+        .await
+        .expect("bus");
+    let tasks = RequestCounter::new();
+    let fanout = shared::fanout::Fanout::new(
+        3,
+        Box::new(shared::fanout::EventBridgeTasks::new(
+            test_support::eventbridge_client(&moto_endpoint(), &tasks),
+            tasks_bus,
+        )),
+    )
+    .expect("fan-out");
+    fanout.start_others().await.expect("tasks sent");
+    let mut reverify = r.recorded();
+    reverify.extend(tasks.iam_actions());
+    recorded.insert("reverify-pending", reverify);
 
     // publish-events: a stream batch onto a bus (made outside the recording).
     let bus = unique_table_name("bus");

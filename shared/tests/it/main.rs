@@ -5,6 +5,7 @@
 mod common;
 
 mod authorizer;
+mod bill;
 mod claim_races;
 mod claims;
 mod deadlines;
@@ -12,11 +13,13 @@ mod dns_hierarchy;
 mod dynamodb_errors;
 mod event_publisher;
 mod events;
+mod fanout;
 mod faults;
 mod handlers;
 mod iam_policies;
 mod limits;
 mod races;
+mod schedule_items;
 mod scheduler;
 mod ses_adapter;
 mod ses_confirmation;

@@ -38,8 +38,20 @@ enum Interference {
 
 /// Races and failures staged through the one hookable store wrapper.
 struct Staging {
-    victim: Option<(String, Interference)>,
+    victim: std::sync::Mutex<Option<(String, Interference)>>,
     fail_reads: bool,
+    /// The writes of a check's result, in order (a full write or the schedule's).
+    writes: std::sync::Mutex<Vec<StoreOp>>,
+}
+
+impl Staging {
+    fn set_victim(&self, name: &str, interference: Interference) {
+        *self.victim.lock().expect("victim") = Some((name.to_string(), interference));
+    }
+
+    fn writes(&self) -> Vec<StoreOp> {
+        self.writes.lock().expect("writes").clone()
+    }
 }
 
 type StagedStore = HookedStore<Staging>;
@@ -55,11 +67,13 @@ impl StoreHook for Staging {
         if op == StoreOp::Due && self.fail_reads {
             return Hooked::Fail(StoreError::Unavailable("injected".into()));
         }
-        let (StoreOp::Update, Some(domain)) = (op, domain) else {
+        let (StoreOp::Update | StoreOp::UpdateSchedule, Some(domain)) = (op, domain) else {
             return Hooked::Proceed;
         };
+        self.writes.lock().expect("writes").push(op);
         // The victim: one name, or every domain of one organization.
-        let interference = match &self.victim {
+        let victim = self.victim.lock().expect("victim").clone();
+        let interference = match &victim {
             Some((victim, interference))
                 if *victim == domain.name.as_str() || *victim == domain.organization_id =>
             {
@@ -85,20 +99,31 @@ impl StoreHook for Staging {
                     .await
                     .expect("staged manual write");
             }
-            Interference::FailWrites => {
+            // The full write fails; the small write of its next check does not.
+            Interference::FailWrites if op == StoreOp::Update => {
                 return Hooked::Fail(StoreError::Unavailable("injected".into()));
             }
+            Interference::FailWrites => {}
         }
         Hooked::Proceed
     }
 }
 
 fn staged(victim: Option<(&str, Interference)>, fail_reads: bool) -> Arc<StagedStore> {
+    staged_on(Arc::new(InMemoryStore::new()), victim, fail_reads)
+}
+
+fn staged_on(
+    inner: Arc<dyn DomainStore>,
+    victim: Option<(&str, Interference)>,
+    fail_reads: bool,
+) -> Arc<StagedStore> {
     Arc::new(HookedStore {
-        inner: Arc::new(InMemoryStore::new()),
+        inner,
         hook: Staging {
-            victim: victim.map(|(name, i)| (name.to_string(), i)),
+            victim: std::sync::Mutex::new(victim.map(|(name, i)| (name.to_string(), i))),
             fail_reads,
+            writes: std::sync::Mutex::new(Vec::new()),
         },
     })
 }
@@ -112,8 +137,11 @@ struct World {
 }
 
 async fn world(zone_records: &str, victim: Option<(&str, Interference)>) -> World {
+    world_on(zone_records, staged(victim, false)).await
+}
+
+async fn world_on(zone_records: &str, store: Arc<StagedStore>) -> World {
     let dns = TestDnsServer::start(&[("example.com", zone_records)]).await;
-    let store = staged(victim, false);
     let identities = Arc::new(LocalIdentities::new());
     let app = App::new(
         store.clone(),
@@ -425,6 +453,7 @@ async fn the_run_stops_at_the_deadline_and_the_next_takes_the_rest() {
     let options = RunOptions {
         batch_size: 10,
         concurrency: 1,
+        ..RunOptions::default()
     };
     let first = run(&w.app, w.at(1), options, &should_stop)
         .await
@@ -443,6 +472,7 @@ async fn more_domains_than_a_batch_are_all_checked() {
     let options = RunOptions {
         batch_size: 3,
         concurrency: 2,
+        ..RunOptions::default()
     };
     let (metrics, captured) = shared::metrics::Metrics::in_memory("DomainsApi/test");
     w.app.metrics = metrics;
@@ -646,4 +676,137 @@ async fn a_scheduled_run_reads_ses_at_most_at_its_rate() {
         times.len(),
         "each read is stored"
     );
+}
+
+/// A DynamoDB store on moto, its table, client and request counter.
+async fn moto_store() -> (
+    Arc<shared::store::DynamoDbStore>,
+    aws_sdk_dynamodb::Client,
+    String,
+    test_support::RequestCounter,
+) {
+    let counter = test_support::RequestCounter::new();
+    let client = test_support::dynamodb_client(&test_support::moto_endpoint(), &counter);
+    let table = test_support::unique_table_name("scheduler");
+    shared::store::create_table(&client, &table)
+        .await
+        .expect("table");
+    let store = shared::store::DynamoDbStore::new(client.clone(), table.clone());
+    (Arc::new(store), client, table, counter)
+}
+
+/// A check that finds what the last one found writes the schedule alone; it
+/// still loses to a delete (never resurrected) and to a manual verify (never
+/// overwritten) that land between its read and its write, on both stores.
+#[tokio::test]
+async fn an_unchanged_check_loses_to_a_delete_or_a_manual_verify() {
+    for on_dynamodb in [false, true] {
+        for interference in [
+            Interference::DeleteBeforeWrite,
+            Interference::ManualWriteBeforeWrite,
+        ] {
+            let inner: Arc<dyn DomainStore> = if on_dynamodb {
+                moto_store().await.0
+            } else {
+                Arc::new(InMemoryStore::new())
+            };
+            let w = world_on("", staged_on(inner, None, false)).await;
+            w.add("example.com").await;
+            let first = w.run_at(1).await;
+            assert_eq!(first.still_pending, 1, "{first:?}");
+            w.store.hook.set_victim("example.com", interference);
+            let second = w.run_at(10).await;
+            let case = format!("dynamodb {on_dynamodb}, {second:?}");
+            assert_eq!(
+                w.store.hook.writes(),
+                [StoreOp::Update, StoreOp::UpdateSchedule],
+                "the first check changed the records, the second nothing: {case}"
+            );
+            match interference {
+                Interference::DeleteBeforeWrite => {
+                    assert_eq!(second.gone, 1, "{case}");
+                    assert!(w.stored("example.com").await.is_none(), "{case}");
+                }
+                _ => {
+                    assert_eq!(second.superseded, 1, "{case}");
+                    let domain = w.stored("example.com").await.expect("stored");
+                    assert_eq!(domain.schedule.checks_in_window, 0, "{case}");
+                    assert_ne!(domain.last_checked_at, Some(w.at(10)), "{case}");
+                }
+            }
+        }
+    }
+}
+
+/// On DynamoDB, a scheduled check that changed nothing a caller sees writes one
+/// small item: the domain item stays byte for byte as it was, and the API still
+/// shows when the domain was last checked.
+#[tokio::test]
+async fn an_unchanged_check_writes_the_schedule_item_alone_on_dynamodb() {
+    let (store, client, table, counter) = moto_store().await;
+    let w = world_on("", staged_on(store, None, false)).await;
+    w.add("example.com").await;
+    assert_eq!(w.run_at(1).await.still_pending, 1);
+    let item = |sk: &'static str| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("ORG#org_a".into()),
+                )
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+                .send()
+                .await
+                .expect("get item")
+                .item
+                .expect("item")
+        }
+    };
+    let domain_item = item("DOMAIN#example.com").await;
+    let before = w.stored("example.com").await.expect("stored");
+    counter.reset();
+
+    let summary = w.run_at(10).await;
+    assert_eq!(summary.still_pending, 1, "{summary:?}");
+    let requests = counter.snapshot();
+    let writes: Vec<&(String, usize)> = requests
+        .iter()
+        .filter(|(op, _)| !matches!(op.as_str(), "Query" | "BatchGetItem" | "GetItem"))
+        .collect();
+    assert_eq!(
+        writes,
+        [&("PutItem".to_string(), 1)],
+        "one write, of one item: {requests:?}"
+    );
+    assert_eq!(
+        item("DOMAIN#example.com").await,
+        domain_item,
+        "the domain item is untouched"
+    );
+    let schedule = item("DOMAIN#example.com#SCHEDULE").await;
+    let size: usize = schedule
+        .iter()
+        .map(|(k, v)| k.len() + format!("{v:?}").len())
+        .sum();
+    assert!(
+        size < 1024,
+        "the schedule item stays well under 1 KB: {schedule:?}"
+    );
+
+    let after = w.stored("example.com").await.expect("stored");
+    assert_eq!(
+        after.last_checked_at,
+        Some(w.at(10)),
+        "served from the schedule item"
+    );
+    assert_eq!(
+        after.updated_at, before.updated_at,
+        "nothing a caller sees changed"
+    );
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(after.schedule.checks_in_window, 2);
+    assert_eq!(after.records, before.records);
 }

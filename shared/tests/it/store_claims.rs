@@ -4,7 +4,7 @@
 
 use shared::claims::{ClaimStatus, DomainClaim};
 use shared::model::Timestamp;
-use shared::store::{StoreError, Transfer};
+use shared::store::{DueSlice, StoreError, Transfer};
 
 use crate::store_suite::{Backend, domain, dynamodb, in_memory, name, store_suite};
 
@@ -101,7 +101,7 @@ async fn a_transfer_moves_everything_at_once_or_nothing(backend: &Backend) {
     let far = Timestamp::now().plus(chrono::Duration::days(400));
     assert!(
         store
-            .due(far, 100)
+            .due(far, 100, DueSlice::ALL)
             .await
             .expect("due")
             .iter()

@@ -284,19 +284,31 @@ async fn stored_domains_stay_readable_under_newer_rules() {
         StatusCode::CREATED
     );
     let s = |v: &str| AttributeValue::S(v.to_string());
-    let legacy = world
-        .items()
-        .await
-        .into_iter()
-        .find(|item| item.get("sk") == Some(&s("DOMAIN#legacy.example.com")))
-        .expect("the domain item");
-    // `github.io` is a public suffix today; say it was stored before it became one.
+    let items = world.items().await;
+    let item_at = |sk: &str| {
+        items
+            .iter()
+            .find(|item| item.get("sk") == Some(&s(sk)))
+            .cloned()
+            .expect(sk)
+    };
+    let legacy = item_at("DOMAIN#legacy.example.com");
+    let legacy_schedule = item_at("DOMAIN#legacy.example.com#SCHEDULE");
+    // `github.io` is a public suffix today; say it was stored before it became
+    // one, by a release that kept the schedule and version in the domain item
+    // (no schedule item).
     let mut old = legacy.clone();
+    for (attribute, value) in &legacy_schedule {
+        if !matches!(
+            attribute.as_str(),
+            "pk" | "sk" | "gsi_due_pk" | "gsi_due_sk"
+        ) {
+            old.insert(attribute.clone(), value.clone());
+        }
+    }
     old.insert("sk".into(), s("DOMAIN#github.io"));
     old.insert("name".into(), s("github.io"));
     old.insert("id".into(), s("old-domain-id"));
-    old.remove("gsi_due_pk");
-    old.remove("gsi_due_sk");
     let claim = std::collections::HashMap::from([
         ("pk".to_string(), s("NAME#github.io")),
         ("sk".to_string(), s("CLAIM")),
@@ -307,8 +319,10 @@ async fn stored_domains_stay_readable_under_newer_rules() {
     let mut broken = legacy.clone();
     broken.insert("sk".into(), s("DOMAIN#broken.example.com"));
     broken.insert("name".into(), s("NOT A NAME"));
-    broken.insert("gsi_due_sk".into(), s("2000-01-01T00:00:00.000Z#broken"));
-    for item in [old, claim, broken] {
+    let mut broken_schedule = legacy_schedule.clone();
+    broken_schedule.insert("sk".into(), s("DOMAIN#broken.example.com#SCHEDULE"));
+    broken_schedule.insert("gsi_due_sk".into(), s("2000-01-01T00:00:00.000Z#broken"));
+    for item in [old, claim, broken, broken_schedule] {
         world
             .dynamodb
             .put_item()

@@ -12,7 +12,7 @@ pub enum StoreOp {
     Insert,
     Get,
     Update,
-    Reschedule,
+    UpdateSchedule,
     Delete,
     Due,
     Transfer,
@@ -103,16 +103,16 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.update(domain)
         )
     }
-    async fn reschedule(
+    async fn update_schedule(
         &self,
-        domain: &shared::Domain,
-        next_check_at: Option<shared::Timestamp>,
+        domain: &mut shared::Domain,
     ) -> Result<(), shared::store::StoreError> {
+        let seen = domain.clone();
         hooked!(
             self,
-            StoreOp::Reschedule,
-            Some(domain),
-            self.inner.reschedule(domain, next_check_at)
+            StoreOp::UpdateSchedule,
+            Some(&seen),
+            self.inner.update_schedule(domain)
         )
     }
     async fn delete(&self, domain: &shared::Domain) -> Result<(), shared::store::StoreError> {
@@ -127,8 +127,9 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
         &self,
         now: shared::Timestamp,
         limit: usize,
+        slice: shared::store::DueSlice,
     ) -> Result<Vec<shared::Domain>, shared::store::StoreError> {
-        hooked!(self, StoreOp::Due, None, self.inner.due(now, limit))
+        hooked!(self, StoreOp::Due, None, self.inner.due(now, limit, slice))
     }
     async fn holder(
         &self,

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::domains::DomainItem;
+use super::domains::{Guard, same_domain_item};
 use super::schema::*;
 use super::{
     DynamoDbStore, TransactionOutcome, build_error, classify, from_item, string_value, to_item,
@@ -133,11 +133,13 @@ impl DynamoDbStore {
         check_size(next)?;
         let mut items = Vec::new();
         // Positions, to say which condition failed.
-        let mut previous_at = None;
+        let mut previous_at = Vec::new();
         let name_at;
         if let Some(previous) = transfer.previous {
-            previous_at = Some(items.len());
+            previous_at.push(items.len());
             items.push(self.claimed_mark(previous, transfer.at)?);
+            previous_at.push(items.len());
+            items.push(self.delete_schedule(previous)?);
             name_at = items.len();
             items.push(self.pass_name(previous, next, transfer)?);
             items.push(self.count(&previous.organization_id, -1, None)?);
@@ -146,13 +148,7 @@ impl DynamoDbStore {
             items.push(self.new_holder(next, transfer)?);
         }
         let next_at = items.len();
-        let next_item = to_item(&DomainItem::from_domain(next))?;
-        items.push(put(Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(next_item))
-            .condition_expression(format!(
-                "attribute_not_exists(pk) OR attribute_exists({CLAIMED_MARK})"
-            )))?);
+        items.extend(self.put_domain(next, &Guard::New)?);
         let count_at = items.len();
         items.push(self.count(&next.organization_id, 1, Some(max_domains))?);
         let claim_at = items.len();
@@ -163,8 +159,8 @@ impl DynamoDbStore {
             TransactionOutcome::Done => return Ok(()),
             TransactionOutcome::ConditionFailed(failed) => failed,
         };
-        if let (Some(at), Some(previous)) = (previous_at, transfer.previous)
-            && failed.contains(&at)
+        if let Some(previous) = transfer.previous
+            && failed.iter().any(|at| previous_at.contains(at))
         {
             return Err(self.gone_or_conflict(previous, None).await?);
         }
@@ -198,15 +194,12 @@ impl DynamoDbStore {
                 .as_datetime()
                 .timestamp(),
         })?;
+        let (condition, values) = same_domain_item(previous);
         put(Put::builder()
             .table_name(&self.table)
             .set_item(Some(mark))
-            .condition_expression("id = :id AND version = :version")
-            .expression_attribute_values(":id", string_value(previous.id.clone()))
-            .expression_attribute_values(
-                ":version",
-                AttributeValue::N(previous.version.to_string()),
-            ))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values)))
     }
 
     /// The name's holder item moved from `previous` to `next`.

@@ -1,42 +1,25 @@
 //! Domain items, name claims and the per-organization count: `DomainStore` on
-//! DynamoDB.
+//! DynamoDB. A domain is two items (`items.rs`); every write of the domain item
+//! writes the schedule item with it in one transaction, and a scheduled check
+//! that changed nothing a caller sees writes the schedule item alone.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
+use futures::StreamExt;
+use serde::Serialize;
 
+use super::items::{DomainItem, ScheduleItem, assemble, is_schedule_sk, name_of_sk};
 use super::schema::*;
 use super::{
     DynamoDbStore, TransactionOutcome, build_error, classify, id_of, string_value, to_item,
 };
 use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
-use crate::model::{CheckSchedule, Domain, Timestamp};
-use crate::store::{ClaimSet, DomainPage, DomainStore, StoreError, Transfer, check_size};
-
-#[derive(Serialize, Deserialize)]
-pub(super) struct DomainItem {
-    pk: String,
-    sk: String,
-    #[serde(flatten)]
-    domain: Domain,
-    #[serde(default)]
-    dkim_tokens: Vec<String>,
-    #[serde(flatten)]
-    schedule: CheckSchedule,
-    version: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    setup_started_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    deleting_since: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi_due_pk: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gsi_due_sk: Option<String>,
-}
+use crate::model::{Domain, Timestamp};
+use crate::store::{ClaimSet, DomainPage, DomainStore, DueSlice, StoreError, Transfer, check_size};
 
 #[derive(Serialize)]
 struct ClaimItem<'a> {
@@ -46,167 +29,254 @@ struct ClaimItem<'a> {
     domain_id: &'a str,
 }
 
-impl DomainItem {
-    pub(super) fn from_domain(domain: &Domain) -> Self {
-        let due = domain.schedule.next_check_at;
-        Self {
-            pk: organization_pk(&domain.organization_id),
-            sk: domain_sk(&domain.name),
-            domain: domain.clone(),
-            dkim_tokens: domain.dkim_tokens.clone(),
-            schedule: domain.schedule.clone(),
-            version: domain.version,
-            setup_started_at: domain.setup_started_at,
-            deleting_since: domain.deleting_since,
-            gsi_due_pk: due.map(|_| due_partition_of(&domain.name)),
-            gsi_due_sk: due.map(|at| due_sort_key(at, &domain.name)),
+type Item = HashMap<String, AttributeValue>;
+
+/// What a write of a domain's two items is conditioned on.
+pub(super) enum Guard<'a> {
+    /// A new domain: no domain at its key (a claimed mark gives way).
+    New,
+    /// The domain as read: same id and version. A domain item stored before
+    /// schedule items existed carries its version itself and has no schedule
+    /// item; the conditions hold for both kinds, so such a domain's next write
+    /// moves it to the two items.
+    Read(&'a Domain),
+}
+
+/// Condition, names and values of a conditioned write.
+type Condition = (String, HashMap<String, AttributeValue>);
+
+fn read_values(read: &Domain) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (":id".to_string(), string_value(read.id.clone())),
+        (
+            ":version".to_string(),
+            AttributeValue::N(read.version.to_string()),
+        ),
+    ])
+}
+
+/// The domain item as read: its id, and its version if it still keeps one.
+pub(super) fn same_domain_item(read: &Domain) -> Condition {
+    (
+        "id = :id AND (attribute_not_exists(version) OR version = :version)".into(),
+        read_values(read),
+    )
+}
+
+/// The schedule item as read (absent for a domain stored before schedule items).
+fn same_schedule_item(read: &Domain) -> Condition {
+    (
+        "(id = :id AND version = :version) OR attribute_not_exists(pk)".into(),
+        read_values(read),
+    )
+}
+
+fn key_of(pk: String, sk: String) -> Item {
+    HashMap::from([
+        ("pk".to_string(), string_value(pk)),
+        ("sk".to_string(), string_value(sk)),
+    ])
+}
+
+fn text_of(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// Domains from the items of a run of the domain range, in sort-key order (each
+/// domain item followed by its schedule item). A domain that cannot be read is
+/// logged and left out, so one bad item never fails a listing or a run.
+fn domains_of_items(items: Vec<Item>) -> Vec<Domain> {
+    let mut domains = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while let Some(item) = items.next() {
+        let sk = text_of(&item, "sk").unwrap_or_default();
+        if is_schedule_sk(&sk) {
+            // A schedule item whose domain item is on an earlier page or gone.
+            continue;
+        }
+        let schedule = items.next_if(|next| {
+            text_of(next, "sk").is_some_and(|next_sk| {
+                is_schedule_sk(&next_sk) && name_of_sk(&next_sk) == name_of_sk(&sk)
+            })
+        });
+        match assemble(item, schedule) {
+            Ok(domain) => domains.extend(domain),
+            Err(error) => tracing::error!(%sk, %error, "unreadable domain left out"),
+        }
+    }
+    domains
+}
+
+impl DynamoDbStore {
+    /// The domain's two items, written from `next` (its version already bumped)
+    /// on `guard`.
+    pub(super) fn put_domain(
+        &self,
+        next: &Domain,
+        guard: &Guard<'_>,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let domain_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&DomainItem::of(next))?));
+        let schedule_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&ScheduleItem::of(next))?));
+        let (domain_put, schedule_put) = match guard {
+            Guard::New => (
+                domain_put.condition_expression(format!(
+                    "attribute_not_exists(pk) OR attribute_exists({CLAIMED_MARK})"
+                )),
+                schedule_put,
+            ),
+            Guard::Read(read) => {
+                let (domain_condition, values) = same_domain_item(read);
+                let (schedule_condition, _) = same_schedule_item(read);
+                (
+                    domain_put
+                        .condition_expression(domain_condition)
+                        .set_expression_attribute_values(Some(values.clone())),
+                    schedule_put
+                        .condition_expression(schedule_condition)
+                        .set_expression_attribute_values(Some(values)),
+                )
+            }
+        };
+        Ok([
+            TransactWriteItem::builder()
+                .put(domain_put.build().map_err(build_error)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(schedule_put.build().map_err(build_error)?)
+                .build(),
+        ])
+    }
+
+    /// The delete of the domain's schedule item, if it is still the one read.
+    pub(super) fn delete_schedule(&self, read: &Domain) -> Result<TransactWriteItem, StoreError> {
+        let (condition, values) = same_schedule_item(read);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", string_value(organization_pk(&read.organization_id)))
+            .key("sk", string_value(schedule_sk(&read.name)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// The domains at these domain-item keys, each with its schedule item
+    /// (strongly consistent; gone ones and claimed marks left out). One `Query` a
+    /// domain reads both items for 1 read unit (they are one 4 KB unit together);
+    /// `BatchGetItem` would bill each item's own 4 KB, twice that.
+    pub(super) async fn get_many(
+        &self,
+        domain_keys: Vec<(String, String)>,
+    ) -> Result<Vec<Domain>, StoreError> {
+        let reads = futures::stream::iter(domain_keys)
+            .map(|(pk, sk)| async move { self.read_domain(pk, &sk).await })
+            .buffered(GET_MANY_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut domains = Vec::with_capacity(reads.len());
+        for read in reads {
+            domains.extend(read?);
+        }
+        Ok(domains)
+    }
+
+    /// The domain whose domain item is at (`pk`, `sk`), with its schedule item:
+    /// `None` if there is none (or a claimed mark); an unreadable one is logged and
+    /// left out, so one bad item never fails a run.
+    async fn read_domain(&self, pk: String, sk: &str) -> Result<Option<Domain>, StoreError> {
+        let Some((item, schedule)) = self.domain_items(pk, sk).await? else {
+            return Ok(None);
+        };
+        match assemble(item, schedule) {
+            Ok(domain) => Ok(domain),
+            Err(error) => {
+                tracing::error!(%sk, %error, "unreadable domain left out");
+                Ok(None)
+            }
         }
     }
 
-    fn into_domain(self) -> Domain {
-        let mut domain = self.domain;
-        domain.dkim_tokens = self.dkim_tokens;
-        domain.schedule = self.schedule;
-        domain.version = self.version;
-        domain.setup_started_at = self.setup_started_at;
-        domain.deleting_since = self.deleting_since;
-        domain
-    }
-}
-
-/// A domain taken by another organization leaves a mark at its key: no domain.
-fn is_claimed_mark(item: &HashMap<String, AttributeValue>) -> bool {
-    item.contains_key(CLAIMED_MARK)
-}
-
-/// The domain an item holds; `None` for a claimed mark.
-fn stored_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>, StoreError> {
-    if is_claimed_mark(&item) {
-        return Ok(None);
-    }
-    domain_from_item(item).map(Some)
-}
-
-fn domain_from_item(item: HashMap<String, AttributeValue>) -> Result<Domain, StoreError> {
-    serde_dynamo::from_item::<_, DomainItem>(item)
-        .map(DomainItem::into_domain)
-        .map_err(|e| StoreError::Internal(format!("deserialize domain item: {e}")))
-}
-
-/// What an image of an item (a stream record's) holds, as the events see it:
-/// `None` for items that are not domains (name holders, claims, counts, keys).
-pub fn snapshot_of_item(
-    item: serde_dynamo::Item,
-) -> Result<Option<crate::events::Snapshot>, StoreError> {
-    use crate::events::Snapshot;
-    let is_domain = matches!(
-        item.get("sk"),
-        Some(serde_dynamo::AttributeValue::S(sk)) if sk.starts_with(DOMAIN_SORT_PREFIX)
-    );
-    if !is_domain {
-        return Ok(None);
-    }
-    if item.contains_key(CLAIMED_MARK) {
-        return Ok(Some(Snapshot::Claimed));
-    }
-    serde_dynamo::from_item::<_, DomainItem>(item)
-        .map(|item| Some(Snapshot::Domain(Box::new(item.into_domain()))))
-        .map_err(|e| StoreError::Internal(format!("deserialize domain image: {e}")))
-}
-
-/// A listed domain item, or `None` for one that cannot be read: it is logged and
-/// left out, so one bad item never fails a whole listing or scheduler run.
-fn listed_domain(item: HashMap<String, AttributeValue>) -> Result<Option<Domain>, StoreError> {
-    if is_claimed_mark(&item) {
-        return Ok(None);
-    }
-    let key = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let (pk, sk) = (key("pk"), key("sk"));
-    match domain_from_item(item) {
-        Ok(domain) => Ok(Some(domain)),
-        Err(error) => {
-            tracing::error!(?pk, ?sk, %error, "unreadable domain item left out");
-            Ok(None)
+    /// The domain item at (`pk`, `sk`) and its schedule item, which sorts right
+    /// after it: one strongly consistent `Query`.
+    async fn domain_items(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<(Item, Option<Item>)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :domain AND :schedule")
+            .expression_attribute_values(":pk", string_value(pk))
+            .expression_attribute_values(":domain", string_value(sk))
+            .expression_attribute_values(
+                ":schedule",
+                string_value(format!("{sk}{SCHEDULE_SUFFIX}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get domain", e))?;
+        let mut domain_item = None;
+        let mut schedule_item = None;
+        for item in output.items.unwrap_or_default() {
+            match text_of(&item, "sk") {
+                Some(item_sk) if is_schedule_sk(&item_sk) => schedule_item = Some(item),
+                _ => domain_item = Some(item),
+            }
         }
+        Ok(domain_item.map(|item| (item, schedule_item)))
     }
 }
 
-/// An entry of the keys-only due index: the domain's key and where it sorts.
+/// Domain reads a due page makes at once.
+const GET_MANY_CONCURRENCY: usize = 16;
+
+/// An entry of the keys-only due index: the domain item's key and where it
+/// sorts. Entries are schedule items' (or, until their next write, domain items
+/// stored before schedule items existed).
 struct DueEntry {
-    key: HashMap<String, AttributeValue>,
+    domain_key: (String, String),
     due_sort_key: String,
 }
 
-fn due_entry(item: HashMap<String, AttributeValue>) -> Result<Option<DueEntry>, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let (Some(pk), Some(sk), Some(due_sort_key)) = (text("pk"), text("sk"), text("gsi_due_sk"))
-    else {
+fn due_entry(item: Item) -> Result<Option<DueEntry>, StoreError> {
+    let (Some(pk), Some(sk), Some(due_sort_key)) = (
+        text_of(&item, "pk"),
+        text_of(&item, "sk"),
+        text_of(&item, "gsi_due_sk"),
+    ) else {
         tracing::error!(?item, "due index entry without its keys left out");
         return Ok(None);
     };
+    let domain_sk = sk.strip_suffix(SCHEDULE_SUFFIX).unwrap_or(&sk).to_string();
     Ok(Some(DueEntry {
-        key: HashMap::from([
-            ("pk".to_string(), string_value(pk)),
-            ("sk".to_string(), string_value(sk)),
-        ]),
+        domain_key: (pk, domain_sk),
         due_sort_key,
     }))
 }
 
-/// Keys per BatchGetItem (DynamoDB's most), and rounds for the keys it leaves
-/// unprocessed before the read counts as throttled.
-const BATCH_GET_KEYS: usize = 100;
-const BATCH_GET_ROUNDS: u32 = 5;
+fn raw(item: Item) -> Result<Option<Item>, StoreError> {
+    Ok(Some(item))
+}
 
 impl DynamoDbStore {
-    /// The domains at these keys (strongly consistent; gone ones and claimed
-    /// marks left out), in batches.
-    async fn get_many(
-        &self,
-        keys: Vec<HashMap<String, AttributeValue>>,
-    ) -> Result<Vec<Domain>, StoreError> {
-        let mut domains = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_GET_KEYS) {
-            let mut pending = chunk.to_vec();
-            for round in 0..=BATCH_GET_ROUNDS {
-                if pending.is_empty() {
-                    break;
-                }
-                if round == BATCH_GET_ROUNDS {
-                    return Err(StoreError::Throttled(
-                        "batch get due domains: keys left unprocessed".into(),
-                    ));
-                }
-                if round > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
-                }
-                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_error)?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| classify("batch get due domains", e))?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    domains.extend(listed_domain(item)?);
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-        }
-        Ok(domains)
+    /// Why a write conditioned on the schedule item failed, from the item the
+    /// failure returned: `None` when there was none (gone, or a domain stored
+    /// before schedule items).
+    fn schedule_write_failed(read: &Domain, old: Option<&Item>) -> Option<StoreError> {
+        let old = old?;
+        Some(if id_of(Some(old)).as_deref() == Some(read.id.as_str()) {
+            StoreError::Conflict
+        } else {
+            StoreError::DomainGone
+        })
     }
 }
 
@@ -214,21 +284,18 @@ impl DynamoDbStore {
 impl DomainStore for DynamoDbStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
         check_size(domain)?;
-        let domain_item = to_item(&DomainItem::from_domain(domain))?;
         let claim_item = to_item(&ClaimItem {
             pk: claim_pk(&domain.name),
             sk: CLAIM_SORT_KEY,
             organization_id: &domain.organization_id,
             domain_id: &domain.id,
         })?;
-        let put = |item, condition: String| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .build()
-                .map_err(build_error)
-        };
+        let claim = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(claim_item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
         let count = Update::builder()
             .table_name(&self.table)
             .key("pk", string_value(organization_pk(&domain.organization_id)))
@@ -240,23 +307,18 @@ impl DomainStore for DynamoDbStore {
             .expression_attribute_values(":max", AttributeValue::N(max_domains.to_string()))
             .build()
             .map_err(build_error)?;
+        // Where the organization lost the name to a claim, its mark gives way.
+        let [domain_put, schedule_put] = self.put_domain(domain, &Guard::New)?;
         let items = vec![
-            TransactWriteItem::builder()
-                .put(put(claim_item, "attribute_not_exists(pk)".into())?)
-                .build(),
-            // Where the organization lost the name to a claim, its mark gives way.
-            TransactWriteItem::builder()
-                .put(put(
-                    domain_item,
-                    format!("attribute_not_exists(pk) OR attribute_exists({CLAIMED_MARK})"),
-                )?)
-                .build(),
+            TransactWriteItem::builder().put(claim).build(),
+            domain_put,
+            schedule_put,
             TransactWriteItem::builder().update(count).build(),
         ];
         match self.transact("insert domain", items).await? {
             TransactionOutcome::Done => Ok(()),
             // A taken name is the more specific answer when both fail.
-            TransactionOutcome::ConditionFailed(failed) if failed == [2] => {
+            TransactionOutcome::ConditionFailed(failed) if failed == [3] => {
                 Err(StoreError::LimitReached)
             }
             TransactionOutcome::ConditionFailed(_) => Err(StoreError::NameTaken),
@@ -286,17 +348,13 @@ impl DomainStore for DynamoDbStore {
         organization_id: &str,
         name: &DomainName,
     ) -> Result<Option<Domain>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(organization_id)))
-            .key("sk", string_value(domain_sk(name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get domain", e))?;
-        Ok(output.item.map(stored_domain).transpose()?.flatten())
+        match self
+            .domain_items(organization_pk(organization_id), &domain_sk(name))
+            .await?
+        {
+            Some((item, schedule)) => assemble(item, schedule),
+            None => Ok(None),
+        }
     }
 
     async fn list_page(
@@ -306,14 +364,13 @@ impl DomainStore for DynamoDbStore {
         limit: usize,
     ) -> Result<DomainPage, StoreError> {
         let pk = organization_pk(organization_id);
+        // After `after`'s schedule item too ("~" sorts after "SCHEDULE" and
+        // before any longer name).
         let start = after.map(|after| {
-            HashMap::from([
-                ("pk".to_string(), string_value(pk.clone())),
-                (
-                    "sk".to_string(),
-                    string_value(format!("{DOMAIN_SORT_PREFIX}{after}")),
-                ),
-            ])
+            key_of(
+                pk.clone(),
+                format!("{DOMAIN_SORT_PREFIX}{after}{SCHEDULE_SUFFIX}~"),
+            )
         });
         let query = self
             .client
@@ -324,31 +381,63 @@ impl DomainStore for DynamoDbStore {
             .expression_attribute_values(":prefix", string_value(DOMAIN_SORT_PREFIX))
             .consistent_read(true)
             .set_exclusive_start_key(start);
-        let domains = self
-            .query_items(
-                "list domains",
-                query,
-                limit.saturating_add(1),
-                listed_domain,
-            )
-            .await?;
-        Ok(DomainPage::of(domains, limit))
+        // Two items a domain, and one more domain than asked for (whether a next
+        // page follows) plus one whose schedule item may be cut off.
+        let wanted = limit.saturating_add(2).saturating_mul(2);
+        let mut items = self.query_items("list domains", query, wanted, raw).await?;
+        if items.len() < wanted {
+            return Ok(DomainPage::of(domains_of_items(items), limit));
+        }
+        // More follow. A domain item at the very end goes to the next page, with
+        // its schedule item.
+        if items
+            .last()
+            .and_then(|item| text_of(item, "sk"))
+            .is_some_and(|sk| !is_schedule_sk(&sk))
+        {
+            items.pop();
+        }
+        let covered = items
+            .last()
+            .and_then(|item| text_of(item, "sk"))
+            .and_then(|sk| DomainName::from_stored(name_of_sk(&sk)).ok());
+        let mut domains = domains_of_items(items);
+        let next = if domains.len() > limit {
+            domains.truncate(limit);
+            domains.last().map(|domain| domain.name.clone())
+        } else {
+            // Claimed marks took the room: a short page, going on after them.
+            covered
+        };
+        Ok(DomainPage { domains, next })
     }
 
     async fn update(&self, domain: &mut Domain) -> Result<(), StoreError> {
         check_size(domain)?;
-        let read_version = domain.version;
         let mut next = domain.clone();
-        next.version = read_version + 1;
-        let item = to_item(&DomainItem::from_domain(&next))?;
+        next.version = domain.version + 1;
+        let items = self.put_domain(&next, &Guard::Read(domain))?.to_vec();
+        match self.transact("update domain", items).await? {
+            TransactionOutcome::Done => {
+                *domain = next;
+                Ok(())
+            }
+            TransactionOutcome::ConditionFailed(_) => {
+                Err(self.gone_or_conflict(domain, None).await?)
+            }
+        }
+    }
+
+    async fn update_schedule(&self, domain: &mut Domain) -> Result<(), StoreError> {
+        let mut next = domain.clone();
+        next.version = domain.version + 1;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(to_item(&ScheduleItem::of(&next))?))
             .condition_expression("id = :id AND version = :version")
-            .expression_attribute_values(":id", string_value(domain.id.clone()))
-            .expression_attribute_values(":version", AttributeValue::N(read_version.to_string()))
+            .set_expression_attribute_values(Some(read_values(domain)))
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
             )
@@ -356,32 +445,55 @@ impl DomainStore for DynamoDbStore {
             .await;
         match result {
             Ok(_) => {
-                *domain = next;
+                domain.version = next.version;
                 Ok(())
             }
             Err(SdkError::ServiceError(service))
                 if service.err().is_conditional_check_failed_exception() =>
             {
-                // Gone, or written since it was read? The failed write says, where
-                // the server returns the old item; otherwise ask.
-                let old_id = match service.err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => id_of(e.item()),
+                let old = match service.err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item(),
                     _ => None,
                 };
-                Err(self.gone_or_conflict(domain, old_id).await?)
+                match Self::schedule_write_failed(domain, old) {
+                    Some(error) => Err(error),
+                    // No schedule item: stored before schedule items existed (its
+                    // full write moves it to the two items), or gone (which the
+                    // full write finds and says).
+                    None => {
+                        let mut stored = self
+                            .get(&domain.organization_id, &domain.name)
+                            .await?
+                            .filter(|stored| stored.id == domain.id)
+                            .ok_or(StoreError::DomainGone)?;
+                        if stored.version != domain.version {
+                            return Err(StoreError::Conflict);
+                        }
+                        stored.schedule = domain.schedule.clone();
+                        stored.last_checked_at = domain.last_checked_at;
+                        if let (Some(stored_ses), Some(checked_ses)) =
+                            (&mut stored.ses, &domain.ses)
+                        {
+                            stored_ses.checked_at = checked_ses.checked_at;
+                        }
+                        self.update(&mut stored).await?;
+                        domain.version = stored.version;
+                        Ok(())
+                    }
+                }
             }
-            Err(error) => Err(classify("update domain", error)),
+            Err(error) => Err(classify("update schedule", error)),
         }
     }
 
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
+        let (condition, values) = same_domain_item(domain);
         let delete_domain = Delete::builder()
             .table_name(&self.table)
             .key("pk", string_value(organization_pk(&domain.organization_id)))
             .key("sk", string_value(domain_sk(&domain.name)))
-            .condition_expression("id = :id AND version = :version")
-            .expression_attribute_values(":id", string_value(domain.id.clone()))
-            .expression_attribute_values(":version", AttributeValue::N(domain.version.to_string()))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
             .build()
             .map_err(build_error)?;
         let release_claim = Delete::builder()
@@ -403,6 +515,7 @@ impl DomainStore for DynamoDbStore {
             .map_err(build_error)?;
         let items = vec![
             TransactWriteItem::builder().delete(delete_domain).build(),
+            self.delete_schedule(domain)?,
             TransactWriteItem::builder().delete(release_claim).build(),
             TransactWriteItem::builder().update(uncount).build(),
         ];
@@ -414,74 +527,34 @@ impl DomainStore for DynamoDbStore {
         }
     }
 
-    async fn reschedule(
+    async fn due(
         &self,
-        domain: &Domain,
-        next_check_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&domain.organization_id)))
-            .key("sk", string_value(domain_sk(&domain.name)))
-            .condition_expression("id = :id AND version = :version")
-            .expression_attribute_values(":id", string_value(domain.id.clone()))
-            .expression_attribute_values(":version", AttributeValue::N(domain.version.to_string()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            );
-        update = match next_check_at {
-            Some(at) => update
-                .update_expression(
-                    "SET next_check_at = :at, gsi_due_pk = :due_pk, gsi_due_sk = :due_sk, version = version + :one",
-                )
-                .expression_attribute_values(":at", string_value(at.to_string()))
-                .expression_attribute_values(":due_pk", string_value(due_partition_of(&domain.name)))
-                .expression_attribute_values(":due_sk", string_value(due_sort_key(at, &domain.name))),
-            None => update.update_expression(
-                "SET version = version + :one REMOVE next_check_at, gsi_due_pk, gsi_due_sk",
-            ),
-        };
-        match update.send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                let old_id = match service.err() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => id_of(e.item()),
-                    _ => None,
-                };
-                Err(self.gone_or_conflict(domain, old_id).await?)
-            }
-            Err(error) => Err(classify("reschedule domain", error)),
-        }
-    }
-
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Domain>, StoreError> {
+        now: Timestamp,
+        limit: usize,
+        slice: DueSlice,
+    ) -> Result<Vec<Domain>, StoreError> {
         // Sort keys are "<next check>#<name>"; "~" sorts after every name character.
         let upto = format!("{now}#~");
-        let shards = (0..DUE_SHARDS).map(|shard| {
+        let partitions = slice.partitions().map(|partition| {
             let query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(DUE_INDEX)
                 .key_condition_expression("gsi_due_pk = :pk AND gsi_due_sk <= :upto")
-                .expression_attribute_values(":pk", string_value(due_partition(shard)))
+                .expression_attribute_values(":pk", string_value(due_partition(partition)))
                 .expression_attribute_values(":upto", string_value(upto.clone()));
             self.query_items("query due domains", query, limit, due_entry)
         });
         let mut entries: Vec<DueEntry> = Vec::new();
-        for shard in futures::future::join_all(shards).await {
-            entries.extend(shard?);
+        for partition in futures::future::join_all(partitions).await {
+            entries.extend(partition?);
         }
         entries.sort_by(|a, b| a.due_sort_key.cmp(&b.due_sort_key));
         entries.truncate(limit);
         // The index holds keys only (its entries stay small, so moving one costs
         // little); the domains are read by key, as they are now.
-        let keys = entries.into_iter().map(|entry| entry.key).collect();
+        let keys = entries.into_iter().map(|entry| entry.domain_key).collect();
         let mut due: Vec<Domain> = self
             .get_many(keys)
             .await?

@@ -6,10 +6,11 @@
 mod api_keys;
 mod claims;
 mod domains;
+mod items;
 mod schema;
 
-pub use domains::snapshot_of_item;
-pub use schema::{DUE_INDEX, DUE_SHARDS, TTL_ATTRIBUTE, create_table};
+pub use items::snapshot_of_item;
+pub use schema::{DUE_INDEX, TTL_ATTRIBUTE, create_table};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -70,7 +71,6 @@ throttling!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::query::QueryError,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
-    aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError,
     aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError
 );
 

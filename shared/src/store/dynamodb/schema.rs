@@ -18,12 +18,12 @@ use crate::store::StoreError;
 /// job's bill"). It replaced `due-checks`, which projected every attribute.
 pub const DUE_INDEX: &str = "due-keys";
 
-/// Partitions of the due-keys index: every scheduled write lands in it, and
-/// one partition key takes at most 1,000 writes per second.
-pub const DUE_SHARDS: u32 = 4;
-
 /// Sort keys and sort-key prefixes of the items (see the table in `dynamodb`).
 pub(super) const DOMAIN_SORT_PREFIX: &str = "DOMAIN#";
+/// Sort-key suffix of a domain's schedule item (`DOMAIN#<name>#SCHEDULE`). No
+/// name character sorts before `#`, so the schedule item sorts right after its
+/// domain item and one `Query` reads both.
+pub(super) const SCHEDULE_SUFFIX: &str = "#SCHEDULE";
 pub(super) const API_KEY_PREFIX: &str = "APIKEY#";
 pub(super) const API_KEY_SORT_KEY: &str = "APIKEY";
 pub(super) const API_KEY_ID_SORT_KEY: &str = "APIKEYID";
@@ -51,6 +51,10 @@ pub(super) fn domain_sk(name: &DomainName) -> String {
     format!("{DOMAIN_SORT_PREFIX}{name}")
 }
 
+pub(super) fn schedule_sk(name: &DomainName) -> String {
+    format!("{DOMAIN_SORT_PREFIX}{name}{SCHEDULE_SUFFIX}")
+}
+
 pub(super) fn domain_claim_sk(name: &DomainName) -> String {
     format!("{DOMAIN_CLAIM_PREFIX}{name}")
 }
@@ -59,21 +63,13 @@ pub(super) fn due_partition(shard: u32) -> String {
     format!("DUE#{shard}")
 }
 
-/// A stable spread of names over the shards (FNV-1a).
-pub(super) fn due_shard(name: &DomainName) -> u32 {
-    let hash = name.as_str().bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    hash % DUE_SHARDS
-}
-
 pub(super) fn claim_pk(name: &DomainName) -> String {
     format!("NAME#{name}")
 }
 
-/// The due-keys index's partition key of a domain (its shard's).
-pub(super) fn due_partition_of(name: &DomainName) -> String {
-    due_partition(due_shard(name))
+/// The due-keys index's partition key of a domain.
+pub(super) fn due_partition_key_of(name: &DomainName) -> String {
+    due_partition(crate::store::due_partition_of(name))
 }
 
 pub(super) fn due_sort_key(at: Timestamp, name: &DomainName) -> String {

@@ -252,7 +252,14 @@ fn policies_are_scoped_to_the_table_and_identities() {
                             "{bin}: {action} on {resource}"
                         );
                     } else if action.starts_with("events:") {
-                        assert_eq!(resource, "!GetAtt DomainEventsBus.Arn", "{bin}: {action}");
+                        // The domain events bus, or the scheduler's own (its name
+                        // is the stack's, whether or not the fan-out made it).
+                        let bus = if bin == "reverify-pending" {
+                            "!Sub arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${AWS::StackName}-reverify-tasks"
+                        } else {
+                            "!GetAtt DomainEventsBus.Arn"
+                        };
+                        assert_eq!(resource, bus, "{bin}: {action}");
                     } else {
                         assert!(
                             resource.contains(":identity/*"),
@@ -625,7 +632,12 @@ fn memory_sizes_are_the_measured_choices() {
     let global = template["Globals"]["Function"]["MemorySize"]
         .as_u64()
         .expect("a global size");
-    let scheduler = template["Resources"]["ReverifyPendingFunction"]["Properties"]["MemorySize"]
+    // The scheduler's is a parameter (its CPU share decides how much a run
+    // checks); its default is the measured choice.
+    let scheduler_size =
+        plain(&template["Resources"]["ReverifyPendingFunction"]["Properties"]["MemorySize"]);
+    assert_eq!(scheduler_size, "!Ref ReverifyMemorySize");
+    let scheduler = template["Parameters"]["ReverifyMemorySize"]["Default"]
         .as_u64()
         .expect("the scheduler's size");
     for (what, size) in [("API functions", global), ("reverify-pending", scheduler)] {
@@ -700,5 +712,74 @@ fn domain_events_flow_from_the_stream_to_the_bus_and_with_a_url_to_a_webhook() {
     assert_eq!(
         plain(&resources["WebhookDestination"]["Properties"]["InvocationEndpoint"]),
         "!Ref WebhookUrl"
+    );
+}
+
+/// The fan-out of the scheduled sweep: a bus and a rule only when asked for, the
+/// rule matching exactly the tasks the code puts (and invoking the published
+/// alias, as the schedule does), the policy on that bus, and the settings the
+/// function reads at start-up.
+#[test]
+fn the_sweep_fans_out_through_the_schedulers_own_bus_when_asked() {
+    let template = template();
+    let resources = &template["Resources"];
+    let condition = plain(&template["Conditions"]["FanOutReverify"]);
+    assert!(
+        condition.starts_with("!Not")
+            && condition.contains("!Equals")
+            && condition.contains("\"ReverifyWorkers\"")
+            && condition.contains("Number(1)"),
+        "fan-out only with more than one worker: {condition}"
+    );
+    let workers = &template["Parameters"]["ReverifyWorkers"];
+    assert_eq!(workers["Default"].as_u64(), Some(1));
+    assert_eq!(
+        workers["MaxValue"].as_u64(),
+        Some(u64::from(shared::store::DUE_PARTITIONS)),
+        "at most one worker a due partition"
+    );
+    for name in [
+        "ReverifyTasksBus",
+        "ReverifyTasksRule",
+        "ReverifyTasksPermission",
+    ] {
+        assert_eq!(resources[name]["Condition"], "FanOutReverify", "{name}");
+    }
+    assert_eq!(
+        plain(&resources["ReverifyTasksBus"]["Properties"]["Name"]),
+        "!Sub ${AWS::StackName}-reverify-tasks",
+        "the bus the policy names"
+    );
+    let rule = &resources["ReverifyTasksRule"]["Properties"];
+    assert_eq!(
+        rule["EventPattern"]["source"][0],
+        shared::fanout::TASK_SOURCE
+    );
+    assert_eq!(
+        rule["EventPattern"]["detail-type"][0],
+        shared::fanout::TASK_DETAIL_TYPE
+    );
+    assert_eq!(
+        plain(&rule["Targets"][0]["Arn"]),
+        "!Ref ReverifyPendingFunction.Alias"
+    );
+    assert_eq!(
+        plain(&resources["ReverifyTasksPermission"]["Properties"]["FunctionName"]),
+        "!Ref ReverifyPendingFunction.Alias"
+    );
+    let function = &resources["ReverifyPendingFunction"]["Properties"];
+    let variables = &function["Environment"]["Variables"];
+    assert_eq!(
+        plain(&variables["REVERIFY_WORKERS"]),
+        "!Ref ReverifyWorkers"
+    );
+    assert!(plain(&variables["REVERIFY_TASKS_BUS"]).contains("ReverifyTasksBus"));
+    // A run ends before the next tick: runs never overlap.
+    let timeout = function["Timeout"].as_u64().expect("timeout");
+    assert!(timeout < 300, "{timeout}");
+    assert_eq!(
+        resources["ReverifyDurationAlarm"]["Properties"]["Threshold"].as_u64(),
+        Some((timeout - 20) * 1000),
+        "the duration alarm sits just under the timeout"
     );
 }
