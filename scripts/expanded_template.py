@@ -64,6 +64,14 @@ def main():
               properties["Target"]["Arn"] == {"Ref": "ReverifyPendingFunctionAliaslive"}, properties["Target"])
         check("stale ticks are dropped",
               properties["Target"]["RetryPolicy"].get("MaximumEventAgeInSeconds") == 300)
+    # With a fan-out, the worker tasks' rule and its permission invoke the alias too.
+    tasks_rule = expanded.get("ReverifyTasksRule", {}).get("Properties", {})
+    check("the worker tasks' rule invokes the alias",
+          tasks_rule.get("Targets", [{}])[0].get("Arn") == {"Ref": "ReverifyPendingFunctionAliaslive"},
+          tasks_rule.get("Targets"))
+    permission = expanded.get("ReverifyTasksPermission", {}).get("Properties", {})
+    check("the worker tasks' rule may invoke the alias",
+          permission.get("FunctionName") == {"Ref": "ReverifyPendingFunctionAliaslive"}, permission)
     stages = by_type.get("AWS::ApiGatewayV2::Stage", {})
     check("the API stage writes an access log",
               any("AccessLogSettings" in s["Properties"] for s in stages.values()), sorted(stages))
