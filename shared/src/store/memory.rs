@@ -200,11 +200,7 @@ impl DomainStore for InMemoryStore {
         // As on DynamoDB, where only the schedule item is written: what a caller
         // sees stays as stored, and the table's stream sees no domain change.
         stored.version += 1;
-        stored.schedule = domain.schedule.clone();
-        stored.last_checked_at = domain.last_checked_at;
-        if let (Some(stored_ses), Some(checked_ses)) = (&mut stored.ses, &domain.ses) {
-            stored_ses.checked_at = checked_ses.checked_at;
-        }
+        super::take_schedule(stored, domain);
         domain.version = stored.version;
         Ok(())
     }

@@ -294,6 +294,17 @@ pub trait DomainStore: Send + Sync {
     async fn delete_claim(&self, claim: &DomainClaim) -> Result<(), StoreError>;
 }
 
+/// What `DomainStore::update_schedule` stores of `checked` into `stored`: the
+/// schedule and when the domain was last checked (and SES last asked), nothing a
+/// caller sees besides.
+pub(crate) fn take_schedule(stored: &mut Domain, checked: &Domain) {
+    stored.schedule = checked.schedule.clone();
+    stored.last_checked_at = checked.last_checked_at;
+    if let (Some(stored_ses), Some(checked_ses)) = (&mut stored.ses, &checked.ses) {
+        stored_ses.checked_at = checked_ses.checked_at;
+    }
+}
+
 /// A stored domain object stays under this size (JSON), whatever DNS returned:
 /// far below DynamoDB's 400 KB item limit, and small enough to list 1,000 at once.
 pub const MAX_DOMAIN_BYTES: usize = 32 * 1024;

@@ -146,29 +146,28 @@ fn sk_of(item: &Item) -> String {
         .unwrap_or_default()
 }
 
-/// A domain item as a release before schedule items wrote it: the schedule, the
-/// version and the due-index keys in the domain item, no schedule item. Every
-/// read, the scheduled job and every write keep working on it, and its first
-/// write moves it to the two items; a write from a read before that loses.
-#[tokio::test]
-async fn a_domain_stored_before_schedule_items_is_read_checked_and_moved() {
-    let counter = RequestCounter::new();
-    let client = dynamodb_client(&moto_endpoint(), &counter);
-    let table = unique_table_name("legacy");
+/// A table holding `original` as a release before schedule items wrote it: the
+/// schedule, the version and the due-index keys in the domain item, no schedule
+/// item. The store on it, and its client and table.
+async fn legacy_store(
+    prefix: &str,
+    original: &shared::Domain,
+) -> (DynamoDbStore, aws_sdk_dynamodb::Client, String) {
+    let client = dynamodb_client(&moto_endpoint(), &RequestCounter::new());
+    let table = unique_table_name(prefix);
     create_table(&client, &table).await.expect("table");
     let store = DynamoDbStore::new(client.clone(), table.clone());
-    let original = domain("org_a", "legacy.example.com");
-    store.insert(&original, usize::MAX).await.expect("insert");
+    store.insert(original, usize::MAX).await.expect("insert");
     let items = scan(&client, &table).await;
-    let find = |sk: &str| {
+    let find = |sk: String| {
         items
             .iter()
             .find(|item| sk_of(item) == sk)
             .cloned()
-            .expect(sk)
+            .expect("item")
     };
-    let mut legacy = find("DOMAIN#legacy.example.com");
-    let schedule = find("DOMAIN#legacy.example.com#SCHEDULE");
+    let mut legacy = find(format!("DOMAIN#{}", original.name));
+    let schedule = find(format!("DOMAIN#{}#SCHEDULE", original.name));
     for (attribute, value) in &schedule {
         if !matches!(attribute.as_str(), "pk" | "sk") {
             legacy.insert(attribute.clone(), value.clone());
@@ -189,6 +188,16 @@ async fn a_domain_stored_before_schedule_items_is_read_checked_and_moved() {
         .send()
         .await
         .expect("delete schedule item");
+    (store, client, table)
+}
+
+/// A domain stored before schedule items existed: every read, the scheduled job
+/// and every write keep working on it, and its first write moves it to the two
+/// items; a write from a read before that loses.
+#[tokio::test]
+async fn a_domain_stored_before_schedule_items_is_read_checked_and_moved() {
+    let original = domain("org_a", "legacy.example.com");
+    let (store, client, table) = legacy_store("legacy", &original).await;
 
     let read = store
         .get("org_a", &name("legacy.example.com"))
@@ -267,43 +276,8 @@ async fn a_domain_stored_before_schedule_items_is_read_checked_and_moved() {
 /// the delete takes it whole, and a stale write loses.
 #[tokio::test]
 async fn a_domain_stored_before_schedule_items_is_deleted_whole() {
-    let client = dynamodb_client(&moto_endpoint(), &RequestCounter::new());
-    let table = unique_table_name("legacy-delete");
-    create_table(&client, &table).await.expect("table");
-    let store = DynamoDbStore::new(client.clone(), table.clone());
     let original = domain("org_a", "legacy.example.com");
-    store.insert(&original, usize::MAX).await.expect("insert");
-    let items = scan(&client, &table).await;
-    let schedule = items
-        .iter()
-        .find(|item| sk_of(item) == "DOMAIN#legacy.example.com#SCHEDULE")
-        .cloned()
-        .expect("schedule item");
-    let mut legacy = items
-        .iter()
-        .find(|item| sk_of(item) == "DOMAIN#legacy.example.com")
-        .cloned()
-        .expect("domain item");
-    for (attribute, value) in &schedule {
-        if !matches!(attribute.as_str(), "pk" | "sk") {
-            legacy.insert(attribute.clone(), value.clone());
-        }
-    }
-    client
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(legacy))
-        .send()
-        .await
-        .expect("put");
-    client
-        .delete_item()
-        .table_name(&table)
-        .key("pk", schedule["pk"].clone())
-        .key("sk", schedule["sk"].clone())
-        .send()
-        .await
-        .expect("delete");
+    let (store, client, table) = legacy_store("legacy-delete", &original).await;
     let read = store
         .get("org_a", &original.name)
         .await

@@ -469,13 +469,7 @@ impl DomainStore for DynamoDbStore {
                         if stored.version != domain.version {
                             return Err(StoreError::Conflict);
                         }
-                        stored.schedule = domain.schedule.clone();
-                        stored.last_checked_at = domain.last_checked_at;
-                        if let (Some(stored_ses), Some(checked_ses)) =
-                            (&mut stored.ses, &domain.ses)
-                        {
-                            stored_ses.checked_at = checked_ses.checked_at;
-                        }
+                        crate::store::take_schedule(&mut stored, domain);
                         self.update(&mut stored).await?;
                         domain.version = stored.version;
                         Ok(())
