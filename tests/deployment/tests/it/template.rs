@@ -728,7 +728,7 @@ fn the_sweep_fans_out_through_the_schedulers_own_bus_when_asked() {
         condition.starts_with("!Not")
             && condition.contains("!Equals")
             && condition.contains("\"ReverifyWorkers\"")
-            && condition.contains("Number(1)"),
+            && condition.contains("String(\"1\")"),
         "fan-out only with more than one worker: {condition}"
     );
     let workers = &template["Parameters"]["ReverifyWorkers"];
