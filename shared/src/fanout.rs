@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{StartupError, load_sdk_config};
 use crate::config::{ConfigError, TlsRoots};
-use crate::events::MAX_ENTRIES_PER_PUT;
+use crate::events::{MAX_ENTRIES_PER_PUT, put_entries};
 use crate::store::{DUE_PARTITIONS, DueSlice};
 
 /// The `source` of a worker's task.
@@ -99,28 +99,11 @@ impl TaskQueue for EventBridgeTasks {
                         .build())
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            match self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(output) => {
-                    for (task, result) in chunk.iter().zip(output.entries()) {
-                        if let Some(code) = result.error_code() {
-                            failed.push(format!("worker {}: {code}", task.worker));
-                        }
-                    }
-                    if output.entries().len() < chunk.len() {
-                        failed.push("PutEvents answered fewer entries than sent".into());
-                    }
+            let results = put_entries(&self.client, entries).await;
+            for (task, result) in chunk.iter().zip(results) {
+                if let Some(why) = result {
+                    failed.push(format!("worker {}: {why}", task.worker));
                 }
-                Err(error) => failed.push(format!(
-                    "workers {:?}: {}",
-                    chunk.iter().map(|t| t.worker).collect::<Vec<_>>(),
-                    aws_sdk_eventbridge::error::DisplayErrorContext(&error)
-                )),
             }
         }
         if failed.is_empty() {

@@ -15,6 +15,7 @@
 mod publisher;
 mod stream;
 
+pub(crate) use publisher::put_entries;
 pub use publisher::{EventBridgeSink, EventSink, MAX_ENTRIES_PER_PUT, publish_stream_batch};
 pub use stream::event_for_record;
 

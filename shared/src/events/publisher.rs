@@ -59,28 +59,32 @@ impl EventSink for EventBridgeSink {
             Ok(entries) => entries,
             Err(why) => return vec![Some(why); events.len()],
         };
-        match self
-            .client
-            .put_events()
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                let results = output.entries();
-                (0..events.len())
-                    .map(|i| match results.get(i) {
-                        Some(result) => result.error_code().map(|code| {
-                            format!("{code}: {}", result.error_message().unwrap_or_default())
-                        }),
-                        None => Some("no result for the entry".into()),
-                    })
-                    .collect()
-            }
-            Err(error) => {
-                let why = aws_sdk_eventbridge::error::DisplayErrorContext(&error).to_string();
-                vec![Some(why); events.len()]
-            }
+        put_entries(&self.client, entries).await
+    }
+}
+
+/// One `PutEvents` of up to `MAX_ENTRIES_PER_PUT` entries: for each, `None` once
+/// put, else why not (the whole call's error for every entry when it failed).
+pub(crate) async fn put_entries(
+    client: &aws_sdk_eventbridge::Client,
+    entries: Vec<PutEventsRequestEntry>,
+) -> Vec<Option<String>> {
+    let count = entries.len();
+    match client.put_events().set_entries(Some(entries)).send().await {
+        Ok(output) => {
+            let results = output.entries();
+            (0..count)
+                .map(|i| match results.get(i) {
+                    Some(result) => result.error_code().map(|code| {
+                        format!("{code}: {}", result.error_message().unwrap_or_default())
+                    }),
+                    None => Some("no result for the entry".into()),
+                })
+                .collect()
+        }
+        Err(error) => {
+            let why = aws_sdk_eventbridge::error::DisplayErrorContext(&error).to_string();
+            vec![Some(why); count]
         }
     }
 }

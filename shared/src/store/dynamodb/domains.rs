@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::items::{DomainItem, ScheduleItem, assemble, is_schedule_sk, name_of_sk};
+use super::items::{
+    DomainItem, ScheduleItem, assemble, assemble_or_skip, is_schedule_sk, name_of_sk,
+};
 use super::schema::*;
 use super::{
     DynamoDbStore, TransactionOutcome, build_error, classify, id_of, string_value, to_item,
@@ -99,10 +101,7 @@ fn domains_of_items(items: Vec<Item>) -> Vec<Domain> {
                 is_schedule_sk(&next_sk) && name_of_sk(&next_sk) == name_of_sk(&sk)
             })
         });
-        match assemble(item, schedule) {
-            Ok(domain) => domains.extend(domain),
-            Err(error) => tracing::error!(%sk, %error, "unreadable domain left out"),
-        }
+        domains.extend(assemble_or_skip(item, schedule));
     }
     domains
 }
@@ -189,16 +188,10 @@ impl DynamoDbStore {
     /// `None` if there is none (or a claimed mark); an unreadable one is logged and
     /// left out, so one bad item never fails a run.
     async fn read_domain(&self, pk: String, sk: &str) -> Result<Option<Domain>, StoreError> {
-        let Some((item, schedule)) = self.domain_items(pk, sk).await? else {
-            return Ok(None);
-        };
-        match assemble(item, schedule) {
-            Ok(domain) => Ok(domain),
-            Err(error) => {
-                tracing::error!(%sk, %error, "unreadable domain left out");
-                Ok(None)
-            }
-        }
+        Ok(self
+            .domain_items(pk, sk)
+            .await?
+            .and_then(|(item, schedule)| assemble_or_skip(item, schedule)))
     }
 
     /// The domain item at (`pk`, `sk`) and its schedule item, which sorts right

@@ -76,6 +76,18 @@ impl DomainItem {
     }
 }
 
+impl DomainItem {
+    /// The domain the item holds, as the API shows it: its own schedule and
+    /// version, if any, are the caller's to add.
+    fn into_domain(self) -> (Domain, Option<LegacySchedule>) {
+        let mut domain = self.domain;
+        domain.dkim_tokens = self.dkim_tokens;
+        domain.setup_started_at = self.setup_started_at;
+        domain.deleting_since = self.deleting_since;
+        (domain, self.legacy)
+    }
+}
+
 impl ScheduleItem {
     pub(super) fn of(domain: &Domain) -> Self {
         let due = domain.schedule.next_check_at;
@@ -126,11 +138,8 @@ pub(super) fn assemble(
         .map(serde_dynamo::from_item)
         .transpose()
         .map_err(|e| StoreError::Internal(format!("deserialize schedule item: {e}")))?;
-    let mut domain = stored.domain;
-    domain.dkim_tokens = stored.dkim_tokens;
-    domain.setup_started_at = stored.setup_started_at;
-    domain.deleting_since = stored.deleting_since;
-    match (schedule, stored.legacy) {
+    let (mut domain, legacy) = stored.into_domain();
+    match (schedule, legacy) {
         (Some(schedule), _) if schedule.id == domain.id => {
             domain.schedule = schedule.schedule;
             domain.version = schedule.version;
@@ -153,6 +162,23 @@ pub(super) fn assemble(
     Ok(Some(domain))
 }
 
+/// `assemble` for a listing or a scheduled run: a domain that cannot be read is
+/// logged and left out (`None`), so one bad item never fails the rest.
+pub(super) fn assemble_or_skip(domain_item: Item, schedule_item: Option<Item>) -> Option<Domain> {
+    let sk = domain_item
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    match assemble(domain_item, schedule_item) {
+        Ok(domain) => domain,
+        Err(error) => {
+            tracing::error!(%sk, %error, "unreadable domain left out");
+            None
+        }
+    }
+}
+
 /// What an image of an item (a stream record's) holds, as the events see it:
 /// `None` for items that are not domains (schedule items, name holders, claims,
 /// counts, keys). A domain image is read without its schedule item: the events
@@ -173,12 +199,6 @@ pub fn snapshot_of_item(
         return Ok(Some(Snapshot::Claimed));
     }
     serde_dynamo::from_item::<_, DomainItem>(item)
-        .map(|stored| {
-            let mut domain = stored.domain;
-            domain.dkim_tokens = stored.dkim_tokens;
-            domain.setup_started_at = stored.setup_started_at;
-            domain.deleting_since = stored.deleting_since;
-            Some(Snapshot::Domain(Box::new(domain)))
-        })
+        .map(|stored| Some(Snapshot::Domain(Box::new(stored.into_domain().0))))
         .map_err(|e| StoreError::Internal(format!("deserialize domain image: {e}")))
 }
