@@ -83,7 +83,7 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         }
         Ok((app, Some(store)))
     } else {
-        let nameservers = config::nameservers_from_env().map_err(|e| e.to_string())?;
+        let dns = config::dns_settings_from_env().map_err(|e| e.to_string())?;
         // Domain events from the store's changes, as the table's stream gives them
         // to the publisher Lambda (docs/events.md).
         let (changes, feed) = tokio::sync::mpsc::unbounded_channel();
@@ -101,7 +101,7 @@ async fn build_app(options: &Options) -> Result<(App, Option<Arc<dyn KeyStore>>)
         let app = App::new(
             Arc::new(InMemoryStore::with_changes(changes)),
             Arc::new(LocalIdentities::new()),
-            LazyDnsChecker::prepared(nameservers).map_err(|e| e.to_string())?,
+            LazyDnsChecker::prepared(dns).map_err(|e| e.to_string())?,
             config::receiving_region_from_env().map_err(|e| e.to_string())?,
         )
         .with_domain_limit(config::max_domains_from_env().map_err(|e| e.to_string())?);

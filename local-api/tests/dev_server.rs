@@ -345,10 +345,21 @@ async fn aws_mode_on_moto_respects_who_owns_each_ses_identity() {
             ))
         }
     };
+    // As an older release tagged identities: the organization id itself.
     let ours = |org: &str| {
         vec![
             ("domains-api:deployment".to_string(), table.clone()),
             ("domains-api:organization".to_string(), org.to_string()),
+        ]
+    };
+    // As this release tags them: every organization id hashed.
+    let written = |org: &str| {
+        vec![
+            ("domains-api:deployment".to_string(), table.clone()),
+            (
+                "domains-api:organization".to_string(),
+                shared::identity::organization_tag_value(org),
+            ),
         ]
     };
     let create = |name: &str| {
@@ -398,7 +409,7 @@ async fn aws_mode_on_moto_respects_who_owns_each_ses_identity() {
     assert!(tokens.iter().all(|t| !theirs.contains(t)), "fresh tokens");
     assert_eq!(
         seen("theirs.example.com").await,
-        Some((tokens, ours("org_a")))
+        Some((tokens, written("org_a")))
     );
 }
 

@@ -34,6 +34,10 @@ pub struct App {
     pub ses_max_rps: Option<u32>,
     /// Where metrics go (off unless `METRICS_NAMESPACE` is set).
     pub metrics: Metrics,
+    /// A domain (or claim) is checked by hand at most once in this long:
+    /// `lifecycle::MANUAL_CHECK_INTERVAL` everywhere but in tests that verify the
+    /// same domain again at once.
+    pub manual_check_interval: std::time::Duration,
 }
 
 /// Why a process could not start. Its Debug form is its message, so a `main`
@@ -92,7 +96,15 @@ impl App {
             max_domains_per_organization: crate::config::DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
             ses_max_rps: None,
             metrics: Metrics::off(),
+            manual_check_interval: crate::lifecycle::MANUAL_CHECK_INTERVAL,
         }
+    }
+
+    /// Sets how often a domain may be checked by hand (tests that check the same
+    /// domain again at once set zero).
+    pub fn with_manual_check_interval(mut self, interval: std::time::Duration) -> Self {
+        self.manual_check_interval = interval;
+        self
     }
 
     /// Sends metrics to `metrics`.
@@ -128,6 +140,14 @@ impl App {
     /// The owner tags of identities this deployment makes for `organization_id`.
     pub fn identity_owner(&self, organization_id: &str) -> crate::identity::IdentityOwner {
         crate::identity::IdentityOwner::new(&self.deployment, organization_id)
+    }
+
+    /// Whether this deployment made `identity` for `organization_id`, as its tags say.
+    pub fn made_for(&self, identity: &crate::identity::Identity, organization_id: &str) -> bool {
+        identity
+            .owner
+            .as_ref()
+            .is_some_and(|owner| owner.is_for(&self.deployment, organization_id))
     }
 
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
@@ -169,11 +189,10 @@ impl App {
         } else {
             SesIdentities::on_first_use(sdk)
         };
-        let nameservers = config.dns_nameservers.clone();
         let dns = if uses.dns {
-            LazyDnsChecker::prepared(nameservers)?
+            LazyDnsChecker::prepared(config.dns.clone())?
         } else {
-            LazyDnsChecker::on_first_use(nameservers)
+            LazyDnsChecker::on_first_use(config.dns.clone())
         };
         let app = Self::new(
             store.clone(),

@@ -2,6 +2,9 @@
 
 use std::net::SocketAddr;
 
+use crate::network::AllowedNetworks;
+use crate::verify::DnsSettings;
+
 /// SES receiving region when neither `SES_RECEIVING_REGION` nor `AWS_REGION` says.
 pub const DEFAULT_RECEIVING_REGION: &str = "us-east-2";
 
@@ -14,8 +17,9 @@ pub struct Config {
     /// `AWS_REGION`, else us-east-2.
     pub receiving_region: String,
     /// `DNS_NAMESERVERS=ip:port[,ip:port]`: ask only these servers instead of the
-    /// system resolver.
-    pub dns_nameservers: Option<Vec<SocketAddr>>,
+    /// system resolver; `DNS_ALLOWED_PRIVATE_NETWORKS=cidr[,cidr]`: non-public
+    /// networks whose authoritative name servers may be asked (none by default).
+    pub dns: DnsSettings,
     /// Certificate authorities the SDK clients trust: see `TlsRoots::from_lookup`.
     pub tls_roots: TlsRoots,
     /// `STARTUP_WARM_UP=true|false` (default true): make one DynamoDB read during
@@ -118,9 +122,7 @@ impl Config {
             ses_max_rps: at_least_one(&non_empty, "SES_MAX_RPS", 1)?,
             table_name,
             receiving_region: receiving_region(&non_empty)?,
-            dns_nameservers: non_empty("DNS_NAMESERVERS")
-                .map(|v| parse_nameservers(&v))
-                .transpose()?,
+            dns: dns_settings(&non_empty)?,
             tls_roots: TlsRoots::from_lookup(&non_empty)?,
             warm_up: match non_empty("STARTUP_WARM_UP").as_deref().map(str::trim) {
                 None | Some("true") => true,
@@ -175,13 +177,26 @@ pub fn receiving_region_from_env() -> Result<String, ConfigError> {
     receiving_region(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
-/// `DNS_NAMESERVERS` alone, for modes without a table (the dev server's default).
-pub fn nameservers_from_env() -> Result<Option<Vec<SocketAddr>>, ConfigError> {
-    std::env::var("DNS_NAMESERVERS")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| parse_nameservers(&v))
-        .transpose()
+/// The DNS settings alone, for modes without a table (the dev server's default).
+pub fn dns_settings_from_env() -> Result<DnsSettings, ConfigError> {
+    dns_settings(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+}
+
+fn dns_settings(lookup: &dyn Fn(&str) -> Option<String>) -> Result<DnsSettings, ConfigError> {
+    Ok(DnsSettings {
+        nameservers: lookup("DNS_NAMESERVERS")
+            .map(|v| parse_nameservers(&v))
+            .transpose()?,
+        allowed_networks: match lookup("DNS_ALLOWED_PRIVATE_NETWORKS") {
+            None => AllowedNetworks::none(),
+            Some(value) => {
+                AllowedNetworks::parse(&value).map_err(|reason| ConfigError::Invalid {
+                    name: "DNS_ALLOWED_PRIVATE_NETWORKS",
+                    reason,
+                })?
+            }
+        },
+    })
 }
 
 fn receiving_region(lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
@@ -265,7 +280,8 @@ mod tests {
             ("DNS_NAMESERVERS", "127.0.0.1:5353, [::1]:53"),
         ])
         .expect("valid");
-        assert_eq!(parsed.dns_nameservers.map(|s| s.len()), Some(2));
+        assert_eq!(parsed.dns.nameservers.map(|s| s.len()), Some(2));
+        assert!(parsed.dns.allowed_networks.is_empty(), "none by default");
         let bad = config(&[("TABLE_NAME", "t"), ("DNS_NAMESERVERS", "127.0.0.1")]);
         assert!(matches!(
             bad,
@@ -274,6 +290,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn allowed_private_networks_parse_or_fail_clearly() {
+        let parsed = config(&[
+            ("TABLE_NAME", "t"),
+            ("DNS_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8, 10.1.0.0/16"),
+        ])
+        .expect("valid");
+        let allowed = parsed.dns.allowed_networks;
+        assert_eq!(allowed.refusal("127.0.0.9".parse().expect("ip")), None);
+        assert!(allowed.refusal("10.2.0.1".parse().expect("ip")).is_some());
+        let bad = config(&[
+            ("TABLE_NAME", "t"),
+            ("DNS_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8,private"),
+        ]);
+        assert!(
+            matches!(&bad, Err(ConfigError::Invalid { name: "DNS_ALLOWED_PRIVATE_NETWORKS", reason }) if reason.contains("\"private\"")),
+            "{bad:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! SES's own confirmation of a domain: after a DNS check, when the lifecycle needs
 //! it (`lifecycle::needs_ses`), `GetEmailIdentity` is read into `domain.ses`. The
-//! manual verify and the scheduled job both come here; the scheduled job passes
-//! its run's rate limiter, because SES throttles identity APIs per account.
+//! manual verify and the scheduled job both come here. SES throttles identity
+//! APIs per account, so every call takes its turn from one budget the whole
+//! deployment shares (`SES_MAX_RPS` a second, `DomainStore::take_ses_call`);
+//! the scheduled job also spaces its own calls evenly (its run's rate limiter).
 
 use std::time::Duration;
 
@@ -13,10 +15,14 @@ use crate::identity::Identity;
 use crate::lifecycle::needs_ses;
 use crate::model::{Domain, SesStatus, SesView, Timestamp};
 use crate::provisioning;
+use crate::store::SesSlot;
 
 /// How long a scheduled check waits for its turn to ask SES; past that it asks at
 /// its next check (a run must end well before its deadline).
 pub const MAX_RATE_WAIT: Duration = Duration::from_secs(10);
+/// How long a caller's verify waits for its turn to ask SES; past that the
+/// domain keeps what SES said last, and the scheduled job asks.
+pub const REQUEST_RATE_WAIT: Duration = Duration::from_secs(2);
 
 /// At most `per_second` calls in any second, evenly spaced: a call waits for its
 /// slot. Shared by all the checks of a scheduled run.
@@ -65,9 +71,7 @@ pub async fn read_ses_view(
     if !needs_ses(domain, recheck_confirmed) {
         return;
     }
-    if let Some(limiter) = limiter
-        && !limiter.acquire_within(MAX_RATE_WAIT).await
-    {
+    if !take_turn(app, limiter).await {
         return;
     }
     let identity = match app.identities.get(&domain.name).await {
@@ -115,13 +119,46 @@ async fn tell_ses_mail_from(
     mail_from_domain: Option<&str>,
     limiter: Option<&RateLimiter>,
 ) {
-    if let Some(limiter) = limiter
-        && !limiter.acquire_within(MAX_RATE_WAIT).await
-    {
+    if !take_turn(app, limiter).await {
         return;
     }
     if let Err(error) = provisioning::set_mail_from(app, domain, identity, mail_from_domain).await {
         tracing::warn!(domain = %domain.name, %error, "could not tell SES the MAIL FROM domain");
+    }
+}
+
+/// Waits for a turn to call SES: the run's own spacing (`limiter`, for a
+/// scheduled check), then the deployment's shared budget. False when none comes
+/// in time (`MAX_RATE_WAIT` for a scheduled check, `REQUEST_RATE_WAIT` for a
+/// caller's) or the budget cannot be read: SES is then asked at the next check.
+async fn take_turn(app: &App, limiter: Option<&RateLimiter>) -> bool {
+    let max_wait = match limiter {
+        Some(limiter) => {
+            if !limiter.acquire_within(MAX_RATE_WAIT).await {
+                return false;
+            }
+            MAX_RATE_WAIT
+        }
+        None => REQUEST_RATE_WAIT,
+    };
+    let Some(per_second) = app.ses_max_rps else {
+        return true;
+    };
+    let started = Instant::now();
+    loop {
+        match app.store.take_ses_call(per_second).await {
+            Ok(SesSlot::Taken) => return true,
+            Ok(SesSlot::Full(next_second)) => {
+                if started.elapsed() + next_second > max_wait {
+                    return false;
+                }
+                tokio::time::sleep(next_second).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not take a turn from the SES budget; SES is asked at the next check");
+                return false;
+            }
+        }
     }
 }
 

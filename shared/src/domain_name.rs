@@ -8,6 +8,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The longest domain name DNS allows, in characters (RFC 1035).
 pub const MAX_NAME_LENGTH: usize = 253;
 const MAX_LABEL_LENGTH: usize = 63;
+/// Labels a name may have below its registrable domain: every parent of a new
+/// name is checked in the same DynamoDB transaction as its claim (at most 100
+/// items in all), so no other organization can hold one meanwhile.
+pub const MAX_DEPTH_BELOW_REGISTRABLE: usize = 90;
 
 /// A normalized (lowercase ASCII, no trailing dot) domain name that can own mail:
 /// at least two labels, not an IP address and not itself a public suffix.
@@ -120,6 +124,13 @@ impl DomainName {
             ))
         })?;
         let apex_start = ascii.len() - apex.len();
+        let depth = ascii[..apex_start].matches('.').count();
+        if depth > MAX_DEPTH_BELOW_REGISTRABLE {
+            return Err(InvalidDomainName::new(format!(
+                "{} has {depth} labels below its registrable domain {apex} (at most {MAX_DEPTH_BELOW_REGISTRABLE})",
+                quoted(&ascii)
+            )));
+        }
         Ok(Self { ascii, apex_start })
     }
 
@@ -148,6 +159,24 @@ impl DomainName {
     /// The name relative to the zone apex, with `@` for the apex itself.
     pub fn relative_name(&self) -> &str {
         self.subdomain_prefix().unwrap_or("@")
+    }
+
+    /// The names above this one up to its registrable domain, nearest first
+    /// (`b.example.com`, `example.com` for `a.b.example.com`; none at the apex).
+    pub fn parents(&self) -> Vec<DomainName> {
+        let mut parents = Vec::new();
+        let mut start = 0;
+        while start < self.apex_start {
+            let Some(dot) = self.ascii[start..].find('.') else {
+                break;
+            };
+            start += dot + 1;
+            parents.push(Self {
+                ascii: self.ascii[start..].to_string(),
+                apex_start: self.apex_start - start,
+            });
+        }
+        parents
     }
 }
 
@@ -236,6 +265,34 @@ impl<'de> Deserialize<'de> for DomainName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parents_go_up_to_the_registrable_domain() {
+        let name = parse("a.b.mail.company.co.uk").expect("valid");
+        let parents: Vec<String> = name.parents().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            parents,
+            [
+                "b.mail.company.co.uk",
+                "mail.company.co.uk",
+                "company.co.uk"
+            ]
+        );
+        assert!(
+            name.parents()
+                .iter()
+                .all(|p| p.registrable_domain() == "company.co.uk")
+        );
+        assert!(parse("company.co.uk").expect("valid").parents().is_empty());
+    }
+
+    #[test]
+    fn a_name_may_be_at_most_ninety_labels_below_its_registrable_domain() {
+        let deep = |labels: usize| format!("{}example.com", "a.".repeat(labels));
+        assert!(parse(&deep(90)).is_ok());
+        let refused = parse(&deep(91)).expect_err("too deep");
+        assert!(refused.why().contains("91 labels below"), "{refused}");
+    }
 
     fn parse(input: &str) -> Result<DomainName, InvalidDomainName> {
         DomainName::parse(input)

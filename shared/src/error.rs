@@ -53,6 +53,10 @@ pub enum ApiError {
     #[error("domain already exists")]
     /// The name is held, or SES holds an identity for it that this API did not make.
     DomainAlreadyExists,
+    /// A parent of the name is held by another organization: only a claim takes
+    /// it. With the `detail` said to the caller.
+    #[error("parent domain held by another organization: {0}")]
+    ParentDomainHeld(String),
     #[error("body too large")]
     /// The body is over 16 KiB.
     PayloadTooLarge,
@@ -68,6 +72,14 @@ pub enum ApiError {
     /// SES refuses more identities for the account.
     #[error("identity limit reached: {0}")]
     IdentityLimit(String),
+    /// The domain (or claim) was checked less than the interval ago.
+    #[error("too many checks")]
+    TooManyChecks {
+        /// Seconds until the next check may begin (`Retry-After`).
+        retry_after: u64,
+        /// When the last check's result was stored (what a read shows now).
+        last_checked_at: Option<crate::model::Timestamp>,
+    },
     /// A dependency is throttling us; the caller may retry shortly.
     #[error("throttled by a dependency: {0}")]
     Throttled(String),
@@ -86,9 +98,20 @@ struct ErrorBody<'a> {
     /// Why, in the caller's terms, where there is more to say than the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// `too_many_checks`: when the last check's result was stored (absent when
+    /// there is none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_checked_at: Option<crate::model::Timestamp>,
 }
 
 impl ApiError {
+    /// A name cannot be created because another organization holds `parent`.
+    pub fn parent_domain_held(parent: &str) -> Self {
+        Self::ParentDomainHeld(format!(
+            "{parent} is held by another organization, and in one SES account a subdomain's identity takes that subdomain's mail from its parent's; claim this name (POST /domain-claims) and publish the TXT record the claim gives, to prove you control its DNS"
+        ))
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -105,9 +128,12 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::DomainAlreadyExists | Self::DomainBusy => StatusCode::CONFLICT,
+            Self::DomainAlreadyExists | Self::DomainBusy | Self::ParentDomainHeld(_) => {
+                StatusCode::CONFLICT
+            }
             Self::DomainLimitReached | Self::ClaimLimitReached => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyChecks { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Throttled(_) | Self::Unavailable(_) | Self::IdentityLimit(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -143,6 +169,10 @@ impl ApiError {
             Self::RouteNotFound => ("Route not found", "route_not_found"),
             Self::MethodNotAllowed => ("Method not allowed", "method_not_allowed"),
             Self::DomainAlreadyExists => ("Domain already exists", "domain_already_exists"),
+            Self::ParentDomainHeld(_) => (
+                "A parent domain of this name is held by another organization; claim the name to take it",
+                "parent_domain_held",
+            ),
             Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
             Self::DomainLimitReached => ("Domain limit reached", "domain_limit_reached"),
             Self::ClaimLimitReached => ("Claim limit reached", "claim_limit_reached"),
@@ -153,6 +183,10 @@ impl ApiError {
             Self::IdentityLimit(_) => (
                 "The email service's limit of domains for this deployment is reached; contact the operator",
                 "identity_limit_reached",
+            ),
+            Self::TooManyChecks { .. } => (
+                "This was checked less than 10 seconds ago; retry after the time in Retry-After",
+                "too_many_checks",
             ),
             Self::Throttled(_) => (
                 "The service is busy; retry after the time in Retry-After",
@@ -178,6 +212,7 @@ impl ApiError {
             Self::InvalidDomainName(why) => Some(why),
             Self::InvalidJson(why) => Some(why),
             Self::InvalidMailFrom(why) => Some(why),
+            Self::ParentDomainHeld(detail) => Some(detail),
             _ => None,
         }
     }
@@ -191,12 +226,23 @@ impl ApiError {
                 message,
                 code,
                 detail: self.detail(),
+                last_checked_at: match self {
+                    Self::TooManyChecks {
+                        last_checked_at, ..
+                    } => *last_checked_at,
+                    _ => None,
+                },
             },
         );
-        if matches!(self, Self::Throttled(_) | Self::Unavailable(_)) {
+        let retry_after = match self {
+            Self::Throttled(_) | Self::Unavailable(_) => Some(u64::from(RETRY_AFTER_SECONDS)),
+            Self::TooManyChecks { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -273,6 +319,21 @@ mod tests {
             assert!(!text.contains("Secret"), "{text}");
             assert!(response.status().is_server_error());
         }
+    }
+
+    #[test]
+    fn too_many_checks_says_when_to_retry_and_when_the_last_result_was_stored() {
+        let at = crate::model::Timestamp::now();
+        let response = ApiError::TooManyChecks {
+            retry_after: 7,
+            last_checked_at: Some(at),
+        }
+        .to_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let body = body(&response);
+        assert_eq!(body["code"], "too_many_checks");
+        assert_eq!(body["last_checked_at"], at.to_string());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod mail_from;
 pub mod measured;
 pub mod metrics;
 pub mod model;
+pub mod network;
 pub mod provisioning;
 pub mod records;
 pub mod request;

@@ -256,6 +256,42 @@ pub fn after_mail_from_change(domain: &mut Domain, now: Timestamp) {
     }
 }
 
+/// A domain is checked by hand at most once in this long: a tenant cannot make
+/// the service ask DNS and SES for one domain faster (the scheduler has its own
+/// pace).
+pub const MANUAL_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Seconds until a manual check may begin again, `interval` after one that
+/// began at `at` (at least 1, as `Retry-After` says it).
+pub fn manual_check_retry_after(at: Timestamp, now: Timestamp, interval: Duration) -> u64 {
+    interval
+        .saturating_sub(now.since(at))
+        .as_secs_f64()
+        .ceil()
+        .max(1.0) as u64
+}
+
+/// A delete mark younger than this is renewed by no one: it holds the name (no
+/// claim or failed-name create takes it) for at least as long as removing the
+/// identity takes. An older one, left by a delete that stopped half-way, is
+/// renewed by the delete that resumes it, with a versioned write, before that
+/// delete touches the identity.
+pub const DELETE_MARK_RENEWAL: Duration = Duration::from_secs(15);
+
+/// Whether a delete must (re)write its mark before removing the identity: there
+/// is none, or it is old enough that the name may pass on before the removal ends.
+pub fn delete_mark_needed(domain: &Domain, now: Timestamp) -> bool {
+    domain
+        .deleting_since
+        .is_none_or(|since| now.since(since) >= DELETE_MARK_RENEWAL)
+}
+
+/// The first step of a delete (or its renewal): marked, and no longer watched.
+pub fn mark_deleting(domain: &mut Domain, now: Timestamp) {
+    domain.deleting_since = Some(now);
+    domain.schedule.next_check_at = None;
+}
+
 /// Where a domain whose result could not be stored is checked next: where the
 /// check would have put it, else in an hour (never left due, heading every run).
 pub fn next_check_after_failed_write(checked: &Domain, now: Timestamp) -> Option<Timestamp> {
@@ -269,6 +305,7 @@ pub fn next_check_after_failed_write(checked: &Domain, now: Timestamp) -> Option
 fn mark_verified(domain: &mut Domain, now: Timestamp) {
     domain.status = DomainStatus::Verified;
     domain.verified = true;
+    domain.was_verified = Some(true);
     domain.verified_at.get_or_insert(now);
     domain.schedule.failing_since = None;
     domain.schedule.next_check_at = Some(now.plus(VERIFIED_RECHECK));
@@ -378,6 +415,43 @@ mod tests {
         assert_eq!(
             (pending.status, pending.verified),
             (DomainStatus::Pending, false)
+        );
+    }
+
+    #[test]
+    fn a_domain_once_verified_is_remembered_as_such_after_it_fails() {
+        let mut d = domain(DomainStatus::Pending, RecordStatus::Verified);
+        assert_eq!(d.was_verified, Some(false), "new domains never were");
+        after_manual_check(&mut d, at(10));
+        assert_eq!(
+            (d.status, d.was_verified),
+            (DomainStatus::Verified, Some(true))
+        );
+        // Its records went missing and stayed so for 72 hours.
+        d.records
+            .iter_mut()
+            .for_each(|r| r.status = RecordStatus::Pending);
+        after_scheduled_check(&mut d, at(20));
+        assert_eq!(
+            after_scheduled_check(&mut d, at(20 + 72 * 60)),
+            Outcome::Failed
+        );
+        assert_eq!((d.status, d.verified_at), (DomainStatus::Failed, None));
+        assert_eq!(d.was_verified, Some(true));
+    }
+
+    #[test]
+    fn a_delete_renews_a_mark_old_enough_for_the_name_to_pass_on() {
+        let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
+        assert!(delete_mark_needed(&d, at(0)), "no mark yet");
+        mark_deleting(&mut d, at(0));
+        assert_eq!(d.schedule.next_check_at, None, "not watched any more");
+        let now = at(0).plus(Span::seconds(10));
+        assert!(!delete_mark_needed(&d, now), "fresh: it holds the name");
+        let now = at(0).plus(Span::seconds(15));
+        assert!(
+            delete_mark_needed(&d, now),
+            "renewed before the identity goes"
         );
     }
 

@@ -226,6 +226,7 @@ pub fn verification(domain: &Domain, stats: CheckStats) -> [MetricSet; 2] {
             .count("RecordsPending", with(RecordStatus::Pending))
             .count("RecordsFailed", with(RecordStatus::Failed))
             .count("DnsLookupsIncomplete", stats.incomplete)
+            .count("DnsQuestions", stats.questions)
             .millis("DnsCheckMillis", stats.elapsed),
     ]
 }
@@ -248,6 +249,7 @@ pub fn scheduled_run(summary: &Summary, checks: &[CheckStats], elapsed: Duration
             "DnsLookupsIncomplete",
             checks.iter().map(|c| c.incomplete).sum(),
         )
+        .count("DnsQuestions", checks.iter().map(|c| c.questions).sum())
         .millis_each("DnsCheckMillis", &durations)
         .millis("RunMillis", elapsed)
 }

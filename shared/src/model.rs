@@ -303,6 +303,16 @@ pub struct Domain {
     /// identity is gone and the last step removes domain and claim together.
     #[serde(skip)]
     pub deleting_since: Option<Timestamp>,
+    /// Whether the domain was ever verified (`verified_at` is cleared when it
+    /// fails): a failed name that once sent mail is taken only by a claim.
+    /// `None` for a domain stored before this was kept, read as "it may have
+    /// been". Not part of the API object.
+    #[serde(skip)]
+    pub was_verified: Option<bool>,
+    /// When the last manual verify began: the next may begin
+    /// `lifecycle::MANUAL_CHECK_INTERVAL` later. Not part of the API object.
+    #[serde(skip)]
+    pub manual_check_at: Option<Timestamp>,
 }
 
 impl CheckSchedule {
@@ -334,6 +344,8 @@ impl Domain {
             version: 0,
             setup_started_at: Some(now),
             deleting_since: None,
+            was_verified: Some(false),
+            manual_check_at: None,
         }
     }
 }

@@ -63,7 +63,7 @@ pub async fn create_identity(app: &App, domain: &Domain) -> Result<Vec<String>, 
             other => other?,
         };
         match existing.owner {
-            Some(found) if found == owner => {
+            Some(_) if app.made_for(&existing, &domain.organization_id) => {
                 tracing::info!(domain = %name, "taking back this organization's identity");
                 return Ok(existing.tokens);
             }
@@ -92,7 +92,7 @@ pub async fn set_mail_from(
     identity: &Identity,
     mail_from_domain: Option<&str>,
 ) -> Result<(), IdentityError> {
-    if identity.owner != Some(app.identity_owner(&domain.organization_id)) {
+    if !app.made_for(identity, &domain.organization_id) {
         tracing::warn!(domain = %domain.name, "the identity is not this organization's; its MAIL FROM domain is left alone");
         return Ok(());
     }
@@ -122,7 +122,7 @@ pub async fn remove_identity(
         Err(IdentityError::NotFound) => return Ok(Removal::Absent),
         other => other?,
     };
-    if existing.owner != Some(app.identity_owner(organization_id)) {
+    if !app.made_for(&existing, organization_id) {
         tracing::warn!(domain = %name, "the identity is not this organization's; leaving it alone");
         return Ok(Removal::LeftAlone);
     }

@@ -90,9 +90,12 @@ async fn holding(
     Ok((Some(holder), holding))
 }
 
-/// Whether a name held by another organization can be had by a plain create.
+/// Whether a name held by another organization can be had by a plain create: its
+/// domain failed and never was verified. A name that once sent mail is had only
+/// by proving control of its DNS (a claim), and so is one whose history is not
+/// known (stored before it was kept).
 pub fn takeable_by_create(domain: &Domain) -> bool {
-    domain.status == DomainStatus::Failed
+    domain.status == DomainStatus::Failed && domain.was_verified == Some(false)
 }
 
 /// A create's `domain` (not stored: its insert found the name held) takes the

@@ -10,6 +10,7 @@ use super::{WRITE_ATTEMPTS, logged, store_error, transfer_error};
 use crate::app::App;
 use crate::claims::{ClaimStatus, ClaimView, DomainClaim, MAX_OPEN_CLAIMS};
 use crate::error::{ApiError, json_response};
+use crate::lifecycle;
 use crate::model::{Domain, Timestamp};
 use crate::provisioning;
 use crate::request::{claim_body, organization_id, path_domain};
@@ -46,24 +47,38 @@ async fn live(app: &App, claims: Vec<DomainClaim>) -> Result<Vec<DomainClaim>, A
 pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
     let name = claim_body(request)?;
-    // Only a name another organization holds, with a domain that has not
-    // failed, needs a claim: anything else is had with a create.
+    // Only a name another organization holds (with a domain a create cannot
+    // take), or one under a parent another organization holds, needs a claim:
+    // anything else is had with a create.
     let holder = app
         .store
         .holder(&name)
         .await
-        .map_err(|e| logged(store_error(e)))?
-        .ok_or(ApiError::DomainNotFound)?;
-    if holder.organization_id == organization_id {
+        .map_err(|e| logged(store_error(e)))?;
+    if holder
+        .as_ref()
+        .is_some_and(|holder| holder.organization_id == organization_id)
+    {
         return Err(ApiError::DomainAlreadyExists);
     }
-    let held = app
+    let under_held_parent = app
         .store
-        .get(&holder.organization_id, &name)
+        .parent_held_by_another(&name, &organization_id)
         .await
-        .map_err(|e| logged(store_error(e)))?;
-    if held.is_some_and(|domain| transfer::takeable_by_create(&domain)) {
-        return Err(ApiError::DomainNotFound);
+        .map_err(|e| logged(store_error(e)))?
+        .is_some();
+    if !under_held_parent {
+        let Some(holder) = holder else {
+            return Err(ApiError::DomainNotFound);
+        };
+        let held = app
+            .store
+            .get(&holder.organization_id, &name)
+            .await
+            .map_err(|e| logged(store_error(e)))?;
+        if held.is_some_and(|domain| transfer::takeable_by_create(&domain)) {
+            return Err(ApiError::DomainNotFound);
+        }
     }
 
     for _ in 0..WRITE_ATTEMPTS {
@@ -175,7 +190,21 @@ pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body
     let (mut claim, stored) = find(app, request).await?;
     if claim.status == ClaimStatus::Pending {
         let now = Timestamp::now();
-        let (answer, aliases) = app.dns.txt_values(&claim.name, &claim.record.name).await;
+        // As a domain's: one check every interval (read from the claim as
+        // stored, so requests racing within a few milliseconds may both check).
+        if let Some(at) = claim.last_checked_at
+            && now.since(at) < app.manual_check_interval
+        {
+            return Err(ApiError::TooManyChecks {
+                retry_after: lifecycle::manual_check_retry_after(
+                    at,
+                    now,
+                    app.manual_check_interval,
+                ),
+                last_checked_at: Some(at),
+            });
+        }
+        let (answer, aliases) = app.dns.claim_proof(&claim.name, &claim.record.name).await;
         if !claim.record_check(&answer, &aliases, now) {
             store_check(app, &claim).await?;
             return Ok(self::answer(StatusCode::OK, &claim, None));

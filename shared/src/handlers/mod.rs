@@ -129,11 +129,20 @@ async fn respond(
 fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NameTaken => ApiError::DomainAlreadyExists,
+        StoreError::ParentHeld(parent) => ApiError::parent_domain_held(parent.as_str()),
         StoreError::LimitReached => ApiError::DomainLimitReached,
         StoreError::TooLarge(detail) => ApiError::Internal(detail),
         StoreError::DomainGone => ApiError::DomainNotFound,
         StoreError::ClaimGone => ApiError::ClaimNotFound,
         StoreError::Conflict => ApiError::Unavailable("the domain kept changing".into()),
+        StoreError::TooSoon(at) => ApiError::TooManyChecks {
+            retry_after: lifecycle::manual_check_retry_after(
+                at,
+                Timestamp::now(),
+                lifecycle::MANUAL_CHECK_INTERVAL,
+            ),
+            last_checked_at: None,
+        },
         StoreError::KeyNotFound => ApiError::Internal("API key vanished".into()),
         StoreError::Throttled(detail) => ApiError::Throttled(detail),
         StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
@@ -272,7 +281,7 @@ const WRITE_ATTEMPTS: usize = 3;
 const DELETE_ATTEMPTS: usize = 8;
 
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let mut domain = find_live(app, request).await?;
+    let mut domain = begin_manual_check(app, request).await?;
     if domain.dkim_tokens.is_empty()
         && let Err(error) = setup::fill_dkim_tokens(app, &mut domain).await
     {
@@ -325,12 +334,52 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     )))
 }
 
+/// The caller's live domain, its turn for a manual check taken (at most one
+/// every `App::manual_check_interval`), or 429 with when to retry.
+async fn begin_manual_check(app: &App, request: &Request) -> Result<Domain, ApiError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut domain = find_live(app, request).await?;
+        let now = Timestamp::now();
+        match app
+            .store
+            .begin_manual_check(&mut domain, now, app.manual_check_interval)
+            .await
+        {
+            Ok(()) => return Ok(domain),
+            Err(StoreError::TooSoon(at)) => {
+                return Err(ApiError::TooManyChecks {
+                    retry_after: lifecycle::manual_check_retry_after(
+                        at,
+                        now,
+                        app.manual_check_interval,
+                    ),
+                    last_checked_at: domain.last_checked_at,
+                });
+            }
+            // Written meanwhile (a scheduled check): read it again.
+            Err(StoreError::Conflict) => {}
+            Err(error) => return Err(logged(store_error(error))),
+        }
+    }
+    Err(logged(ApiError::Unavailable(
+        "the domain kept changing before its check".into(),
+    )))
+}
+
 /// A delete, step by step; each step leaves something a repeated delete finishes:
 /// 1. a versioned write marks the domain as being deleted (the name stays
-///    claimed, so nobody can create it meanwhile; the scheduled job drops it);
+///    claimed, so nobody can create it meanwhile; the scheduled job drops it). A
+///    delete resuming an old mark renews it first (`lifecycle::delete_mark_needed`),
+///    so the name cannot pass to another organization, whose new identity this
+///    delete would then remove, while it works;
 /// 2. the identity goes, if it is this organization's;
-/// 3. domain, claim and count go in one transaction.
+/// 3. domain, claim and count go in one transaction, conditioned on the version
+///    the mark was written at.
+///
+/// A request deletes the domain it first found: if its name was taken and made
+/// anew meanwhile, that newer domain is not this request's to delete (404).
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let mut deleting: Option<String> = None;
     for attempt in 0..DELETE_ATTEMPTS {
         if attempt > 0 {
             // Verifies and scheduled checks that read the domain before the mark
@@ -338,14 +387,16 @@ async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError
             tokio::time::sleep(std::time::Duration::from_millis(10 * attempt as u64)).await;
         }
         let mut domain = find(app, request).await?;
+        if deleting.get_or_insert_with(|| domain.id.clone()) != &domain.id {
+            return Err(ApiError::DomainNotFound);
+        }
         let as_it_was = domain.clone();
-        if domain.deleting_since.is_none() {
-            let now = Timestamp::now();
-            if provisioning::setup_in_progress(&domain, now) {
+        let now = Timestamp::now();
+        if lifecycle::delete_mark_needed(&domain, now) {
+            if domain.deleting_since.is_none() && provisioning::setup_in_progress(&domain, now) {
                 return Err(ApiError::DomainBusy);
             }
-            domain.deleting_since = Some(now);
-            domain.schedule.next_check_at = None;
+            lifecycle::mark_deleting(&mut domain, now);
             match app.store.update(&mut domain).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => continue,

@@ -34,6 +34,7 @@ pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body
 
     // Claim the name (with a setup mark) first: an identity is only ever created
     // for a claimed name.
+    let mut taken_over = false;
     match app
         .store
         .insert(&domain, app.max_domains_per_organization)
@@ -43,7 +44,7 @@ pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body
         // Held: by this organization (a create left half-done?), or by another
         // whose domain may have failed (then it is taken over).
         Err(StoreError::NameTaken) => match transfer::take_failed_name(app, &domain).await {
-            Ok(()) => {}
+            Ok(()) => taken_over = true,
             Err(TransferError::Mine) => {
                 domain = resume_setup(app, &organization_id, &name).await?;
             }
@@ -54,6 +55,14 @@ pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body
 
     let tokens = match provisioning::create_identity(app, &domain).await {
         Ok(tokens) => tokens,
+        // A name taken over stays the caller's: the previous holder's domain is
+        // gone already, and releasing the name would leave it to whoever comes
+        // next with the old identity half-replaced. The create, retried, finishes
+        // it (`resume_setup`). Only a name SES will not give (NotOurs) is released.
+        Err(error) if taken_over && error != SetupError::NotOurs => {
+            clear_setup_mark(app, &mut domain).await;
+            return Err(logged(setup_error(error)));
+        }
         Err(error) => {
             release_claim(app, &domain, &error).await;
             return Err(logged(setup_error(error)));
@@ -197,9 +206,7 @@ pub(super) async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(
             .get(&domain.name)
             .await
             .map_err(identity_error)?;
-        if identity.owner != Some(app.identity_owner(&domain.organization_id))
-            || identity.tokens.is_empty()
-        {
+        if !app.made_for(&identity, &domain.organization_id) || identity.tokens.is_empty() {
             return Err(ApiError::DomainBusy);
         }
         apply_tokens(app, domain, identity.tokens);

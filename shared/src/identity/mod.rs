@@ -75,6 +75,17 @@ impl IdentityOwner {
         })
     }
 
+    /// Whether these tags name `organization_id` in `deployment`. Identities made
+    /// before every organization id was hashed carry the id itself where it fit
+    /// the tag alphabet; that form is still recognized, except for an id that
+    /// looks like a hash (which could only collide with another's).
+    pub fn is_for(&self, deployment: &str, organization_id: &str) -> bool {
+        self.deployment == deployment
+            && (self.organization == organization_tag_value(organization_id)
+                || (self.organization == organization_id
+                    && !organization_id.starts_with(HASHED_PREFIX)))
+    }
+
     /// The tags to create an identity with.
     pub fn tags(&self) -> [(&'static str, &str); 2] {
         [
@@ -84,22 +95,19 @@ impl IdentityOwner {
     }
 }
 
-/// AWS tag values allow letters, digits, spaces and `_ . : / = + - @`, up to 256
-/// characters; an organization id outside that is tagged by its SHA-256.
+/// What an organization tag value starts with.
+const HASHED_PREFIX: &str = "sha256:";
+
+/// Every organization id is tagged by its SHA-256, the same way: it fits the tag
+/// alphabet whatever the id holds, and no id can be chosen to equal another's
+/// tag (as one spelled `sha256:<hex>` could when ids that fit were tagged as
+/// they are).
 pub fn organization_tag_value(organization_id: &str) -> String {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c);
-    if !organization_id.is_empty()
-        && organization_id.len() <= 200
-        && organization_id.chars().all(allowed)
-    {
-        organization_id.to_string()
-    } else {
-        use sha2::Digest;
-        format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(organization_id.as_bytes()))
-        )
-    }
+    use sha2::Digest;
+    format!(
+        "{HASHED_PREFIX}{}",
+        hex::encode(sha2::Sha256::digest(organization_id.as_bytes()))
+    )
 }
 
 /// An identity as SES holds it.
@@ -160,17 +168,34 @@ mod tests {
     }
 
     #[test]
-    fn organization_ids_outside_the_tag_alphabet_are_hashed() {
-        assert_eq!(
-            organization_tag_value("org_1@acme.example"),
-            "org_1@acme.example"
-        );
-        let hashed = organization_tag_value("org#1,\u{e9}");
-        assert!(
-            hashed.starts_with("sha256:") && hashed.len() == 7 + 64,
-            "{hashed}"
-        );
+    fn every_organization_id_is_hashed_the_same_way() {
+        for id in ["org_1@acme.example", "org#1,\u{e9}", &"x".repeat(300)] {
+            let hashed = organization_tag_value(id);
+            assert!(
+                hashed.starts_with("sha256:") && hashed.len() == 7 + 64,
+                "{hashed}"
+            );
+        }
         assert_ne!(organization_tag_value("a#1"), organization_tag_value("a#2"));
-        assert!(organization_tag_value(&"x".repeat(300)).starts_with("sha256:"));
+        // An id spelled as another's tag is tagged differently from it.
+        let victim = organization_tag_value("org_victim");
+        assert_ne!(organization_tag_value(&victim), victim);
+    }
+
+    #[test]
+    fn owners_are_recognized_by_the_hash_and_by_the_older_plain_tag() {
+        let owner = IdentityOwner::new("domains-prod", "org_123");
+        assert!(owner.is_for("domains-prod", "org_123"));
+        assert!(!owner.is_for("domains-prod", "org_124"));
+        assert!(!owner.is_for("domains-dev", "org_123"));
+        // Made before every id was hashed.
+        let older = IdentityOwner {
+            deployment: "domains-prod".into(),
+            organization: "org_123".into(),
+        };
+        assert!(older.is_for("domains-prod", "org_123"));
+        // An organization whose id is another's hash never passes for it.
+        let victims = IdentityOwner::new("domains-prod", "org_victim");
+        assert!(!victims.is_for("domains-prod", &organization_tag_value("org_victim")));
     }
 }

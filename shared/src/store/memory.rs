@@ -4,7 +4,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClaimSet, DomainPage, DomainStore, DueSlice, KeyStore, StoreError, Transfer, check_size,
+    ClaimSet, DomainPage, DomainStore, DueSlice, KeyStore, SesSlot, StoreError, Transfer,
+    check_size,
 };
 use crate::claims::{ClaimStatus, DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
@@ -14,9 +15,11 @@ use crate::model::{Domain, Timestamp};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// In-memory store with the DynamoDB store's semantics (claims, conditions).
-#[derive(Default)]
 pub struct InMemoryStore {
     state: Mutex<State>,
+    /// The SES budget's clock: one process, so its own (tokio's, which tests
+    /// may pause) rather than the wall clock every Lambda shares on DynamoDB.
+    started: tokio::time::Instant,
     /// Where each domain change goes, in order (the table's stream, in memory).
     changes: Option<UnboundedSender<Change>>,
 }
@@ -35,6 +38,18 @@ struct State {
     counts: HashMap<String, usize>,
     /// key hash -> key.
     keys: HashMap<String, ApiKeyRecord>,
+    /// The SES budget's current second (since the store began) and its calls.
+    ses_calls: (u64, u32),
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            started: tokio::time::Instant::now(),
+            changes: None,
+        }
+    }
 }
 
 impl InMemoryStore {
@@ -100,6 +115,7 @@ impl DomainStore for InMemoryStore {
         if state.holders.contains_key(&domain.name) {
             return Err(StoreError::NameTaken);
         }
+        parents_free(&state, domain)?;
         let held = state
             .counts
             .get(&domain.organization_id)
@@ -251,6 +267,9 @@ impl DomainStore for InMemoryStore {
         {
             return Err(StoreError::NameTaken);
         }
+        if transfer.claim.is_none() {
+            parents_free(&state, next)?;
+        }
         let held = state
             .counts
             .get(&next.organization_id)
@@ -292,6 +311,42 @@ impl DomainStore for InMemoryStore {
                 .insert(key(&claim.organization_id, &claim.name), claim.clone());
         }
         Ok(())
+    }
+
+    async fn begin_manual_check(
+        &self,
+        domain: &mut Domain,
+        now: Timestamp,
+        interval: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock()?;
+        let stored = as_read(&mut state, domain)?;
+        if let Some(at) = stored.manual_check_at
+            && now.since(at) < interval
+        {
+            return Err(StoreError::TooSoon(at));
+        }
+        // The schedule item's write on DynamoDB: no change a caller sees.
+        stored.manual_check_at = Some(now);
+        stored.version += 1;
+        domain.manual_check_at = Some(now);
+        domain.version = stored.version;
+        Ok(())
+    }
+
+    async fn take_ses_call(&self, per_second: u32) -> Result<SesSlot, StoreError> {
+        let elapsed = self.started.elapsed();
+        let second = elapsed.as_secs();
+        let mut state = self.lock()?;
+        if state.ses_calls.0 != second {
+            state.ses_calls = (second, 0);
+        }
+        if state.ses_calls.1 >= per_second {
+            let next = std::time::Duration::from_secs(second + 1);
+            return Ok(SesSlot::Full(next.saturating_sub(elapsed)));
+        }
+        state.ses_calls.1 += 1;
+        Ok(SesSlot::Taken)
     }
 
     async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
@@ -369,6 +424,19 @@ impl DomainStore for InMemoryStore {
             }
             _ => Err(StoreError::ClaimGone),
         }
+    }
+}
+
+/// `ParentHeld` if another organization holds a parent of the domain's name.
+fn parents_free(state: &State, domain: &Domain) -> Result<(), StoreError> {
+    match domain.name.parents().into_iter().find(|parent| {
+        state
+            .holders
+            .get(parent)
+            .is_some_and(|holder| holder.organization_id != domain.organization_id)
+    }) {
+        Some(parent) => Err(StoreError::ParentHeld(parent)),
+        None => Ok(()),
     }
 }
 

@@ -130,18 +130,34 @@ pub struct Transfer<'a> {
     pub at: Timestamp,
 }
 
+/// What `DomainStore::take_ses_call` gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SesSlot {
+    /// A call may be made now.
+    Taken,
+    /// This second's calls are all taken; the next second starts in this long.
+    Full(std::time::Duration),
+}
+
 #[derive(Debug, thiserror::Error)]
 /// What a store operation can fail with.
 pub enum StoreError {
     /// The name is claimed by a domain of this or another organization.
     #[error("the domain name is already claimed")]
     NameTaken,
+    /// A parent of the name (up to its registrable domain) is held by another
+    /// organization: the name is had only by a claim.
+    #[error("the parent domain {0} is held by another organization")]
+    ParentHeld(DomainName),
     /// The domain this write was conditioned on is gone (or was replaced).
     #[error("the domain no longer exists")]
     DomainGone,
     /// The domain was written by someone else since it was read.
     #[error("the domain changed since it was read")]
     Conflict,
+    /// A manual check began less than its interval ago, at this time.
+    #[error("the domain was checked at {0}")]
+    TooSoon(Timestamp),
     /// The claim this write was conditioned on is gone, replaced or no longer pending.
     #[error("the claim no longer exists or is no longer pending")]
     ClaimGone,
@@ -169,8 +185,9 @@ pub enum StoreError {
 /// Domains keyed by organization and name, with one claim per name.
 pub trait DomainStore: Send + Sync {
     /// Claims `domain.name` for its organization, writes the domain and counts it,
-    /// atomically. `NameTaken` if any organization holds the name, `LimitReached`
-    /// if the organization already holds `max_domains`.
+    /// atomically. `NameTaken` if any organization holds the name, `ParentHeld` if
+    /// another organization holds one of its parents (`DomainName::parents`),
+    /// `LimitReached` if the organization already holds `max_domains`.
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError>;
 
     /// How many domains the organization holds (its counter).
@@ -256,14 +273,53 @@ pub trait DomainStore: Send + Sync {
     /// Who holds the name, if anyone.
     async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError>;
 
+    /// The nearest parent of `name` (`DomainName::parents`) that an organization
+    /// other than `organization_id` holds, and its holder.
+    async fn parent_held_by_another(
+        &self,
+        name: &DomainName,
+        organization_id: &str,
+    ) -> Result<Option<(DomainName, NameHolder)>, StoreError> {
+        let parents = name.parents();
+        let holders =
+            futures::future::join_all(parents.iter().map(|parent| self.holder(parent))).await;
+        for (parent, holder) in parents.into_iter().zip(holders) {
+            if let Some(holder) = holder?
+                && holder.organization_id != organization_id
+            {
+                return Ok(Some((parent, holder)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Passes the name to `transfer.next`'s organization, atomically: the previous
     /// holder's domain (same id and version as read, `Conflict` or `DomainGone`
     /// otherwise) is removed as *claimed* and uncounted, the name's claim item
     /// names the new domain (only if it still named the previous one, else
     /// `NameTaken`), the new domain is written and counted (`LimitReached` at
     /// `max_domains`), and the claim, if any, is stored completed (only if it
-    /// is still the same pending claim, else `ClaimGone`).
+    /// is still the same pending claim, else `ClaimGone`). Without a claim (a
+    /// create taking the name), no parent may be held by another organization
+    /// (`ParentHeld`), as for `insert`; a proven claim takes the name whoever
+    /// holds its parents.
     async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError>;
+
+    /// Takes the domain's turn for a manual check at `now`: only if the last one
+    /// began at least `interval` before (`TooSoon` with when it began otherwise).
+    /// Written with the version bumped (in `domain` too) and conditioned on it as
+    /// `update` is, so of two verifies at once exactly one checks.
+    async fn begin_manual_check(
+        &self,
+        domain: &mut Domain,
+        now: Timestamp,
+        interval: std::time::Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Takes one call from the SES budget every process of the deployment shares:
+    /// at most `per_second` are taken in any second. `Full` says how long until
+    /// the next second starts.
+    async fn take_ses_call(&self, per_second: u32) -> Result<SesSlot, StoreError>;
 
     /// The organization's claims (expired ones included) and its claims guard.
     async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError>;

@@ -45,7 +45,7 @@ fn lookalike(value: &str) -> DmarcValue {
     let trimmed = value.trim();
     let unquoted = trimmed.trim_matches(|c| c == '"' || c == '\'').trim();
     if !unquoted.to_ascii_lowercase().starts_with("v=dmarc1") {
-        return DmarcValue::Other;
+        return out_of_order(unquoted);
     }
     DmarcValue::Invalid(if unquoted.len() < trimmed.len() {
         "The DMARC record has quotation marks stored inside its value, so receivers do not read it; enter the value without the quotes.".into()
@@ -57,14 +57,32 @@ fn lookalike(value: &str) -> DmarcValue {
     })
 }
 
+/// A tag list holding `v=DMARC1` anywhere but first: meant as DMARC, discarded
+/// by receivers (the version tag must come first, RFC 7489 6.4).
+fn out_of_order(value: &str) -> DmarcValue {
+    let is_version = |tag: &str| {
+        tag.split_once('=').is_some_and(|(name, version)| {
+            name.trim().eq_ignore_ascii_case("v") && version.trim().eq_ignore_ascii_case("DMARC1")
+        })
+    };
+    if value.split(';').skip(1).any(is_version) {
+        DmarcValue::Invalid(format!(
+            "The DMARC record {} does not start with v=DMARC1, so receivers discard it (the version tag must come first, RFC 7489 6.4); publish e.g. \"v=DMARC1; p=reject;\".",
+            quoted_excerpt(value)
+        ))
+    } else {
+        DmarcValue::Other
+    }
+}
+
 /// What was found at the places a DMARC record is looked for.
 pub struct DmarcFindings {
     /// At `_dmarc.<name>` (CNAMEs followed).
     pub own: Answer<String>,
     /// The CNAMEs followed to reach `own`.
     pub chain: Vec<String>,
-    /// At the organizational domain's `_dmarc`, for a subdomain.
-    pub inherited: Option<Answer<String>>,
+    /// At the organizational domain's `_dmarc` (named), for a subdomain.
+    pub inherited: Option<(String, Answer<String>)>,
     /// TXT values at the domain itself (looked at when `_dmarc` has nothing).
     pub at_domain: Option<(String, Vec<String>)>,
     /// A record one level too deep (the zone appended by the DNS provider).
@@ -114,20 +132,50 @@ pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
             ));
         }
     }
-    let inherited: Vec<String> = match findings.inherited {
-        Some(Answer::Found(texts)) => texts
+    if let Some((name, answer)) = findings.inherited {
+        let texts = match answer {
+            Answer::Found(texts) => texts,
+            Answer::Failed(e) => return Err(e),
+            Answer::Empty => vec![],
+        };
+        let judged: Vec<(String, DmarcValue)> = texts
             .into_iter()
-            .filter(|t| matches!(classify(t), DmarcValue::Valid(_)))
-            .collect(),
-        Some(Answer::Failed(e)) => return Err(e),
-        Some(Answer::Empty) | None => vec![],
-    };
-    if inherited.len() == 1 {
-        return Ok(Judgement::new(
-            RecordStatus::Verified,
-            Some("No DMARC record at this name; the organizational domain's DMARC record applies to it (RFC 7489 6.6.3), which is accepted.".into()),
-            inherited,
-        ));
+            .map(|t| {
+                let kind = classify(&t);
+                (t, kind)
+            })
+            .filter(|(_, kind)| *kind != DmarcValue::Other)
+            .collect();
+        let observed: Vec<String> = judged.iter().map(|(t, _)| t.clone()).collect();
+        match judged.as_slice() {
+            [(_, DmarcValue::Valid(_))] => {
+                return Ok(Judgement::new(
+                    RecordStatus::Verified,
+                    Some("No DMARC record at this name; the organizational domain's DMARC record applies to it (RFC 7489 6.6.3), which is accepted.".into()),
+                    observed,
+                ));
+            }
+            // Receivers fall back to the organizational domain's record and find
+            // it broken: no DMARC applies, as if the domain's own were broken.
+            [(_, DmarcValue::Invalid(reason))] => {
+                return Ok(Judgement::failed(
+                    format!(
+                        "No DMARC record at this name, and the organizational domain's at {name}, which receivers use instead, is broken: {reason}"
+                    ),
+                    observed,
+                ));
+            }
+            [] => {}
+            several => {
+                return Ok(Judgement::failed(
+                    format!(
+                        "No DMARC record at this name, and {} DMARC records are at {name}, which receivers use instead; they apply none when there is more than one (RFC 7489 6.6.3), so publish one here or keep only one there.",
+                        several.len()
+                    ),
+                    observed,
+                ));
+            }
+        }
     }
     if let Some((domain, texts)) = findings.at_domain {
         let misplaced: Vec<String> = texts
@@ -212,7 +260,7 @@ mod tests {
         );
         assert_eq!(judged(Answer::Empty).status, RecordStatus::Pending);
         let inherited = judge_dmarc(DmarcFindings {
-            inherited: Some(found(&["v=DMARC1; p=reject;"])),
+            inherited: Some(("_dmarc.example.com".into(), found(&["v=DMARC1; p=reject;"]))),
             ..findings(Answer::Empty)
         })
         .expect("judged");
@@ -232,10 +280,53 @@ mod tests {
         );
         assert!(
             judge_dmarc(DmarcFindings {
-                inherited: Some(Answer::Failed("timeout".into())),
+                inherited: Some((
+                    "_dmarc.example.com".into(),
+                    Answer::Failed("timeout".into())
+                )),
                 ..findings(Answer::Empty)
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_record_whose_version_tag_is_not_first_is_broken_here_and_at_the_organizational_domain() {
+        for misordered in ["p=reject; v=DMARC1", "p=reject; v = dmarc1;"] {
+            assert!(
+                matches!(classify(misordered), DmarcValue::Invalid(r) if r.contains("does not start with v=DMARC1")),
+                "{misordered}"
+            );
+            assert_eq!(judged(found(&[misordered])).status, RecordStatus::Failed);
+        }
+        assert_eq!(classify("p=reject; v=spf1"), DmarcValue::Other);
+        let broken_parent = |texts: &[&str]| {
+            judge_dmarc(DmarcFindings {
+                inherited: Some(("_dmarc.example.com".into(), found(texts))),
+                ..findings(Answer::Empty)
+            })
+            .expect("judged")
+        };
+        for texts in [
+            &["p=reject; v=DMARC1"][..],
+            &["v=DMARC1"],
+            &["v=DMARC1; p=none", "v=DMARC1; p=reject"],
+        ] {
+            let judged = broken_parent(texts);
+            assert_eq!(judged.status, RecordStatus::Failed, "{texts:?}");
+            assert!(
+                judged
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("_dmarc.example.com")),
+                "{judged:?}"
+            );
+            assert!(!judged.observed.is_empty());
+        }
+        // Not DMARC at all there: nothing found, as before.
+        assert_eq!(
+            broken_parent(&["google-site-verification=x"]).status,
+            RecordStatus::Pending
         );
     }
 }

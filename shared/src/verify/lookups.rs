@@ -1,65 +1,131 @@
 //! The lookups of one check and the judging of each record from them: asked of
-//! the zone's authoritative servers first (referrals to delegated child zones
-//! followed), CNAME chains followed within bounds.
+//! the authoritative servers of the deepest zone known to hold the name
+//! (referrals to delegated child zones followed and remembered for the check),
+//! else of the configured resolver; CNAME chains followed within bounds; every
+//! question counted against the check's budget.
 
-use std::sync::Arc;
+use std::sync::Mutex;
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 
+use super::DnsChecker;
+use super::budget::Budget;
 use super::dmarc::{DmarcFindings, dmarc_domain, judge_dmarc};
 use super::judge::{
     AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
 };
-use super::resolver::{Answer, Reply, ZoneServers, describe, normalize_host, query};
-use super::{DnsChecker, spf};
+use super::resolver::{Answer, Rr, describe, normalize_host, query};
+use super::servers::{Reply, within};
+use super::spf;
+use super::zones::{KnownZone, Reach};
 use crate::domain_name::DomainName;
 use crate::model::{DnsRecord, RecordPurpose};
 
 /// CNAME hops followed.
 const MAX_CNAME_HOPS: usize = 8;
-/// Referrals followed from the zone's servers to delegated child zones.
+/// Referrals one lookup follows below the deepest zone known.
 const MAX_REFERRALS: usize = 3;
 
 /// The lookups of one check: authoritative servers first, where known.
 pub(super) struct Lookups<'a> {
     pub(super) checker: &'a DnsChecker,
-    /// The domain's zone and its servers.
-    pub(super) authoritative: Option<(String, Arc<ZoneServers>)>,
+    /// What the check may still ask.
+    budget: &'a Budget,
+    /// The zones found so far, outermost (the registrable domain's) first.
+    zones: Mutex<Vec<KnownZone>>,
 }
 
-/// Whether `name` is `zone` or below it.
-fn within(name: &str, zone: &str) -> bool {
-    let name = normalize_host(name);
-    name == zone || name.ends_with(&format!(".{zone}"))
+/// What the authoritative servers of a name's zone said.
+enum Asked {
+    /// An answer (or "nothing there").
+    Answer(Answer<Rr>),
+    /// They could not be asked or could not answer: the resolver may.
+    Unreachable(String),
+    /// They are not asked at all (non-public addresses, too deep): neither is
+    /// anyone else, and the reason says why.
+    Refused(String),
+    /// The name is outside every zone known (a CNAME target, an SPF include).
+    Outside,
 }
 
-impl Lookups<'_> {
-    /// Asks the authoritative servers of the domain's zone for a name in it,
-    /// following referrals down into delegated child zones (only down: an
-    /// "upward" referral is not followed); then, if they cannot answer or the name
-    /// is outside the zone, the configured resolver.
-    async fn ask(&self, fqdn: &str, record_type: RecordType) -> Answer<RData> {
-        let mut server = match &self.authoritative {
-            Some((zone, servers)) if within(fqdn, zone) => Some((zone.clone(), servers.clone())),
-            _ => None,
+impl<'a> Lookups<'a> {
+    /// The lookups of one check of `domain`: its zones found first, from its
+    /// registrable domain down.
+    pub(super) async fn for_domain(
+        checker: &'a DnsChecker,
+        domain: &DomainName,
+        budget: &'a Budget,
+    ) -> Self {
+        let zones = checker.locate(domain, budget).await;
+        Self {
+            checker,
+            budget,
+            zones: Mutex::new(zones),
+        }
+    }
+
+    /// The deepest zone known that holds `fqdn`, and how many are known.
+    fn zone_for(&self, fqdn: &str) -> (Option<KnownZone>, usize) {
+        let zones = match self.zones.lock() {
+            Ok(zones) => zones,
+            Err(_) => return (None, 0),
+        };
+        let deepest = zones
+            .iter()
+            .filter(|zone| within(fqdn, &zone.name))
+            .max_by_key(|zone| zone.name.len())
+            .cloned();
+        (deepest, zones.len())
+    }
+
+    /// Asks the authoritative servers of the deepest zone known to hold `fqdn`,
+    /// following referrals down into delegated child zones.
+    async fn ask_authoritative(&self, fqdn: &str, record_type: RecordType) -> Asked {
+        let (Some(mut zone), mut known) = self.zone_for(fqdn) else {
+            return Asked::Outside;
         };
         for _ in 0..=MAX_REFERRALS {
-            let Some((zone, current)) = server else { break };
-            server = match current.ask(fqdn, record_type).await {
-                Reply::Answer(Answer::Failed(_)) => None,
-                Reply::Answer(answer) => return answer,
-                Reply::Referral(referral)
-                    if referral.zone != zone
-                        && within(&referral.zone, &zone)
-                        && within(fqdn, &referral.zone) =>
-                {
-                    let child = self.checker.referred(&referral).await;
-                    child.map(|servers| (referral.zone, servers))
-                }
-                Reply::Referral(_) => None,
+            let servers = match &zone.reach {
+                Reach::Servers(servers) => servers.clone(),
+                Reach::Unknown(why) => return Asked::Unreachable(why.clone()),
+                Reach::Refused(why) => return Asked::Refused(why.clone()),
             };
+            match servers
+                .ask(&zone.name, fqdn, record_type, self.budget)
+                .await
+            {
+                Reply::Answer(records) if records.is_empty() => {
+                    return Asked::Answer(Answer::Empty);
+                }
+                Reply::Answer(records) => return Asked::Answer(Answer::Found(records)),
+                Reply::Empty { .. } => return Asked::Answer(Answer::Empty),
+                Reply::Failed(why) => return Asked::Unreachable(why),
+                Reply::Referral(referral) => {
+                    zone = self.checker.cut(referral, known, self.budget).await;
+                    known += 1;
+                    if let Ok(mut zones) = self.zones.lock() {
+                        zones.push(zone.clone());
+                    }
+                }
+            }
         }
-        query(&self.checker.resolver, fqdn, record_type).await
+        Asked::Unreachable(format!("more than {MAX_REFERRALS} referrals"))
+    }
+
+    /// Records at `fqdn`: from its zone's authoritative servers; where they cannot
+    /// be asked, or the name is outside every zone known, the configured resolver.
+    /// Servers this service does not reach are not replaced by the resolver: the
+    /// lookup fails, saying why.
+    async fn ask(&self, fqdn: &str, record_type: RecordType) -> Answer<Rr> {
+        match self.ask_authoritative(fqdn, record_type).await {
+            Asked::Answer(answer) => answer,
+            Asked::Refused(why) => Answer::Failed(why),
+            Asked::Unreachable(why) => {
+                tracing::debug!(fqdn, %why, "authoritative servers could not answer; asking the resolver");
+                query(&self.checker.resolver, fqdn, record_type, self.budget).await
+            }
+            Asked::Outside => query(&self.checker.resolver, fqdn, record_type, self.budget).await,
+        }
     }
 
     /// Values of `record_type` at `fqdn`. A CNAME at the name is followed (also when
@@ -69,46 +135,100 @@ impl Lookups<'_> {
         fqdn: &str,
         record_type: RecordType,
     ) -> (Answer<String>, Vec<String>) {
-        let mut chain = Vec::new();
-        let mut name = fqdn.to_string();
+        let mut chain: Vec<String> = Vec::new();
+        let mut name = normalize_host(fqdn);
         for _ in 0..MAX_CNAME_HOPS {
-            let answer = if name == fqdn {
-                self.ask(&name, record_type).await
-            } else {
-                query(&self.checker.resolver, &name, record_type).await
-            };
-            let data = match answer {
-                Answer::Found(data) => data,
-                other => return (other.map(|d| describe(&d)), chain),
+            let records = match self.ask(&name, record_type).await {
+                Answer::Found(records) => records,
+                other => return (other.map(|r| describe(&r.data)), chain),
             };
             // A server may answer with the whole chain (aliases in its zone).
-            chain.extend(data.iter().filter_map(|d| match d {
-                RData::CNAME(cname) => Some(normalize_host(&cname.0.to_ascii())),
-                _ => None,
-            }));
-            let wanted: Vec<String> = data
-                .iter()
-                .filter(|d| d.record_type() == record_type)
-                .filter_map(describe)
-                .collect();
-            if !wanted.is_empty() {
-                return (Answer::Found(wanted), chain);
-            }
-            match chain.last() {
-                Some(target) if *target != name => name = target.clone(),
-                _ => return (Answer::Empty, chain),
+            loop {
+                let wanted: Vec<String> = records
+                    .iter()
+                    .filter(|r| r.owner == name && r.data.record_type() == record_type)
+                    .filter_map(|r| describe(&r.data))
+                    .collect();
+                if !wanted.is_empty() {
+                    return (Answer::Found(wanted), chain);
+                }
+                let next = records
+                    .iter()
+                    .filter(|r| r.owner == name)
+                    .find_map(Rr::cname_target);
+                match next {
+                    Some(target) if target != name && !chain.contains(&target) => {
+                        chain.push(target.clone());
+                        name = target;
+                        if chain.len() >= MAX_CNAME_HOPS {
+                            return (Answer::Failed("CNAME chain too long".into()), chain);
+                        }
+                        if !records.iter().any(|r| r.owner == name) {
+                            break;
+                        }
+                    }
+                    _ => return (Answer::Empty, chain),
+                }
             }
         }
         (Answer::Failed("CNAME chain too long".into()), chain)
+    }
+
+    /// The TXT values at exactly `fqdn` as its own zone answers them, and every
+    /// alias met on the way (a proof reached through a CNAME is no proof). Asked
+    /// of the zone's authoritative servers, found from the registrable domain
+    /// down; only where those cannot be found or answer nothing does the
+    /// configured resolver, which follows the same delegations, stand in. Servers
+    /// this service does not reach are replaced by nobody.
+    pub(super) async fn proof(&self, fqdn: &str) -> (Answer<String>, Vec<String>) {
+        let fqdn = normalize_host(fqdn);
+        let answer = match self.ask_authoritative(&fqdn, RecordType::TXT).await {
+            Asked::Answer(answer) => answer,
+            Asked::Refused(why) => {
+                return (
+                    Answer::Failed(format!("the name servers of its zone are not asked: {why}")),
+                    Vec::new(),
+                );
+            }
+            Asked::Unreachable(why) => {
+                tracing::debug!(%fqdn, %why, "authoritative servers could not answer the proof; asking the resolver");
+                query(&self.checker.resolver, &fqdn, RecordType::TXT, self.budget).await
+            }
+            Asked::Outside => {
+                query(&self.checker.resolver, &fqdn, RecordType::TXT, self.budget).await
+            }
+        };
+        match answer {
+            Answer::Found(records) => {
+                let aliases: Vec<String> = records.iter().filter_map(Rr::cname_target).collect();
+                // What was found at the name or through its aliases (shown to
+                // the claimant; only the name's own, with no alias, proves).
+                let values: Vec<String> = records
+                    .iter()
+                    .filter(|r| r.owner == fqdn || aliases.contains(&r.owner))
+                    .filter(|r| matches!(r.data, RData::TXT(_)))
+                    .filter_map(|r| describe(&r.data))
+                    .collect();
+                let answer = if values.is_empty() {
+                    Answer::Empty
+                } else {
+                    Answer::Found(values)
+                };
+                (answer, aliases)
+            }
+            other => (other.map(|r| describe(&r.data)), Vec::new()),
+        }
     }
 
     /// The CNAME targets from `start`, following the chain (start included).
     async fn cname_chain(&self, start: &str) -> Vec<String> {
         let mut chain = vec![start.to_string()];
         while chain.len() < MAX_CNAME_HOPS {
-            let Some(last) = chain.last() else { break };
-            match query(&self.checker.resolver, last, RecordType::CNAME).await {
-                Answer::Found(data) => match first_cname(&data) {
+            let Some(last) = chain.last().cloned() else {
+                break;
+            };
+            match self.ask(&last, RecordType::CNAME).await {
+                Answer::Found(records) => match first_cname(&records) {
                     Some(next) if !chain.contains(&next) => chain.push(next),
                     _ => break,
                 },
@@ -187,12 +307,15 @@ impl Lookups<'_> {
         let ((own, chain), inherited) =
             futures::join!(self.values(&record.fqdn, RecordType::TXT), async {
                 match &organizational {
-                    Some(name) => Some(self.values(name, RecordType::TXT).await.0),
+                    Some(name) => Some((name.clone(), self.values(name, RecordType::TXT).await.0)),
                     None => None,
                 }
             });
         let nothing_found = matches!(own, Answer::Empty)
-            && !matches!(inherited, Some(Answer::Found(_)) | Some(Answer::Failed(_)));
+            && !matches!(
+                inherited,
+                Some((_, Answer::Found(_))) | Some((_, Answer::Failed(_)))
+            );
         let (at_domain, appended) = if nothing_found {
             let at = dmarc_domain(&record.fqdn);
             let (at_domain, appended) = futures::join!(
@@ -224,8 +347,8 @@ impl Lookups<'_> {
         let answer = self.ask(&record.fqdn, RecordType::CNAME).await;
         match answer {
             Answer::Failed(e) => Err(e),
-            Answer::Found(data) => {
-                let targets: Vec<String> = data.iter().filter_map(first_cname_of).collect();
+            Answer::Found(records) => {
+                let targets: Vec<String> = records.iter().filter_map(Rr::cname_target).collect();
                 let expected = normalize_host(&record.value);
                 if targets.is_empty() || targets.contains(&expected) {
                     return Ok(judge_dkim_target(&expected, &targets, false));
@@ -250,15 +373,22 @@ impl Lookups<'_> {
                     .found()
                     .iter()
                     .chain(v6.found())
-                    .filter_map(describe)
+                    .filter_map(|r| describe(&r.data))
                     .collect();
                 let wildcard = if addresses.is_empty() {
                     false
                 } else {
                     let sibling = self.ask(&sibling_of(&record.fqdn), RecordType::A).await;
-                    let mut theirs: Vec<String> =
-                        sibling.found().iter().filter_map(describe).collect();
-                    let mut ours: Vec<String> = v4.found().iter().filter_map(describe).collect();
+                    let mut theirs: Vec<String> = sibling
+                        .found()
+                        .iter()
+                        .filter_map(|r| describe(&r.data))
+                        .collect();
+                    let mut ours: Vec<String> = v4
+                        .found()
+                        .iter()
+                        .filter_map(|r| describe(&r.data))
+                        .collect();
                     theirs.sort();
                     ours.sort();
                     !ours.is_empty() && ours == theirs
@@ -266,7 +396,11 @@ impl Lookups<'_> {
                 let found = InsteadOfCname {
                     addresses,
                     wildcard,
-                    txt: txt.found().iter().filter_map(describe).collect(),
+                    txt: txt
+                        .found()
+                        .iter()
+                        .filter_map(|r| describe(&r.data))
+                        .collect(),
                 };
                 Ok(judge_missing_dkim(&record.value, found, appended))
             }
@@ -274,15 +408,8 @@ impl Lookups<'_> {
     }
 }
 
-fn first_cname_of(data: &RData) -> Option<String> {
-    match data {
-        RData::CNAME(c) => Some(normalize_host(&c.0.to_ascii())),
-        _ => None,
-    }
-}
-
-fn first_cname(data: &[RData]) -> Option<String> {
-    data.iter().find_map(first_cname_of)
+fn first_cname(records: &[Rr]) -> Option<String> {
+    records.iter().find_map(Rr::cname_target)
 }
 
 /// A name beside `fqdn` that nobody publishes: what a wildcard would answer.

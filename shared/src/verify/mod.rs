@@ -2,14 +2,15 @@
 //! zone's authoritative name servers where they can be found (else the configured
 //! resolver), and judged by the contract's rules with a diagnosis of what is wrong.
 
+mod budget;
 mod dmarc;
 mod judge;
 mod lookups;
 mod resolver;
+mod servers;
 pub mod spf;
 mod zones;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -18,14 +19,18 @@ use futures::future::join_all;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
+pub use budget::MAX_QUESTIONS;
 pub use judge::{Judgement, judge_dkim_target, judge_mx};
 pub use resolver::{Answer, ResolverSetupError, normalize_host};
+pub use zones::MAX_ZONE_CUTS;
 
 use crate::domain_name::DomainName;
 use crate::model::DnsRecord;
+use crate::network::AllowedNetworks;
+use budget::Budget;
 use lookups::Lookups;
 use resolver::{build_resolver, servers_config};
-use zones::ZoneEntry;
+use zones::ZoneCache;
 
 /// One whole check of a domain (name-server discovery, CNAME chains, SPF
 /// includes, all of it): well inside the 15 s function timeout, so a hostile or
@@ -39,14 +44,20 @@ pub struct CheckStats {
     pub elapsed: Duration,
     /// Records whose lookup could not be completed (the status kept).
     pub incomplete: usize,
+    /// DNS questions the check sent (at most `MAX_QUESTIONS`).
+    pub questions: usize,
 }
 
 /// Checks a domain's records against DNS, as receivers and SES would judge them.
 pub struct DnsChecker {
+    /// The configured resolver (`DNS_NAMESERVERS` or the system's): trusted as
+    /// configured.
     resolver: TokioResolver,
     /// Port of authoritative servers: 53, except in tests.
     authoritative_port: u16,
-    zones: Mutex<HashMap<String, ZoneEntry>>,
+    /// Non-public networks whose name servers may be asked (none by default).
+    allowed_networks: AllowedNetworks,
+    zones: Mutex<ZoneCache>,
 }
 
 /// The record checker of an `App`: built at start-up by the functions that check
@@ -54,33 +65,42 @@ pub struct DnsChecker {
 /// the rest, which never check DNS and should not pay for a resolver at cold start.
 pub struct LazyDnsChecker {
     checker: OnceLock<DnsChecker>,
-    /// `None`: the system's resolvers; else only these (`DNS_NAMESERVERS`).
-    nameservers: Option<Vec<SocketAddr>>,
+    settings: DnsSettings,
+}
+
+/// How a checker is built: from `DNS_NAMESERVERS` and `DNS_ALLOWED_PRIVATE_NETWORKS`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsSettings {
+    /// `None`: the system's resolvers; else only these.
+    pub nameservers: Option<Vec<SocketAddr>>,
+    /// Non-public networks whose name servers may be asked.
+    pub allowed_networks: AllowedNetworks,
 }
 
 impl LazyDnsChecker {
-    /// A checker built now from the system's resolvers or the given ones.
-    pub fn prepared(nameservers: Option<Vec<SocketAddr>>) -> Result<Self, ResolverSetupError> {
-        let checker = Self::build(nameservers.as_deref())?;
+    /// A checker built now.
+    pub fn prepared(settings: DnsSettings) -> Result<Self, ResolverSetupError> {
+        let checker = Self::build(&settings)?;
         Ok(Self {
             checker: OnceLock::from(checker),
-            nameservers,
+            settings,
         })
     }
 
     /// A checker built when first asked to check.
-    pub fn on_first_use(nameservers: Option<Vec<SocketAddr>>) -> Self {
+    pub fn on_first_use(settings: DnsSettings) -> Self {
         Self {
             checker: OnceLock::new(),
-            nameservers,
+            settings,
         }
     }
 
-    fn build(nameservers: Option<&[SocketAddr]>) -> Result<DnsChecker, ResolverSetupError> {
-        match nameservers {
+    fn build(settings: &DnsSettings) -> Result<DnsChecker, ResolverSetupError> {
+        let checker = match &settings.nameservers {
             Some(servers) => DnsChecker::with_nameservers(servers),
             None => DnsChecker::system(),
-        }
+        }?;
+        Ok(checker.allowing(settings.allowed_networks.clone()))
     }
 
     /// `DnsChecker::check`; if the resolver cannot be set up, every record keeps
@@ -98,7 +118,7 @@ impl LazyDnsChecker {
         let started = std::time::Instant::now();
         let checker = match self.checker.get() {
             Some(checker) => checker,
-            None => match Self::build(self.nameservers.as_deref()) {
+            None => match Self::build(&self.settings) {
                 Ok(built) => self.checker.get_or_init(|| built),
                 Err(error) => {
                     tracing::error!(%error, "no DNS resolver");
@@ -115,6 +135,7 @@ impl LazyDnsChecker {
                     let stats = CheckStats {
                         elapsed: started.elapsed(),
                         incomplete: records.len(),
+                        questions: 0,
                     };
                     return (unchanged, stats);
                 }
@@ -125,19 +146,19 @@ impl LazyDnsChecker {
 }
 
 impl LazyDnsChecker {
-    /// `DnsChecker::txt_values`; if the resolver cannot be set up, a failed lookup.
-    pub async fn txt_values(
+    /// `DnsChecker::claim_proof`; if the resolver cannot be set up, a failed lookup.
+    pub async fn claim_proof(
         &self,
         domain: &DomainName,
         fqdn: &str,
     ) -> (Answer<String>, Vec<String>) {
         match self.checker.get() {
-            Some(checker) => checker.txt_values(domain, fqdn).await,
-            None => match Self::build(self.nameservers.as_deref()) {
+            Some(checker) => checker.claim_proof(domain, fqdn).await,
+            None => match Self::build(&self.settings) {
                 Ok(built) => {
                     self.checker
                         .get_or_init(|| built)
-                        .txt_values(domain, fqdn)
+                        .claim_proof(domain, fqdn)
                         .await
                 }
                 Err(error) => (Answer::Failed(error.to_string()), Vec::new()),
@@ -149,8 +170,11 @@ impl LazyDnsChecker {
 impl From<DnsChecker> for LazyDnsChecker {
     fn from(checker: DnsChecker) -> Self {
         Self {
+            settings: DnsSettings {
+                nameservers: None,
+                allowed_networks: checker.allowed_networks.clone(),
+            },
             checker: OnceLock::from(checker),
-            nameservers: None,
         }
     }
 }
@@ -173,8 +197,16 @@ impl DnsChecker {
         Self {
             resolver,
             authoritative_port: 53,
-            zones: Mutex::new(HashMap::new()),
+            allowed_networks: AllowedNetworks::none(),
+            zones: Mutex::new(ZoneCache::default()),
         }
+    }
+
+    /// Lets the checker ask name servers inside these non-public networks
+    /// (`DNS_ALLOWED_PRIVATE_NETWORKS`); by default it asks only public addresses.
+    pub fn allowing(mut self, networks: AllowedNetworks) -> Self {
+        self.allowed_networks = networks;
+        self
     }
 
     /// Authoritative servers listen on this port (tests run them on a free one).
@@ -197,7 +229,8 @@ impl DnsChecker {
         records: &[DnsRecord],
     ) -> (Vec<DnsRecord>, CheckStats) {
         let started = std::time::Instant::now();
-        let (mut checked, incomplete) = match tokio::time::timeout(CHECK_BUDGET, self.check_all(domain, records)).await {
+        let budget = Budget::per_check();
+        let (mut checked, incomplete) = match tokio::time::timeout(CHECK_BUDGET, self.check_all(domain, records, &budget)).await {
             Ok(checked) => checked,
             Err(_) => (
                 records
@@ -218,28 +251,27 @@ impl DnsChecker {
         let stats = CheckStats {
             elapsed: started.elapsed(),
             incomplete,
+            questions: budget.asked(),
         };
         (checked, stats)
     }
 
-    /// The TXT values at `fqdn`, a name in `domain`'s zone, asked as a record
-    /// check asks (the zone's authoritative servers, no cache, within
-    /// `CHECK_BUDGET`): what a claim's proof is looked up with. With them, the
-    /// CNAME chain followed from `fqdn` (empty when the TXT records are at the
-    /// name itself).
-    pub async fn txt_values(
+    /// The proof of a claim of `domain`: the TXT values at exactly `fqdn` (a name
+    /// in `domain`'s zone), as `domain`'s own zone answers them: asked of its
+    /// authoritative servers, found by following referrals from its registrable
+    /// domain (the configured resolver stands in only where they cannot be found
+    /// or answer nothing, never for servers at addresses this service does not
+    /// reach), within `CHECK_BUDGET` and `MAX_QUESTIONS`; with every alias met on
+    /// the way (any alias means no proof).
+    pub async fn claim_proof(
         &self,
         domain: &DomainName,
         fqdn: &str,
     ) -> (Answer<String>, Vec<String>) {
+        let budget = Budget::per_check();
         let lookup = async {
-            let lookups = Lookups {
-                checker: self,
-                authoritative: self.authoritative(domain).await,
-            };
-            lookups
-                .values(fqdn, hickory_resolver::proto::rr::RecordType::TXT)
-                .await
+            let lookups = Lookups::for_domain(self, domain, &budget).await;
+            lookups.proof(fqdn).await
         };
         tokio::time::timeout(CHECK_BUDGET, lookup)
             .await
@@ -254,12 +286,9 @@ impl DnsChecker {
         &self,
         domain: &DomainName,
         records: &[DnsRecord],
+        budget: &Budget,
     ) -> (Vec<DnsRecord>, usize) {
-        let authoritative = self.authoritative(domain).await;
-        let lookups = Lookups {
-            checker: self,
-            authoritative,
-        };
+        let lookups = Lookups::for_domain(self, domain, budget).await;
         let lookups = &lookups;
         let judged = join_all(records.iter().map(|record| async move {
             let mut updated = record.clone();

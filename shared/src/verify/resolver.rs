@@ -1,20 +1,18 @@
-//! Resolvers and single lookups: how a resolver is built (no answer cache, one
-//! attempt per query, a deadline per lookup), what one lookup answered, and how
-//! record data is written down.
+//! The configured resolver and single lookups: how a resolver is built (no answer
+//! cache, one attempt per query, a deadline per lookup), what one lookup answered,
+//! and how record data is written down.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::time::Duration;
-
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::{DnsError, NetError, NoRecords};
-use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{ResolverBuilder, TokioResolver};
+
+use super::budget::Budget;
 
 /// One query's time on the wire (UDP, then TCP on truncation).
 pub(super) const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -122,65 +120,6 @@ pub(super) fn describe(data: &RData) -> Option<String> {
     }
 }
 
-/// A zone cut below the asked server's zone: the child zone's name servers, with
-/// the addresses the referral carried (glue), if any.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Referral {
-    /// The child zone.
-    pub(super) zone: String,
-    /// Its name servers and their glue addresses.
-    pub(super) servers: Vec<(String, Vec<IpAddr>)>,
-}
-
-/// A zone's authoritative servers, each as a non-recursive resolver of its own.
-pub(super) struct ZoneServers {
-    each: Vec<TokioResolver>,
-    /// Where the next lookup starts, so no one server (a lame one first in the NS
-    /// set, say) is always asked first.
-    next: AtomicUsize,
-}
-
-impl ZoneServers {
-    pub(super) fn new(each: Vec<TokioResolver>) -> Self {
-        Self {
-            each,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// Asks one server; if it cannot answer (refused, failed, timed out), the
-    /// others at once, the first to answer or refer winning. Only when none can
-    /// answer is the lookup failed.
-    pub(super) async fn ask(&self, fqdn: &str, record_type: RecordType) -> Reply {
-        let count = self.each.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % count.max(1);
-        let mut order = (0..count).map(|i| &self.each[(start + i) % count]);
-        let Some(first) = order.next() else {
-            return Reply::Answer(Answer::Failed("no name servers".into()));
-        };
-        let mut failure = match query_authoritative(first, fqdn, record_type).await {
-            Reply::Answer(Answer::Failed(error)) => error,
-            reply => return reply,
-        };
-        let mut others: FuturesUnordered<_> = order
-            .map(|server| query_authoritative(server, fqdn, record_type))
-            .collect();
-        while let Some(reply) = others.next().await {
-            match reply {
-                Reply::Answer(Answer::Failed(error)) => failure = error,
-                reply => return reply,
-            }
-        }
-        Reply::Answer(Answer::Failed(failure))
-    }
-}
-
-/// What an authoritative server said: an answer, or "ask these servers".
-pub(super) enum Reply {
-    Answer(Answer<RData>),
-    Referral(Referral),
-}
-
 async fn lookup(
     resolver: &TokioResolver,
     fqdn: &str,
@@ -193,14 +132,40 @@ async fn lookup(
         .map_err(|_| "timed out".to_string())
 }
 
-fn answer_of(result: Result<Result<Lookup, NetError>, String>) -> Answer<RData> {
+/// A record as a lookup returned it: whose it is (its owner name, lowercase, no
+/// trailing dot) and what it holds. The owner tells a record at the name asked
+/// from one reached through a CNAME.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Rr {
+    pub(super) owner: String,
+    pub(super) data: RData,
+}
+
+impl Rr {
+    pub(super) fn of(owner: &Name, data: &RData) -> Self {
+        Self {
+            owner: normalize_host(&owner.to_ascii()),
+            data: data.clone(),
+        }
+    }
+
+    /// The CNAME target, if this is a CNAME.
+    pub(super) fn cname_target(&self) -> Option<String> {
+        match &self.data {
+            RData::CNAME(cname) => Some(normalize_host(&cname.0.to_ascii())),
+            _ => None,
+        }
+    }
+}
+
+fn answer_of(result: Result<Result<Lookup, NetError>, String>) -> Answer<Rr> {
     match result {
         Err(e) => Answer::Failed(e),
         Ok(Ok(lookup)) => {
-            let records: Vec<RData> = lookup
+            let records: Vec<Rr> = lookup
                 .answers()
                 .iter()
-                .map(|r: &Record| r.data.clone())
+                .map(|r| Rr::of(&r.name, &r.data))
                 .collect();
             if records.is_empty() {
                 Answer::Empty
@@ -213,56 +178,16 @@ fn answer_of(result: Result<Result<Lookup, NetError>, String>) -> Answer<RData> 
     }
 }
 
-/// Raw records of one lookup, bounded by `LOOKUP_DEADLINE`.
+/// The records of one lookup through the configured resolver (CNAME chains as
+/// it followed them), bounded by `LOOKUP_DEADLINE`; one question of `budget`.
 pub(super) async fn query(
     resolver: &TokioResolver,
     fqdn: &str,
     record_type: RecordType,
-) -> Answer<RData> {
+    budget: &Budget,
+) -> Answer<Rr> {
+    if let Err(spent) = budget.take() {
+        return Answer::Failed(spent);
+    }
     answer_of(lookup(resolver, fqdn, record_type).await)
-}
-
-/// As `query`, of a non-recursive resolver for a zone's servers: a referral (no
-/// answer, no SOA, NS records in the authority section) comes back as such,
-/// never as "nothing there".
-pub(super) async fn query_authoritative(
-    resolver: &TokioResolver,
-    fqdn: &str,
-    record_type: RecordType,
-) -> Reply {
-    let result = lookup(resolver, fqdn, record_type).await;
-    if let Ok(Err(NetError::Dns(DnsError::NoRecordsFound(no_records)))) = &result
-        && let Some(referral) = referral_of(no_records)
-    {
-        return Reply::Referral(referral);
-    }
-    Reply::Answer(answer_of(result))
-}
-
-fn referral_of(no_records: &NoRecords) -> Option<Referral> {
-    if no_records.soa.is_some() {
-        return None;
-    }
-    let ns = no_records.ns.as_ref()?;
-    let zone = ns
-        .first()
-        .map(|data| normalize_host(&data.ns.name.to_ascii()))?;
-    let servers = ns
-        .iter()
-        .filter_map(|data| match &data.ns.data {
-            RData::NS(host) => Some((
-                normalize_host(&host.0.to_ascii()),
-                data.glue
-                    .iter()
-                    .filter_map(|glue| match &glue.data {
-                        RData::A(a) => Some(IpAddr::V4(a.0)),
-                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                        _ => None,
-                    })
-                    .collect(),
-            )),
-            _ => None,
-        })
-        .collect();
-    Some(Referral { zone, servers })
 }

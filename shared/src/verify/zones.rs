@@ -1,135 +1,259 @@
-//! Zone cuts and their name servers: the deepest zone between a name and its
-//! registrable domain whose authoritative servers answer, remembered for a
-//! while (bounded, expired entries dropped).
+//! Zone cuts and their name servers, found the way delegation works: the
+//! registrable domain's own NS records (owner == the name asked, never reached
+//! through a CNAME), then referrals followed down from its servers. A recursive
+//! NS answer for any other name is never trusted: for a name covered by a CNAME
+//! (a wildcard `* CNAME` to a hosting provider), it names the target's servers,
+//! whose owner would then answer for the name. Servers at addresses the operator
+//! did not allow (`crate::network`) are never asked. What was found is remembered
+//! for a while, in a bounded cache that lets its oldest entries go first.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use hickory_resolver::Resolver;
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::DnsChecker;
-use super::resolver::{
-    LOOKUP_DEADLINE, Referral, ZoneServers, build_resolver, query, servers_config,
-};
+use super::budget::Budget;
+use super::resolver::{Answer, LOOKUP_DEADLINE, normalize_host, query};
+use super::servers::{Referral, Reply, ZoneServers, below, within};
 use crate::domain_name::DomainName;
 
 /// How long a zone's authoritative servers (never answers) are remembered.
 pub(super) const ZONE_SERVERS_TTL: Duration = Duration::from_secs(300);
+/// Zones remembered at most; past it the oldest go first.
 pub(super) const MAX_ZONE_CACHE_ENTRIES: usize = 50_000;
 /// Name servers of a zone asked at most.
 pub(super) const MAX_AUTHORITATIVE_SERVERS: usize = 4;
+/// Zone cuts followed below a registrable domain at most: an ordinary domain has
+/// none to two; a tenant's zone could otherwise delegate every label of a long name.
+pub const MAX_ZONE_CUTS: usize = 8;
 
-pub(super) struct ZoneEntry {
-    until: Instant,
-    /// The authoritative servers if this name is a zone cut, `None` if it is not.
-    servers: Option<Arc<ZoneServers>>,
+/// How a zone's records can be asked.
+#[derive(Clone)]
+pub(super) enum Reach {
+    /// Of its authoritative servers.
+    Servers(Arc<ZoneServers>),
+    /// No authoritative servers could be found or reached: the configured resolver
+    /// answers instead (which may serve an older copy).
+    Unknown(String),
+    /// Not at all: its servers are at addresses this service does not reach, or
+    /// it is too deep. The reason says which.
+    Refused(String),
+}
+
+/// A zone cut found for a check, and how its records can be asked.
+#[derive(Clone)]
+pub(super) struct KnownZone {
+    /// The zone's apex.
+    pub(super) name: String,
+    pub(super) reach: Reach,
+}
+
+/// Remembered zones: definite answers only (servers found, or refused); a zone
+/// whose servers could not be found is looked for again next time.
+#[derive(Default)]
+pub(super) struct ZoneCache {
+    entries: HashMap<String, (Instant, Reach, u64)>,
+    /// Names in the order they were remembered, with the generation each was
+    /// remembered at (an entry remembered again is younger than its old place).
+    order: VecDeque<(String, u64)>,
+    generation: u64,
+}
+
+impl ZoneCache {
+    fn get(&self, zone: &str, now: Instant) -> Option<Reach> {
+        self.entries
+            .get(zone)
+            .filter(|(until, _, _)| *until > now)
+            .map(|(_, reach, _)| reach.clone())
+    }
+
+    fn remember(&mut self, zone: &str, reach: Reach, now: Instant) {
+        self.generation += 1;
+        self.entries.insert(
+            zone.to_string(),
+            (now + ZONE_SERVERS_TTL, reach, self.generation),
+        );
+        self.order.push_back((zone.to_string(), self.generation));
+        while self.entries.len() > MAX_ZONE_CACHE_ENTRIES {
+            let Some((oldest, generation)) = self.order.pop_front() else {
+                break;
+            };
+            if self.entries.get(&oldest).is_some_and(|e| e.2 == generation) {
+                self.entries.remove(&oldest);
+            }
+        }
+        // Places left by names remembered again: dropped once they outnumber the
+        // entries, so the queue stays within twice the bound.
+        if self.order.len() > 2 * MAX_ZONE_CACHE_ENTRIES {
+            let entries = &self.entries;
+            self.order
+                .retain(|(name, generation)| entries.get(name).is_some_and(|e| e.2 == *generation));
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 impl DnsChecker {
-    /// The deepest zone cut between `domain` and its registrable domain whose name
-    /// servers can be found and reached: the zone, and its servers as a
-    /// non-recursive resolver.
-    pub(super) async fn authoritative(
-        &self,
-        domain: &DomainName,
-    ) -> Option<(String, Arc<ZoneServers>)> {
-        let apex = domain.registrable_domain();
-        let mut candidates = Vec::new();
-        let mut name = domain.as_str();
+    /// The zones a check of `domain` asks: its registrable domain's, then each
+    /// cut found by following referrals from there down to `domain` (the last is
+    /// `domain`'s own zone). A CNAME at `domain`, an empty answer or a server that
+    /// cannot answer ends the walk where it is.
+    pub(super) async fn locate(&self, domain: &DomainName, budget: &Budget) -> Vec<KnownZone> {
+        let apex = domain.registrable_domain().to_string();
+        let target = domain.as_str();
+        let mut known = vec![KnownZone {
+            reach: self.apex_zone(&apex, budget).await,
+            name: apex,
+        }];
+        let mut cuts = 0;
         loop {
-            candidates.push(name.to_string());
-            if name == apex {
+            let Some(current) = known.last().cloned() else {
+                break;
+            };
+            let Reach::Servers(servers) = &current.reach else {
+                break;
+            };
+            if current.name == target {
                 break;
             }
-            match name.split_once('.') {
-                Some((_, parent)) => name = parent,
-                None => break,
-            }
-        }
-        let resolved = join_all(candidates.iter().map(|candidate| async move {
-            match self.known(candidate) {
-                Some(servers) => servers,
-                None => {
-                    let servers = self.discover(candidate).await;
-                    self.remember(candidate, servers.clone());
-                    servers
+            match servers
+                .ask(&current.name, target, RecordType::NS, budget)
+                .await
+            {
+                Reply::Referral(referral) => {
+                    cuts += 1;
+                    known.push(self.cut(referral, cuts, budget).await);
                 }
-            }
-        }))
-        .await;
-        candidates
-            .into_iter()
-            .zip(resolved)
-            .find_map(|(zone, servers)| Some((zone, servers?)))
-    }
-
-    /// What is remembered of `zone` and not expired: `Some(None)` means "not a
-    /// zone cut"; `None`, "not known".
-    fn known(&self, zone: &str) -> Option<Option<Arc<ZoneServers>>> {
-        let now = Instant::now();
-        self.zones.lock().ok().and_then(|zones| {
-            zones
-                .get(zone)
-                .filter(|entry| entry.until > now)
-                .map(|entry| entry.servers.clone())
-        })
-    }
-
-    fn remember(&self, zone: &str, servers: Option<Arc<ZoneServers>>) {
-        if let Ok(mut zones) = self.zones.lock() {
-            if zones.len() >= MAX_ZONE_CACHE_ENTRIES {
-                let now = Instant::now();
-                zones.retain(|_, entry| entry.until > now);
-                if zones.len() >= MAX_ZONE_CACHE_ENTRIES {
-                    zones.clear();
+                // Its own NS records, from servers that hold its zone too.
+                Reply::Answer(records)
+                    if records.first().is_some_and(|r| r.cname_target().is_none())
+                        && records
+                            .iter()
+                            .any(|r| r.owner == target && matches!(r.data, RData::NS(_))) =>
+                {
+                    known.push(KnownZone {
+                        name: target.to_string(),
+                        reach: current.reach.clone(),
+                    });
+                    break;
                 }
+                // Nothing there, from a nested zone these servers hold too.
+                Reply::Empty { zone: Some(zone) }
+                    if below(&zone, &current.name) && within(target, &zone) =>
+                {
+                    known.push(KnownZone {
+                        name: zone,
+                        reach: current.reach.clone(),
+                    });
+                    break;
+                }
+                _ => break,
             }
-            zones.insert(
-                zone.to_string(),
-                ZoneEntry {
-                    until: Instant::now() + ZONE_SERVERS_TTL,
-                    servers,
-                },
-            );
+        }
+        known
+    }
+
+    /// The zone a referral names, the `cuts`-th of a walk: its servers, unless
+    /// there are too many cuts.
+    pub(super) async fn cut(&self, referral: Referral, cuts: usize, budget: &Budget) -> KnownZone {
+        let reach = if cuts > MAX_ZONE_CUTS {
+            Reach::Refused(format!(
+                "{} is more than {MAX_ZONE_CUTS} zone cuts below its registrable domain, more than this service follows",
+                referral.zone
+            ))
+        } else {
+            self.referred(&referral, budget).await
+        };
+        KnownZone {
+            name: referral.zone,
+            reach,
         }
     }
 
-    /// NS records of `zone` and their addresses, through the configured resolver.
-    async fn discover(&self, zone: &str) -> Option<Arc<ZoneServers>> {
-        let hosts = query(&self.resolver, zone, RecordType::NS)
-            .await
-            .map(|data| match data {
-                RData::NS(ns) => Some((ns.0.to_ascii(), Vec::new())),
-                _ => None,
-            });
-        self.resolver_for(hosts.found()).await
-    }
-
-    /// The servers a referral names, as a non-recursive resolver (remembered like
-    /// any zone's): the glue addresses, else the hosts' addresses looked up.
-    pub(super) async fn referred(&self, referral: &Referral) -> Option<Arc<ZoneServers>> {
-        if let Some(servers) = self.known(&referral.zone) {
-            return servers;
+    /// The registrable domain's servers: its own NS records, as the configured
+    /// resolver answers them (records owned by another name, reached through a
+    /// CNAME, are not its servers).
+    async fn apex_zone(&self, apex: &str, budget: &Budget) -> Reach {
+        if let Some(reach) = self.known(apex) {
+            return reach;
         }
-        let servers = self.resolver_for(&referral.servers).await;
-        self.remember(&referral.zone, servers.clone());
-        servers
-    }
-
-    /// A non-recursive resolver for these name servers (with any addresses already
-    /// known; the others' looked up), at most `MAX_AUTHORITATIVE_SERVERS`.
-    async fn resolver_for(&self, hosts: &[(String, Vec<IpAddr>)]) -> Option<Arc<ZoneServers>> {
-        let hosts = &hosts[..hosts.len().min(MAX_AUTHORITATIVE_SERVERS)];
+        let hosts: Vec<(String, Vec<IpAddr>)> =
+            match query(&self.resolver, apex, RecordType::NS, budget).await {
+                Answer::Failed(why) => {
+                    return Reach::Unknown(format!(
+                        "the name servers of {apex} could not be looked up ({why})"
+                    ));
+                }
+                answer => answer
+                    .found()
+                    .iter()
+                    .filter(|record| record.owner == apex)
+                    .filter_map(|record| match &record.data {
+                        RData::NS(ns) => Some((normalize_host(&ns.0.to_ascii()), Vec::new())),
+                        _ => None,
+                    })
+                    .collect(),
+            };
         if hosts.is_empty() {
-            return None;
+            let reach = Reach::Unknown(format!("{apex} has no NS records of its own"));
+            self.remember(apex, reach.clone());
+            return reach;
         }
+        let reach = self.reach(apex, &hosts, budget).await;
+        self.remember(apex, reach.clone());
+        reach
+    }
+
+    /// The servers a referral names (remembered like any zone's).
+    async fn referred(&self, referral: &Referral, budget: &Budget) -> Reach {
+        if let Some(reach) = self.known(&referral.zone) {
+            return reach;
+        }
+        let reach = self.reach(&referral.zone, &referral.servers, budget).await;
+        self.remember(&referral.zone, reach.clone());
+        reach
+    }
+
+    /// What is remembered of `zone` and not expired.
+    fn known(&self, zone: &str) -> Option<Reach> {
+        let now = Instant::now();
+        self.zones
+            .lock()
+            .ok()
+            .and_then(|zones| zones.get(zone, now))
+    }
+
+    /// Remembers a definite answer (a zone whose servers could not be found is
+    /// looked for again next time).
+    fn remember(&self, zone: &str, reach: Reach) {
+        if matches!(reach, Reach::Unknown(_)) {
+            return;
+        }
+        if let Ok(mut zones) = self.zones.lock() {
+            zones.remember(zone, reach, Instant::now());
+        }
+    }
+
+    /// `zone`'s servers among these name servers (with any glue addresses; the
+    /// others' looked up), at most `MAX_AUTHORITATIVE_SERVERS`, leaving out every
+    /// address the operator did not allow: never sent a packet.
+    async fn reach(&self, zone: &str, hosts: &[(String, Vec<IpAddr>)], budget: &Budget) -> Reach {
+        let hosts = &hosts[..hosts.len().min(MAX_AUTHORITATIVE_SERVERS)];
         let addresses = join_all(hosts.iter().map(|(host, glue)| async move {
             if !glue.is_empty() {
                 return glue.clone();
+            }
+            // A and AAAA: two questions.
+            if budget.take_many(2).is_err() {
+                return Vec::new();
             }
             tokio::time::timeout(LOOKUP_DEADLINE, self.resolver.lookup_ip(host.as_str()))
                 .await
@@ -139,24 +263,63 @@ impl DnsChecker {
                 .unwrap_or_default()
         }))
         .await;
-        let servers: Vec<SocketAddr> = addresses
+        let (permitted, refused): (Vec<IpAddr>, Vec<IpAddr>) = addresses
             .into_iter()
             .flatten()
+            .partition(|ip| self.allowed_networks.refusal(*ip).is_none());
+        let servers: Vec<SocketAddr> = permitted
+            .into_iter()
             .take(MAX_AUTHORITATIVE_SERVERS)
             .map(|ip| SocketAddr::new(ip, self.authoritative_port))
             .collect();
-        // One resolver per server, so a lame one (refusing the zone) can be passed
-        // over for the next instead of ending the lookup.
-        let each: Vec<_> = servers
-            .iter()
-            .filter_map(|server| {
-                let builder = Resolver::builder_with_config(
-                    servers_config(std::slice::from_ref(server)),
-                    TokioRuntimeProvider::default(),
-                );
-                build_resolver(builder, false).ok()
-            })
-            .collect();
-        (!each.is_empty()).then(|| Arc::new(ZoneServers::new(each)))
+        if let Some(servers) = ZoneServers::new(&servers) {
+            return Reach::Servers(Arc::new(servers));
+        }
+        if let Some(first) = refused.first() {
+            let why = self
+                .allowed_networks
+                .refusal(*first)
+                .unwrap_or("not public");
+            let listed: Vec<String> = refused.iter().take(3).map(IpAddr::to_string).collect();
+            return Reach::Refused(format!(
+                "the name servers of {zone} are at non-public addresses ({}: {why}), which this service does not query",
+                listed.join(", ")
+            ));
+        }
+        Reach::Unknown(format!(
+            "the addresses of the name servers of {zone} could not be found"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_lets_its_oldest_entries_go_first() {
+        let mut cache = ZoneCache::default();
+        let now = Instant::now();
+        let refused = || Reach::Refused("test".into());
+        for i in 0..MAX_ZONE_CACHE_ENTRIES {
+            cache.remember(&format!("zone{i}.example"), refused(), now);
+        }
+        // Remembered again: younger than every other.
+        cache.remember("zone0.example", refused(), now);
+        cache.remember("new.example", refused(), now);
+        assert_eq!(cache.len(), MAX_ZONE_CACHE_ENTRIES);
+        assert!(cache.get("zone0.example", now).is_some());
+        assert!(cache.get("zone1.example", now).is_none(), "the oldest went");
+        assert!(cache.get("zone2.example", now).is_some());
+        assert!(cache.get("new.example", now).is_some());
+        assert!(
+            cache
+                .get(
+                    "new.example",
+                    now + ZONE_SERVERS_TTL + Duration::from_secs(1)
+                )
+                .is_none(),
+            "expired"
+        );
     }
 }

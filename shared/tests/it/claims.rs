@@ -525,7 +525,8 @@ async fn a_failed_transfer_is_finished_by_the_next_verify() {
                 .expect("resolver")
                 .into(),
             "us-east-2",
-        );
+        )
+        .with_manual_check_interval(std::time::Duration::ZERO);
         let (name, label) = fresh_name();
         assert_eq!(
             create(&name).org("org_a").send(&app).await.status,

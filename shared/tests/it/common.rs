@@ -234,7 +234,8 @@ pub async fn world_with(store: Arc<dyn DomainStore>) -> World {
             .expect("resolver")
             .into(),
         "us-east-2",
-    );
+    )
+    .with_manual_check_interval(std::time::Duration::ZERO);
     World {
         app,
         dns,
@@ -289,6 +290,7 @@ pub async fn moto_world() -> MotoWorld {
             .into(),
         "us-east-2",
     )
+    .with_manual_check_interval(std::time::Duration::ZERO)
     .with_deployment(table.clone());
     MotoWorld {
         app,

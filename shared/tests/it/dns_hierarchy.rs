@@ -15,6 +15,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use shared::DomainName;
 use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
+use shared::network::AllowedNetworks;
 use shared::records::expected_records;
 use shared::verify::DnsChecker;
 
@@ -28,13 +29,32 @@ pub(crate) fn resolver_address() -> SocketAddr {
         .expect("DNS_HIERARCHY_RESOLVER is an address:port")
 }
 
+/// The networks the hierarchy's name servers are on, which a check may ask only
+/// because the operator allows them: `DNS_ALLOWED_PRIVATE_NETWORKS`, as
+/// `scripts/dns-hierarchy start` sets it (127.0.0.0/8).
+pub(crate) fn hierarchy_networks() -> AllowedNetworks {
+    let value = std::env::var("DNS_ALLOWED_PRIVATE_NETWORKS").expect(
+        "DNS_ALLOWED_PRIVATE_NETWORKS is not set: `scripts/dns-hierarchy start` sets it with \
+         DNS_HIERARCHY_RESOLVER (the hierarchy's servers are on loopback addresses)",
+    );
+    AllowedNetworks::parse(&value).expect("DNS_ALLOWED_PRIVATE_NETWORKS is a list of networks")
+}
+
+/// A checker as a deployment on the hierarchy runs one: the recursive resolver,
+/// and the hierarchy's loopback networks allowed.
+pub(crate) fn hierarchy_checker() -> DnsChecker {
+    DnsChecker::with_nameservers(&[resolver_address()])
+        .expect("resolver")
+        .allowing(hierarchy_networks())
+}
+
 fn records_for(name: &DomainName) -> Vec<DnsRecord> {
     let tokens: Vec<String> = ["tok1", "tok2", "tok3"].map(String::from).to_vec();
     expected_records(name, &tokens, "us-east-2")
 }
 
 async fn check(domain: &str) -> Vec<DnsRecord> {
-    let checker = DnsChecker::with_nameservers(&[resolver_address()]).expect("resolver");
+    let checker = hierarchy_checker();
     let name = DomainName::parse(domain).expect("valid name");
     checker.check(&name, &records_for(&name)).await
 }
@@ -136,6 +156,20 @@ fn situations() -> Vec<Situation> {
             Which::Dmarc,
             FAILED,
             Some("only v=DMARC1"),
+        ),
+        // A subdomain without DMARC of its own falls back to the organizational
+        // domain's, which receivers discard: no DMARC applies.
+        case(
+            "mail.dmarc-org-misordered.com",
+            Which::Dmarc,
+            FAILED,
+            Some("does not start with v=DMARC1"),
+        ),
+        case(
+            "mail.dmarc-org-two.com",
+            Which::Dmarc,
+            FAILED,
+            Some("2 DMARC records are at _dmarc.dmarc-org-two.com"),
         ),
         // Receivers pass the mail, so must we.
         case("spf-ten.com", Which::Spf, VERIFIED, None),
@@ -335,11 +369,11 @@ async fn a_claim_proof_published_after_a_negative_answer_is_found_at_once() {
     let label = format!("t{}", uuid::Uuid::new_v4().simple());
     let name = DomainName::parse(&format!("{label}.late-publish.com")).expect("valid");
     let proof = shared::claims::proof_name(&name);
-    let checker = DnsChecker::with_nameservers(&[resolver_address()]).expect("resolver");
+    let checker = hierarchy_checker();
     let resolver = through_the_cache();
     assert!(resolver.txt_lookup(format!("{proof}.")).await.is_err());
     assert_eq!(
-        checker.txt_values(&name, &proof).await,
+        checker.claim_proof(&name, &proof).await,
         (shared::verify::Answer::Empty, vec![])
     );
 
@@ -356,7 +390,7 @@ async fn a_claim_proof_published_after_a_negative_answer_is_found_at_once() {
         "the resolver still answers from its negative cache"
     );
     assert_eq!(
-        checker.txt_values(&name, &proof).await,
+        checker.claim_proof(&name, &proof).await,
         (
             shared::verify::Answer::Found(vec![value.to_string()]),
             vec![]
@@ -409,7 +443,7 @@ async fn a_record_published_in_a_delegated_zone_is_seen_through_the_referral() {
         &[token.clone(), "tok2".into(), "tok3".into()],
         "us-east-2",
     );
-    let checker = DnsChecker::with_nameservers(&[resolver_address()]).expect("resolver");
+    let checker = hierarchy_checker();
     assert_eq!(
         pick(&checker.check(&name, &records).await, Which::Dkim(1)).status,
         PENDING

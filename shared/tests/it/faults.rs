@@ -123,7 +123,10 @@ impl StoreHook for Faults {
             StoreOp::Get => Op::Get,
             StoreOp::Update => Op::Update,
             StoreOp::Delete => Op::Delete,
-            StoreOp::UpdateSchedule | StoreOp::Due | StoreOp::Transfer => return Hooked::Proceed,
+            StoreOp::UpdateSchedule
+            | StoreOp::Due
+            | StoreOp::Transfer
+            | StoreOp::BeginManualCheck => return Hooked::Proceed,
         };
         match self.take(op) {
             None => Hooked::Proceed,
@@ -223,7 +226,8 @@ async fn fault_world() -> FaultWorld {
             .expect("resolver")
             .into(),
         "us-east-2",
-    );
+    )
+    .with_manual_check_interval(std::time::Duration::ZERO);
     FaultWorld {
         app,
         faults,

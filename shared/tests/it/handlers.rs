@@ -509,10 +509,10 @@ async fn dynamodb_requests_per_endpoint() {
         &[("Query", 1)],
     );
     expect(
-        "verify",
+        "verify (its turn for a manual check, then the check)",
         Call::new(Endpoint::Verify).send(app).await,
         StatusCode::OK,
-        &[("Query", 1), ("TransactWriteItems", 1)],
+        &[("Query", 1), ("TransactWriteItems", 1), ("UpdateItem", 1)],
     );
     expect(
         "update (the MAIL FROM subdomain)",

@@ -141,7 +141,11 @@ impl Recorder {
                 .expect("resolver")
                 .into(),
             "us-east-2",
-        );
+        )
+        .with_manual_check_interval(std::time::Duration::ZERO)
+        // As deployed: SES calls take turns from the shared budget (high here,
+        // so the recording does not wait).
+        .with_ses_rate(1000);
         Self {
             app,
             store,
@@ -541,7 +545,8 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
             .expect("resolver")
             .into(),
         "us-east-2",
-    );
+    )
+    .with_ses_rate(1000);
     let summary = shared::scheduler::run(
         &scheduler_app,
         later,
@@ -685,6 +690,15 @@ fn ses_writes_are_conditioned_on_the_deployment_tag() {
                 refers_to_table,
                 "{actions:?} must be conditioned on {key} = !Ref DomainsTable: {statement:?}"
             );
+            if actions.contains(&"ses:TagResource") || actions.contains(&"ses:UntagResource") {
+                // Also on the tag the identity already has, where it has one: no
+                // function can retag another deployment's identity.
+                let existing = &statement["Condition"]["StringEqualsIfExists"]["aws:ResourceTag/domains-api:deployment"];
+                assert!(
+                    matches!(existing, Yaml::Tagged(tagged) if tagged.tag == "Ref" && tagged.value == "DomainsTable"),
+                    "{actions:?} must also be conditioned on the identity's own deployment tag: {statement:?}"
+                );
+            }
             assert_eq!(
                 shared::identity::DEPLOYMENT_TAG,
                 key.rsplit('/').next().expect("tag key"),

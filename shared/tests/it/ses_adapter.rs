@@ -67,12 +67,13 @@ async fn create_asks_for_a_tagged_easy_dkim_domain_identity_and_returns_its_toke
                 .iter()
                 .map(|tag| (tag.key(), tag.value()))
                 .collect();
+            let organization = shared::identity::organization_tag_value("org_123");
             req.email_identity() == Some("mail.example.com")
                 && req.dkim_signing_attributes().is_none()
                 && tags
                     == [
                         ("domains-api:deployment", "domains-table"),
-                        ("domains-api:organization", "org_123"),
+                        ("domains-api:organization", organization.as_str()),
                     ]
         })
         .then_output(|| {
@@ -138,7 +139,10 @@ async fn get_reads_tokens_and_owner_tags_and_maps_not_found() {
             GetEmailIdentityOutput::builder()
                 .dkim_attributes(dkim(&["a", "b", "c"]))
                 .tags(tag("team", "mail"))
-                .tags(tag("domains-api:organization", "org_123"))
+                .tags(tag(
+                    "domains-api:organization",
+                    &shared::identity::organization_tag_value("org_123"),
+                ))
                 .tags(tag("domains-api:deployment", "domains-table"))
                 .build()
         });

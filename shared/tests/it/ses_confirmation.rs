@@ -14,13 +14,12 @@ use serde_json::{Value, json};
 use shared::App;
 use shared::identity::SesIdentities;
 use shared::store::{DynamoDbStore, create_table};
-use shared::verify::DnsChecker;
 use test_support::{
     RequestCounter, dynamodb_client, moto_endpoint, sesv2_client, unique_table_name,
 };
 
 use crate::common::{Call, Endpoint, create, tokens_of};
-use crate::dns_hierarchy::{publish, resolver_address};
+use crate::dns_hierarchy::{hierarchy_checker, publish};
 
 /// The hierarchy zone these tests publish in.
 const ZONE: &str = "ses-confirms.com";
@@ -41,11 +40,10 @@ async fn ses_world() -> SesWorld {
     let app = App::new(
         Arc::new(DynamoDbStore::new(dynamodb, table.clone())),
         Arc::new(SesIdentities::new(ses.clone())),
-        DnsChecker::with_nameservers(&[resolver_address()])
-            .expect("resolver")
-            .into(),
+        hierarchy_checker().into(),
         "us-east-2",
     )
+    .with_manual_check_interval(std::time::Duration::ZERO)
     .with_deployment(table);
     SesWorld { app, ses }
 }

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use shared::DomainName;
 use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
+use shared::network::AllowedNetworks;
 use shared::records::expected_records;
-use shared::verify::{DnsChecker, LazyDnsChecker};
+use shared::verify::{DnsChecker, DnsSettings, LazyDnsChecker};
 use test_support::TestDnsServer;
 use test_support::dns::SilentDnsServer;
 
@@ -418,17 +419,34 @@ async fn the_zones_authoritative_servers_are_asked_directly() {
 
     let direct = DnsChecker::with_nameservers(&[stale_resolver.address()])
         .expect("resolver")
-        .with_authoritative_port(authoritative.address().port());
+        .with_authoritative_port(authoritative.address().port())
+        .allowing(loopback());
     let checked = direct.check(&name, &records_for(&name)).await;
     assert_eq!(
         record(&checked, RecordPurpose::Spf).status,
         RecordStatus::Verified
     );
 
+    // A name server on loopback is asked only where the operator allows it:
+    // otherwise the record is not checked, and says why (no resolver stands in).
+    let not_allowed = DnsChecker::with_nameservers(&[stale_resolver.address()])
+        .expect("resolver")
+        .with_authoritative_port(authoritative.address().port());
+    let checked = not_allowed.check(&name, &records_for(&name)).await;
+    let spf = record(&checked, RecordPurpose::Spf);
+    assert_eq!(spf.status, RecordStatus::Pending, "{spf:?}");
+    assert!(
+        spf.reason.as_deref().is_some_and(|r| r.contains(
+            "the name servers of example.com are at non-public addresses (127.0.0.1: loopback)"
+        )),
+        "{spf:?}"
+    );
+
     // Where the authoritative servers cannot be reached, the resolver answers.
     let unreachable = DnsChecker::with_nameservers(&[stale_resolver.address()])
         .expect("resolver")
-        .with_authoritative_port(free_udp_port());
+        .with_authoritative_port(free_udp_port())
+        .allowing(loopback());
     let checked = unreachable.check(&name, &records_for(&name)).await;
     let spf = record(&checked, RecordPurpose::Spf);
     assert_eq!(spf.status, RecordStatus::Pending, "{spf:?}");
@@ -436,6 +454,12 @@ async fn the_zones_authoritative_servers_are_asked_directly() {
         spf.reason.as_deref().is_some_and(|r| r.contains("No SPF")),
         "{spf:?}"
     );
+}
+
+/// Loopback, which the in-process servers are on: allowed as
+/// `DNS_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8` would.
+fn loopback() -> AllowedNetworks {
+    AllowedNetworks::parse("127.0.0.0/8").expect("a network")
 }
 
 /// A port with nothing listening (UDP answers "port unreachable").
@@ -450,9 +474,12 @@ async fn a_checker_built_on_first_use_checks_like_one_built_at_start_up() {
         TestDnsServer::start(&[("example.com", &[MX_OK, SPF_OK, DMARC_OK, DKIM_OK].concat())])
             .await;
     let name = DomainName::parse("example.com").expect("valid");
-    let servers = Some(vec![server.address()]);
-    let prepared = LazyDnsChecker::prepared(servers.clone()).expect("resolver");
-    let on_first_use = LazyDnsChecker::on_first_use(servers);
+    let settings = DnsSettings {
+        nameservers: Some(vec![server.address()]),
+        ..DnsSettings::default()
+    };
+    let prepared = LazyDnsChecker::prepared(settings.clone()).expect("resolver");
+    let on_first_use = LazyDnsChecker::on_first_use(settings);
     let at_start_up = prepared.check(&name, &records_for(&name)).await;
     let first = on_first_use.check(&name, &records_for(&name)).await;
     let second = on_first_use.check(&name, &records_for(&name)).await;

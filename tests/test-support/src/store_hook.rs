@@ -16,6 +16,7 @@ pub enum StoreOp {
     Delete,
     Due,
     Transfer,
+    BeginManualCheck,
 }
 
 /// What happens to an operation a hook was asked about.
@@ -148,6 +149,26 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             Some(transfer.next),
             self.inner.transfer(transfer, max_domains)
         )
+    }
+    async fn begin_manual_check(
+        &self,
+        domain: &mut shared::Domain,
+        now: shared::Timestamp,
+        interval: std::time::Duration,
+    ) -> Result<(), shared::store::StoreError> {
+        let seen = domain.clone();
+        hooked!(
+            self,
+            StoreOp::BeginManualCheck,
+            Some(&seen),
+            self.inner.begin_manual_check(domain, now, interval)
+        )
+    }
+    async fn take_ses_call(
+        &self,
+        per_second: u32,
+    ) -> Result<shared::store::SesSlot, shared::store::StoreError> {
+        self.inner.take_ses_call(per_second).await
     }
     async fn claims(
         &self,

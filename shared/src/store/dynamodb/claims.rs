@@ -155,6 +155,12 @@ impl DynamoDbStore {
         if let Some(claim) = transfer.claim {
             items.push(put(self.pending_claim_put(claim)?)?);
         }
+        // A create taking the name, like any create, needs every parent free of
+        // other organizations; a proven claim does not.
+        let parents_at = items.len();
+        if transfer.claim.is_none() {
+            items.extend(self.parents_free(next)?);
+        }
         let failed = match self.transact("transfer name", items).await? {
             TransactionOutcome::Done => return Ok(()),
             TransactionOutcome::ConditionFailed(failed) => failed,
@@ -164,8 +170,15 @@ impl DynamoDbStore {
         {
             return Err(self.gone_or_conflict(previous, None).await?);
         }
+        let held_parent = failed
+            .iter()
+            .filter_map(|at| at.checked_sub(parents_at))
+            .min()
+            .and_then(|nth| next.name.parents().into_iter().nth(nth));
         Err(if failed.contains(&name_at) || failed.contains(&next_at) {
             StoreError::NameTaken
+        } else if let Some(parent) = held_parent {
+            StoreError::ParentHeld(parent)
         } else if transfer.claim.is_some() && failed.contains(&claim_at) {
             StoreError::ClaimGone
         } else if failed.contains(&count_at) {

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -21,7 +23,9 @@ use super::{
 use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::model::{Domain, Timestamp};
-use crate::store::{ClaimSet, DomainPage, DomainStore, DueSlice, StoreError, Transfer, check_size};
+use crate::store::{
+    ClaimSet, DomainPage, DomainStore, DueSlice, SesSlot, StoreError, Transfer, check_size,
+};
 
 #[derive(Serialize)]
 struct ClaimItem<'a> {
@@ -107,6 +111,33 @@ fn domains_of_items(items: Vec<Item>) -> Vec<Domain> {
 }
 
 impl DynamoDbStore {
+    /// One condition check per parent of `domain`'s name: none is held by
+    /// another organization (nearest parent first).
+    pub(super) fn parents_free(
+        &self,
+        domain: &Domain,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        domain
+            .name
+            .parents()
+            .iter()
+            .map(|parent| {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key("pk", string_value(claim_pk(parent)))
+                    .key("sk", string_value(CLAIM_SORT_KEY))
+                    .condition_expression("attribute_not_exists(pk) OR organization_id = :org")
+                    .expression_attribute_values(
+                        ":org",
+                        string_value(domain.organization_id.clone()),
+                    )
+                    .build()
+                    .map_err(build_error)?;
+                Ok(TransactWriteItem::builder().condition_check(check).build())
+            })
+            .collect()
+    }
+
     /// The domain's two items, written from `next` (its version already bumped)
     /// on `guard`.
     pub(super) fn put_domain(
@@ -302,19 +333,31 @@ impl DomainStore for DynamoDbStore {
             .map_err(build_error)?;
         // Where the organization lost the name to a claim, its mark gives way.
         let [domain_put, schedule_put] = self.put_domain(domain, &Guard::New)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(claim).build(),
             domain_put,
             schedule_put,
             TransactWriteItem::builder().update(count).build(),
         ];
+        const PARENTS_AT: usize = 4;
+        items.extend(self.parents_free(domain)?);
         match self.transact("insert domain", items).await? {
             TransactionOutcome::Done => Ok(()),
-            // A taken name is the more specific answer when both fail.
-            TransactionOutcome::ConditionFailed(failed) if failed == [3] => {
-                Err(StoreError::LimitReached)
+            // A taken name is the most specific answer, then a held parent.
+            TransactionOutcome::ConditionFailed(failed) => {
+                Err(if failed.iter().any(|at| *at < 3) {
+                    StoreError::NameTaken
+                } else if let Some(parent) = failed
+                    .iter()
+                    .filter_map(|at| at.checked_sub(PARENTS_AT))
+                    .min()
+                    .and_then(|nth| domain.name.parents().into_iter().nth(nth))
+                {
+                    StoreError::ParentHeld(parent)
+                } else {
+                    StoreError::LimitReached
+                })
             }
-            TransactionOutcome::ConditionFailed(_) => Err(StoreError::NameTaken),
         }
     }
 
@@ -560,6 +603,19 @@ impl DomainStore for DynamoDbStore {
 
     async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError> {
         self.transfer_name(transfer, max_domains).await
+    }
+
+    async fn begin_manual_check(
+        &self,
+        domain: &mut Domain,
+        now: Timestamp,
+        interval: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.take_manual_check(domain, now, interval).await
+    }
+
+    async fn take_ses_call(&self, per_second: u32) -> Result<SesSlot, StoreError> {
+        self.take_ses_budget(per_second).await
     }
 
     async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {

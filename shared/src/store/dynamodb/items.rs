@@ -27,6 +27,9 @@ pub(super) struct DomainItem {
     setup_started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     deleting_since: Option<Timestamp>,
+    /// Absent in items stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    was_verified: Option<bool>,
     /// The schedule and version that versions before the schedule item kept in
     /// the domain item. Read while no schedule item exists; the domain's next
     /// write moves them there (never written again).
@@ -48,7 +51,7 @@ pub(super) struct ScheduleItem {
     /// The domain's id: a schedule item never guards another domain of the name.
     id: String,
     /// The domain's version: bumped by every write of either item.
-    version: u64,
+    pub(super) version: u64,
     #[serde(flatten)]
     schedule: CheckSchedule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +59,9 @@ pub(super) struct ScheduleItem {
     /// When SES was last asked (`ses.checked_at` of the domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ses_checked_at: Option<Timestamp>,
+    /// When the last manual verify began (`Domain::manual_check_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) manual_check_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi_due_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +77,7 @@ impl DomainItem {
             dkim_tokens: domain.dkim_tokens.clone(),
             setup_started_at: domain.setup_started_at,
             deleting_since: domain.deleting_since,
+            was_verified: domain.was_verified,
             legacy: None,
         }
     }
@@ -84,6 +91,7 @@ impl DomainItem {
         domain.dkim_tokens = self.dkim_tokens;
         domain.setup_started_at = self.setup_started_at;
         domain.deleting_since = self.deleting_since;
+        domain.was_verified = self.was_verified;
         (domain, self.legacy)
     }
 }
@@ -99,6 +107,7 @@ impl ScheduleItem {
             schedule: domain.schedule.clone(),
             last_checked_at: domain.last_checked_at,
             ses_checked_at: domain.ses.as_ref().map(|ses| ses.checked_at),
+            manual_check_at: domain.manual_check_at,
             gsi_due_pk: due.map(|_| due_partition_key_of(&domain.name)),
             gsi_due_sk: due.map(|at| due_sort_key(at, &domain.name)),
         }
@@ -144,6 +153,7 @@ pub(super) fn assemble(
             domain.schedule = schedule.schedule;
             domain.version = schedule.version;
             domain.last_checked_at = schedule.last_checked_at.or(domain.last_checked_at);
+            domain.manual_check_at = schedule.manual_check_at;
             if let (Some(ses), Some(at)) = (&mut domain.ses, schedule.ses_checked_at) {
                 ses.checked_at = at;
             }

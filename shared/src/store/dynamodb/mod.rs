@@ -7,6 +7,7 @@ mod api_keys;
 mod claims;
 mod domains;
 mod items;
+mod limits;
 mod schema;
 
 pub use items::snapshot_of_item;

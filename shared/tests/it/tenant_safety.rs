@@ -1,0 +1,292 @@
+//! Tenant safety on the DNS path, each attack built on the loopback hierarchy
+//! (Knot DNS and unbound: scripts/dns-hierarchy; these tests fail without it):
+//!
+//! - a zone's wildcard CNAME into an attacker's zone, whose server also answers
+//!   for the victim's name: the attacker's servers are never asked, so a claim
+//!   proof published there takes nothing and no record is judged from there;
+//! - name servers at addresses the operator did not allow: never sent a packet
+//!   (a listener on each counts), the records say why they are not checked;
+//! - a zone built to make one check ask many questions: it stops at 64.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lambda_http::http::StatusCode;
+use serde_json::json;
+use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
+use shared::network::AllowedNetworks;
+use shared::records::expected_records;
+use shared::store::InMemoryStore;
+use shared::verify::{DnsChecker, MAX_QUESTIONS};
+use shared::{App, DomainName};
+
+use crate::common::*;
+use crate::dns_hierarchy::{hierarchy_checker, publish, resolver_address};
+
+/// The embedded default on the hierarchy: a deployment's DNS path, in memory.
+fn hierarchy_app() -> App {
+    App::new(
+        Arc::new(InMemoryStore::new()),
+        Arc::new(shared::identity::LocalIdentities::new()),
+        hierarchy_checker().into(),
+        "us-east-2",
+    )
+    .with_manual_check_interval(std::time::Duration::ZERO)
+}
+
+fn unique_label() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn records_of(name: &DomainName) -> Vec<DnsRecord> {
+    expected_records(
+        name,
+        &["tok1".to_string(), "tok2".into(), "tok3".into()],
+        "us-east-2",
+    )
+}
+
+fn record(records: &[DnsRecord], purpose: RecordPurpose) -> &DnsRecord {
+    records
+        .iter()
+        .find(|r| r.record == purpose)
+        .expect("the record is there")
+}
+
+/// wild-victim.com answers every other name with `CNAME evil.attacker-host.com`;
+/// the attacker delegated that name to its own server, which also serves a zone
+/// `sub.wild-victim.com` it has no right to. A resolver asked for the NS records
+/// of `<x>.sub.wild-victim.com` answers with the CNAME and the attacker's NS
+/// records: trusting those made the attacker's server the name's "authoritative"
+/// one, and the attacker's TXT record there its proof.
+#[tokio::test]
+async fn a_proof_on_the_servers_behind_a_wildcard_cname_takes_nothing() {
+    let app = hierarchy_app();
+    let label = unique_label();
+    let name = format!("{label}.sub.wild-victim.com");
+    let created = create(&name).org("org_victim").send(&app).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let claimed = Call::new(Endpoint::CreateClaim)
+        .body(&json!({ "name": name }).to_string())
+        .org("org_attacker")
+        .send(&app)
+        .await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{claimed:?}");
+    let value = claimed.body["record"]["value"]
+        .as_str()
+        .expect("value")
+        .to_string();
+    // On the attacker's own server, in the zone it made up for the name.
+    publish(
+        "child",
+        "sub.wild-victim.com",
+        &format!("_domains-claim.{label}"),
+        &["TXT", &format!("\"{value}\"")],
+    );
+
+    let verified = Call::new(Endpoint::VerifyClaim)
+        .domain(&name)
+        .org("org_attacker")
+        .send(&app)
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{verified:?}");
+    assert_eq!(verified.body["status"], "pending", "{verified:?}");
+    assert!(
+        verified.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("CNAME to evil.attacker-host.com")),
+        "{verified:?}"
+    );
+    assert_ne!(verified.body["observed"], json!([value]), "{verified:?}");
+    let holder = app
+        .store
+        .holder(&DomainName::parse(&name).expect("name"))
+        .await
+        .expect("holder")
+        .map(|h| h.organization_id);
+    assert_eq!(holder.as_deref(), Some("org_victim"));
+    let victims = Call::new(Endpoint::Get)
+        .domain(&name)
+        .org("org_victim")
+        .send(&app)
+        .await;
+    assert_eq!(
+        victims.status,
+        StatusCode::OK,
+        "the victim keeps its domain"
+    );
+}
+
+/// The records of a name under that wildcard are judged from wild-victim.com's own
+/// servers (which answer with the CNAME), never from the attacker's server, which
+/// serves every record correct for it.
+#[tokio::test]
+async fn records_under_a_wildcard_cname_are_never_judged_from_the_targets_servers() {
+    let name = DomainName::parse(&format!("{}.sub.wild-victim.com", unique_label())).expect("name");
+    let checked = hierarchy_checker().check(&name, &records_of(&name)).await;
+    for purpose in [RecordPurpose::Mx, RecordPurpose::Spf] {
+        let judged = record(&checked, purpose);
+        assert_ne!(judged.status, RecordStatus::Verified, "{judged:?}");
+    }
+    let spf = record(&checked, RecordPurpose::Spf);
+    assert_eq!(
+        spf.observed,
+        ["v=spf1 -all"],
+        "the CNAME target's own record: {spf:?}"
+    );
+}
+
+/// Counts what arrives at one loopback address, port 53, over UDP and TCP.
+struct Listener {
+    address: SocketAddr,
+    packets: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Listener {
+    async fn on(address: &str) -> Self {
+        let address: SocketAddr = address.parse().expect("address");
+        let udp = tokio::net::UdpSocket::bind(address)
+            .await
+            .expect("bind UDP (root, loopback)");
+        let tcp = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("bind TCP");
+        let packets = Arc::new(AtomicUsize::new(0));
+        let (udp_count, tcp_count) = (packets.clone(), packets.clone());
+        let tasks = vec![
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 2048];
+                while udp.recv_from(&mut buffer).await.is_ok() {
+                    udp_count.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+            tokio::spawn(async move {
+                while let Ok((_connection, _)) = tcp.accept().await {
+                    tcp_count.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        ];
+        Self {
+            address,
+            packets,
+            tasks,
+        }
+    }
+
+    fn received(&self) -> usize {
+        self.packets.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// A checker on the hierarchy that allows only the hierarchy's own servers
+/// (127.0.0.0/29), not the attacker's name servers at 127.0.7.50 and
+/// ::ffff:127.0.7.51 (unbound is told never to query 127.0.7.0/24, so whatever
+/// arrives there was sent by the check).
+fn narrow_checker() -> DnsChecker {
+    DnsChecker::with_nameservers(&[resolver_address()])
+        .expect("resolver")
+        .allowing(AllowedNetworks::parse("127.0.0.0/29").expect("networks"))
+}
+
+#[tokio::test]
+async fn name_servers_at_addresses_not_allowed_are_never_sent_a_packet() {
+    let mapped_v4 = Listener::on("127.0.7.51:53").await;
+    let private = Listener::on("127.0.7.50:53").await;
+
+    // One of two name servers refused: the other answers, and all is verified.
+    let partly = DomainName::parse("private-ns.com").expect("name");
+    let checked = narrow_checker().check(&partly, &records_of(&partly)).await;
+    assert!(
+        checked.iter().all(|r| r.status == RecordStatus::Verified),
+        "{checked:?}"
+    );
+
+    // Every name server refused: nothing is checked, and each record says why.
+    let only = DomainName::parse("private-only.com").expect("name");
+    let checked = narrow_checker().check(&only, &records_of(&only)).await;
+    for judged in &checked {
+        assert_eq!(judged.status, RecordStatus::Pending, "{judged:?}");
+        let reason = judged.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("the name servers of private-only.com are at non-public addresses")
+                && reason.contains("loopback")
+                && reason.contains("which this service does not query"),
+            "{judged:?}"
+        );
+    }
+    // A claim's proof there is not looked for anywhere else.
+    let proof = narrow_checker()
+        .claim_proof(&only, "_domains-claim.private-only.com")
+        .await;
+    assert!(
+        matches!(&proof.0, shared::verify::Answer::Failed(why) if why.contains("non-public")),
+        "{proof:?}"
+    );
+    assert_eq!(
+        (private.received(), mapped_v4.received()),
+        (0, 0),
+        "nothing was sent to {} or {}",
+        private.address,
+        mapped_v4.address
+    );
+
+    // The listeners do see a check that is allowed to send there.
+    let wide = DnsChecker::with_nameservers(&[resolver_address()])
+        .expect("resolver")
+        .allowing(AllowedNetworks::parse("127.0.0.0/8").expect("networks"));
+    let _ = wide.check(&only, &records_of(&only)).await;
+    assert!(
+        private.received() + mapped_v4.received() > 0,
+        "an allowed check reaches the listeners"
+    );
+}
+
+/// A zone with four glue-less name servers and an SPF record whose nine includes
+/// each find a delegation to four more: checked, it would ask about a hundred
+/// questions. The check stops at 64, and the record it could not finish says so.
+#[tokio::test]
+async fn a_check_asks_at_most_64_questions_and_says_when_it_ran_out() {
+    let name = DomainName::parse("deep-cuts.com").expect("name");
+    let (checked, stats) = hierarchy_checker()
+        .check_measured(&name, &records_of(&name))
+        .await;
+    assert_eq!(stats.questions, MAX_QUESTIONS, "{stats:?}");
+    let out_of_questions: Vec<&DnsRecord> = checked
+        .iter()
+        .filter(|r| {
+            r.reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("limit of 64 DNS questions"))
+        })
+        .collect();
+    assert!(!out_of_questions.is_empty(), "{checked:?}");
+    assert!(
+        out_of_questions
+            .iter()
+            .all(|r| r.status == RecordStatus::Pending),
+        "a record out of questions keeps its status: {out_of_questions:?}"
+    );
+}
+
+/// A name as deep as a name may be (90 labels below its registrable domain) is
+/// found in its zone with a handful of questions: the walk follows referrals
+/// from the registrable domain's servers, never one lookup per label.
+#[tokio::test]
+async fn a_deep_name_costs_a_handful_of_questions_not_one_per_label() {
+    let deep = format!("{}all-correct.com", "a.".repeat(90));
+    let name = DomainName::parse(&deep).expect("90 labels below all-correct.com");
+    let (_, stats) = hierarchy_checker()
+        .check_measured(&name, &records_of(&name))
+        .await;
+    assert!(stats.questions < 40, "{stats:?}");
+    // One label more is refused outright.
+    assert!(DomainName::parse(&format!("a.{deep}")).is_err());
+}
