@@ -1,6 +1,6 @@
 //! A name passing from the organization that holds it to another: a create
-//! taking a name whose holder's domain has `failed`, and a claim whose proof was
-//! found. One rule for both:
+//! taking a name whose holder's domain has `failed` without ever being verified
+//! (`takeable_by_create`), and a claim whose proof was found. One rule for both:
 //!
 //! 1. The holder's domain must not be in the hands of a request that may still
 //!    make or remove its SES identity (a fresh setup or delete mark): the name
@@ -14,7 +14,8 @@
 //! 3. The caller then makes the taker's identity as a create does: the old
 //!    holder's identity, tagged for it, is deleted and made anew, so the new
 //!    holder gets fresh DKIM keys. Should that fail, the new domain is a create
-//!    left half-done, which its next `dns-records`, `verify` or create finishes.
+//!    left half-done, which its next `dns-records`, `verify`, create or claim
+//!    verify finishes: the name stays the taker's, never freed half-moved.
 
 use crate::app::App;
 use crate::claims::{DomainClaim, NameHolder};
@@ -29,7 +30,8 @@ const TRANSFER_ATTEMPTS: usize = 5;
 /// Why a name could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
-    /// The holder's domain is not `failed`: only a claim can take it.
+    /// The holder's domain has not failed, or once was verified: only a claim
+    /// can take it.
     #[error("the name is held")]
     Held,
     /// The caller holds the name already.
@@ -99,8 +101,8 @@ pub fn takeable_by_create(domain: &Domain) -> bool {
 }
 
 /// A create's `domain` (not stored: its insert found the name held) takes the
-/// name if its holder's domain has failed. `Mine` if the caller holds it,
-/// `Held` if the holder's domain is alive.
+/// name if a create may take its holder's domain (`takeable_by_create`). `Mine`
+/// if the caller holds it, `Held` otherwise.
 pub async fn take_failed_name(app: &App, domain: &Domain) -> Result<(), TransferError> {
     for _ in 0..TRANSFER_ATTEMPTS {
         let previous = match holding(app, &domain.organization_id, &domain.name).await? {
