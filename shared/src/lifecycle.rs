@@ -271,19 +271,43 @@ pub fn manual_check_retry_after(at: Timestamp, now: Timestamp, interval: Duratio
         .max(1.0) as u64
 }
 
-/// A delete mark younger than this is renewed by no one: it holds the name (no
-/// claim or failed-name create takes it) for at least as long as removing the
-/// identity takes. An older one, left by a delete that stopped half-way, is
-/// renewed by the delete that resumes it, with a versioned write, before that
-/// delete touches the identity.
+/// A delete mark is its writer's for this long: only the request that wrote it
+/// removes the identity meanwhile (SES has no conditional delete: two requests
+/// between reading an identity's tags and deleting it could otherwise remove an
+/// identity made for the name in between), and no claim or failed-name create
+/// takes the name. An older mark, left by a delete that stopped half-way, is
+/// taken over by the delete that resumes it with a versioned write.
 pub const DELETE_MARK_RENEWAL: Duration = Duration::from_secs(15);
 
-/// Whether a delete must (re)write its mark before removing the identity: there
-/// is none, or it is old enough that the name may pass on before the removal ends.
-pub fn delete_mark_needed(domain: &Domain, now: Timestamp) -> bool {
-    domain
-        .deleting_since
-        .is_none_or(|since| now.since(since) >= DELETE_MARK_RENEWAL)
+/// Who may go on with a domain's delete, as a request that wrote the mark
+/// `mine` (if any) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteTurn {
+    /// This request's own mark: it removes the identity and the domain.
+    Mine,
+    /// No mark, or one too old to hold the name: this request writes its own.
+    Mark,
+    /// Another request's fresh mark: that request is deleting it.
+    Another,
+}
+
+/// Whose turn a delete is (see `DeleteTurn`).
+pub fn delete_turn(domain: &Domain, mine: Option<Timestamp>, now: Timestamp) -> DeleteTurn {
+    match domain.deleting_since {
+        Some(since) if Some(since) == mine => DeleteTurn::Mine,
+        Some(since) if now.since(since) < DELETE_MARK_RENEWAL => DeleteTurn::Another,
+        _ => DeleteTurn::Mark,
+    }
+}
+
+/// A delete that failed after writing its mark leaves it for the next delete to
+/// take over at once (the domain stays marked: gone for every reader but the
+/// next delete), instead of holding it for `DELETE_MARK_RENEWAL`.
+pub fn hand_back_delete_mark(domain: &mut Domain, now: Timestamp) {
+    if domain.deleting_since.is_some() {
+        let renewal = Span::from_std(DELETE_MARK_RENEWAL).unwrap_or(Span::seconds(15));
+        domain.deleting_since = Some(Timestamp::from(now.as_datetime() - renewal));
+    }
 }
 
 /// The first step of a delete (or its renewal): marked, and no longer watched.
@@ -441,18 +465,28 @@ mod tests {
     }
 
     #[test]
-    fn a_delete_renews_a_mark_old_enough_for_the_name_to_pass_on() {
+    fn a_delete_goes_on_only_under_its_own_fresh_mark() {
         let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
-        assert!(delete_mark_needed(&d, at(0)), "no mark yet");
+        assert_eq!(
+            delete_turn(&d, None, at(0)),
+            DeleteTurn::Mark,
+            "no mark yet"
+        );
         mark_deleting(&mut d, at(0));
         assert_eq!(d.schedule.next_check_at, None, "not watched any more");
-        let now = at(0).plus(Span::seconds(10));
-        assert!(!delete_mark_needed(&d, now), "fresh: it holds the name");
-        let now = at(0).plus(Span::seconds(15));
-        assert!(
-            delete_mark_needed(&d, now),
-            "renewed before the identity goes"
+        let soon = at(0).plus(Span::seconds(10));
+        assert_eq!(delete_turn(&d, Some(at(0)), soon), DeleteTurn::Mine);
+        assert_eq!(delete_turn(&d, None, soon), DeleteTurn::Another);
+        let later = at(0).plus(Span::seconds(15));
+        assert_eq!(
+            delete_turn(&d, None, later),
+            DeleteTurn::Mark,
+            "taken over by the delete that resumes it"
         );
+        // Handed back after a failed step: the retry takes it over at once.
+        hand_back_delete_mark(&mut d, soon);
+        assert_eq!(delete_turn(&d, None, soon), DeleteTurn::Mark);
+        assert!(d.deleting_since.is_some(), "still marked: gone to readers");
     }
 
     #[test]

@@ -368,10 +368,12 @@ async fn begin_manual_check(app: &App, request: &Request) -> Result<Domain, ApiE
 
 /// A delete, step by step; each step leaves something a repeated delete finishes:
 /// 1. a versioned write marks the domain as being deleted (the name stays
-///    claimed, so nobody can create it meanwhile; the scheduled job drops it). A
-///    delete resuming an old mark renews it first (`lifecycle::delete_mark_needed`),
-///    so the name cannot pass to another organization, whose new identity this
-///    delete would then remove, while it works;
+///    claimed, so nobody can create it meanwhile; the scheduled job drops it).
+///    The mark is this request's (`lifecycle::delete_turn`): while it is fresh,
+///    no other request removes the identity (another delete waits for this one,
+///    then finds the domain gone) and the name cannot pass to another
+///    organization, whose new identity could otherwise be removed in its place;
+///    a mark left by a delete that stopped half-way is taken over;
 /// 2. the identity goes, if it is this organization's;
 /// 3. domain, claim and count go in one transaction, conditioned on the version
 ///    the mark was written at.
@@ -380,10 +382,12 @@ async fn begin_manual_check(app: &App, request: &Request) -> Result<Domain, ApiE
 /// anew meanwhile, that newer domain is not this request's to delete (404).
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let mut deleting: Option<String> = None;
+    let mut my_mark: Option<Timestamp> = None;
     for attempt in 0..DELETE_ATTEMPTS {
         if attempt > 0 {
             // Verifies and scheduled checks that read the domain before the mark
-            // may still land; give them a moment rather than failing the caller.
+            // may still land, and another delete may be finishing: give them a
+            // moment rather than failing the caller.
             tokio::time::sleep(std::time::Duration::from_millis(10 * attempt as u64)).await;
         }
         let mut domain = find(app, request).await?;
@@ -392,30 +396,51 @@ async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError
         }
         let as_it_was = domain.clone();
         let now = Timestamp::now();
-        if lifecycle::delete_mark_needed(&domain, now) {
-            if domain.deleting_since.is_none() && provisioning::setup_in_progress(&domain, now) {
-                return Err(ApiError::DomainBusy);
-            }
-            lifecycle::mark_deleting(&mut domain, now);
-            match app.store.update(&mut domain).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict) => continue,
-                Err(error) => return Err(logged(store_error(error))),
+        match lifecycle::delete_turn(&domain, my_mark, now) {
+            lifecycle::DeleteTurn::Mine => {}
+            lifecycle::DeleteTurn::Another => continue,
+            lifecycle::DeleteTurn::Mark => {
+                if domain.deleting_since.is_none() && provisioning::setup_in_progress(&domain, now)
+                {
+                    return Err(ApiError::DomainBusy);
+                }
+                lifecycle::mark_deleting(&mut domain, now);
+                match app.store.update(&mut domain).await {
+                    Ok(()) => my_mark = Some(now),
+                    Err(StoreError::Conflict) => continue,
+                    Err(error) => return Err(logged(store_error(error))),
+                }
             }
         }
-        provisioning::remove_identity(app, &domain.name, &domain.organization_id)
-            .await
-            .map_err(|e| logged(identity_error(e)))?;
+        if let Err(error) =
+            provisioning::remove_identity(app, &domain.name, &domain.organization_id).await
+        {
+            hand_back_delete_mark(app, &mut domain).await;
+            return Err(logged(identity_error(error)));
+        }
         match app.store.delete(&domain).await {
             Ok(()) => return Ok(json_response(StatusCode::OK, &as_it_was)),
             Err(StoreError::Conflict) => continue,
-            // A concurrent delete finished the same job.
-            Err(error) => return Err(logged(store_error(error))),
+            // `DomainGone`: a concurrent delete finished the same job (then the
+            // hand-back finds nothing to write).
+            Err(error) => {
+                hand_back_delete_mark(app, &mut domain).await;
+                return Err(logged(store_error(error)));
+            }
         }
     }
-    Err(logged(ApiError::Unavailable(
-        "delete kept losing write races".into(),
-    )))
+    // Another request's delete is still under way.
+    Err(ApiError::DomainBusy)
+}
+
+/// After a failed step, lets the caller's retry take the mark over at once
+/// (`lifecycle::hand_back_delete_mark`); if that write fails too, the retry
+/// waits for the mark to age.
+async fn hand_back_delete_mark(app: &App, domain: &mut Domain) {
+    lifecycle::hand_back_delete_mark(domain, Timestamp::now());
+    if let Err(error) = app.store.update(domain).await {
+        tracing::warn!(domain = %domain.name, %error, "could not hand the delete mark back");
+    }
 }
 
 /// The table's stream (a batch of records): each domain change published as its

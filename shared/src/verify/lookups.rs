@@ -39,7 +39,11 @@ pub(super) struct Lookups<'a> {
 enum Asked {
     /// An answer (or "nothing there").
     Answer(Answer<Rr>),
-    /// They could not be asked or could not answer: the resolver may.
+    /// They could not be found (no NS records of the zone's own, their
+    /// addresses not found): the resolver, following the same delegations, may
+    /// answer instead.
+    NoServers(String),
+    /// They were asked and could not answer (timeouts, refusals, lame).
     Unreachable(String),
     /// They are not asked at all (non-public addresses, too deep): neither is
     /// anyone else, and the reason says why.
@@ -87,7 +91,7 @@ impl<'a> Lookups<'a> {
         for _ in 0..=MAX_REFERRALS {
             let servers = match &zone.reach {
                 Reach::Servers(servers) => servers.clone(),
-                Reach::Unknown(why) => return Asked::Unreachable(why.clone()),
+                Reach::Unknown(why) => return Asked::NoServers(why.clone()),
                 Reach::Refused(why) => return Asked::Refused(why.clone()),
             };
             match servers
@@ -120,8 +124,8 @@ impl<'a> Lookups<'a> {
         match self.ask_authoritative(fqdn, record_type).await {
             Asked::Answer(answer) => answer,
             Asked::Refused(why) => Answer::Failed(why),
-            Asked::Unreachable(why) => {
-                tracing::debug!(fqdn, %why, "authoritative servers could not answer; asking the resolver");
+            Asked::NoServers(why) | Asked::Unreachable(why) => {
+                tracing::debug!(fqdn, %why, "authoritative servers not asked or not answering; asking the resolver");
                 query(&self.checker.resolver, fqdn, record_type, self.budget).await
             }
             Asked::Outside => query(&self.checker.resolver, fqdn, record_type, self.budget).await,
@@ -177,9 +181,10 @@ impl<'a> Lookups<'a> {
     /// The TXT values at exactly `fqdn` as its own zone answers them, and every
     /// alias met on the way (a proof reached through a CNAME is no proof). Asked
     /// of the zone's authoritative servers, found from the registrable domain
-    /// down; only where those cannot be found or answer nothing does the
-    /// configured resolver, which follows the same delegations, stand in. Servers
-    /// this service does not reach are replaced by nobody.
+    /// down; only where none can be found does the configured resolver, which
+    /// follows the same delegations, stand in. Servers that were found but did
+    /// not answer, or that this service does not reach, are replaced by nobody:
+    /// the claim waits.
     pub(super) async fn proof(&self, fqdn: &str) -> (Answer<String>, Vec<String>) {
         let fqdn = normalize_host(fqdn);
         let answer = match self.ask_authoritative(&fqdn, RecordType::TXT).await {
@@ -191,7 +196,15 @@ impl<'a> Lookups<'a> {
                 );
             }
             Asked::Unreachable(why) => {
-                tracing::debug!(%fqdn, %why, "authoritative servers could not answer the proof; asking the resolver");
+                return (
+                    Answer::Failed(format!(
+                        "the name servers of its zone did not answer: {why}"
+                    )),
+                    Vec::new(),
+                );
+            }
+            Asked::NoServers(why) => {
+                tracing::debug!(%fqdn, %why, "no authoritative servers found for the proof; asking the resolver");
                 query(&self.checker.resolver, &fqdn, RecordType::TXT, self.budget).await
             }
             Asked::Outside => {

@@ -259,10 +259,10 @@ impl DnsChecker {
     /// The proof of a claim of `domain`: the TXT values at exactly `fqdn` (a name
     /// in `domain`'s zone), as `domain`'s own zone answers them: asked of its
     /// authoritative servers, found by following referrals from its registrable
-    /// domain (the configured resolver stands in only where they cannot be found
-    /// or answer nothing, never for servers at addresses this service does not
-    /// reach), within `CHECK_BUDGET` and `MAX_QUESTIONS`; with every alias met on
-    /// the way (any alias means no proof).
+    /// domain (the configured resolver stands in only where none can be found,
+    /// never for servers that do not answer or that this service does not reach),
+    /// within `CHECK_BUDGET` and `MAX_QUESTIONS`; with every alias met on the way
+    /// (any alias means no proof).
     pub async fn claim_proof(
         &self,
         domain: &DomainName,

@@ -6,8 +6,8 @@
 //! - a failed name that once was verified is not had by a plain create;
 //! - a takeover that fails half-way (SES throttled) keeps the name for the taker
 //!   to finish, never frees it with the old holder's data half-moved;
-//! - a delete resuming an old mark never removes an identity another
-//!   organization made since.
+//! - a delete resuming an old mark, or racing another delete, never removes an
+//!   identity another organization made since.
 //!
 //! On the embedded default and on moto (DynamoDB, SESv2 as SES answers).
 
@@ -491,4 +491,58 @@ async fn a_resumed_delete_never_removes_an_identity_made_since_on_the_embedded_d
 async fn a_resumed_delete_never_removes_an_identity_made_since_on_moto() {
     let (world, _) = dynamodb_world().await;
     resumed_delete_races_a_claim(world.app.store.clone()).await;
+}
+
+/// Two deletes of one domain at once. The first has read the identity's tags
+/// (A's) and is about to delete it; if the second finished the job meanwhile and
+/// B created the name, the first would delete B's new identity (SES has no
+/// conditional delete). Only the request that wrote the delete mark removes the
+/// identity: the second waits for it, and B's create meets a held name.
+async fn concurrent_deletes_race_a_create(store: Arc<dyn DomainStore>) {
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let staged = Arc::new(Staged::default());
+    let app = Arc::new(staged_app(store, &dns, staged.clone()));
+    let name = format!("{}.example.com", fresh_label());
+    assert_eq!(
+        create(&name).org("org_a").send(&app).await.status,
+        StatusCode::CREATED
+    );
+    *staged.hold_delete_of.lock().expect("lock") = DomainName::parse(&name).ok();
+    let delete = |app: Arc<App>, name: String| async move {
+        Call::new(Endpoint::Delete)
+            .domain(&name)
+            .org("org_a")
+            .send(&app)
+            .await
+    };
+    let first = tokio::spawn(delete(app.clone(), name.clone()));
+    staged.delete_reached.notified().await;
+    let second = delete(app.clone(), name.clone()).await;
+    let meanwhile = create(&name).org("org_b").send(&app).await;
+    staged.delete_released.notify_one();
+    let first = first.await.expect("the first delete ends");
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    assert_eq!(
+        second.status,
+        StatusCode::CONFLICT,
+        "it waited for the first: {second:?}"
+    );
+    assert_eq!(second.body["code"], "domain_busy");
+    meanwhile.assert_error(409, "Domain already exists");
+
+    let created = create(&name).org("org_b").send(&app).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(holder_of(&app, &name).await.as_deref(), Some("org_b"));
+    assert_eq!(identity_owner_of(&app, &name).await, org_tag("org_b"));
+}
+
+#[tokio::test]
+async fn a_delete_never_removes_an_identity_made_after_another_delete_on_the_embedded_default() {
+    concurrent_deletes_race_a_create(Arc::new(InMemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn a_delete_never_removes_an_identity_made_after_another_delete_on_moto() {
+    let (world, _) = dynamodb_world().await;
+    concurrent_deletes_race_a_create(world.app.store.clone()).await;
 }

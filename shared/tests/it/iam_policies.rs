@@ -708,9 +708,9 @@ fn ses_writes_are_conditioned_on_the_deployment_tag() {
         }
     }
     assert_eq!(
-        checked, 13,
-        "create-domain, get-dns-records, verify-domain, verify-domain-claim (2 each), \
-         delete-domain; \
+        checked, 17,
+        "create-domain, get-dns-records, verify-domain, verify-domain-claim (3 each: \
+         create, tag, delete), delete-domain; \
          MAIL FROM: create-domain, verify-domain, update-domain, reverify-pending"
     );
 }
