@@ -61,6 +61,7 @@ type Pool = NameServerPool<TokioRuntimeProvider>;
 /// A zone's authoritative servers (at most a few), each asked on its own so a lame
 /// one can be passed over for the next.
 pub(super) struct ZoneServers {
+    addresses: Vec<SocketAddr>,
     each: Vec<Pool>,
     /// Where the next question starts, so no one server (a lame one first in the
     /// NS set, say) is always asked first.
@@ -70,14 +71,20 @@ pub(super) struct ZoneServers {
 impl ZoneServers {
     /// These servers, each reached over UDP (TCP when a reply is truncated).
     pub(super) fn new(addresses: &[SocketAddr]) -> Option<Self> {
-        let each: Vec<_> = addresses
+        let (addresses, each): (Vec<SocketAddr>, Vec<Pool>) = addresses
             .iter()
-            .filter_map(|address| pool_for(*address))
-            .collect();
+            .filter_map(|address| Some((*address, pool_for(*address)?)))
+            .unzip();
         (!each.is_empty()).then(|| Self {
+            addresses,
             each,
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// The servers' addresses.
+    pub(super) fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
     }
 
     /// Asks `fqdn` of one server of `zone`; if it cannot answer (refused, failed,

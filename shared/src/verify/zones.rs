@@ -52,11 +52,21 @@ pub(super) struct KnownZone {
     pub(super) reach: Reach,
 }
 
-/// Remembered zones: definite answers only (servers found, or refused); a zone
-/// whose servers could not be found is looked for again next time.
+/// What is remembered of a zone: definite answers only (servers found, or
+/// refused); a zone whose servers could not be found is looked for again next
+/// time. Addresses, not connections: each check opens its own to a zone's
+/// servers and closes them when it ends, so a tenant's servers that keep
+/// connections open (answer truncated over UDP, then never close TCP) cannot
+/// pile sockets up in a process that checks everyone's domains.
+#[derive(Clone)]
+enum Remembered {
+    Servers(Vec<SocketAddr>),
+    Refused(String),
+}
+
 #[derive(Default)]
 pub(super) struct ZoneCache {
-    entries: HashMap<String, (Instant, Reach, u64)>,
+    entries: HashMap<String, (Instant, Remembered, u64)>,
     /// Names in the order they were remembered, with the generation each was
     /// remembered at (an entry remembered again is younger than its old place).
     order: VecDeque<(String, u64)>,
@@ -64,18 +74,18 @@ pub(super) struct ZoneCache {
 }
 
 impl ZoneCache {
-    fn get(&self, zone: &str, now: Instant) -> Option<Reach> {
+    fn get(&self, zone: &str, now: Instant) -> Option<Remembered> {
         self.entries
             .get(zone)
             .filter(|(until, _, _)| *until > now)
-            .map(|(_, reach, _)| reach.clone())
+            .map(|(_, remembered, _)| remembered.clone())
     }
 
-    fn remember(&mut self, zone: &str, reach: Reach, now: Instant) {
+    fn remember(&mut self, zone: &str, remembered: Remembered, now: Instant) {
         self.generation += 1;
         self.entries.insert(
             zone.to_string(),
-            (now + ZONE_SERVERS_TTL, reach, self.generation),
+            (now + ZONE_SERVERS_TTL, remembered, self.generation),
         );
         self.order.push_back((zone.to_string(), self.generation));
         while self.entries.len() > MAX_ZONE_CACHE_ENTRIES {
@@ -85,6 +95,17 @@ impl ZoneCache {
             if self.entries.get(&oldest).is_some_and(|e| e.2 == generation) {
                 self.entries.remove(&oldest);
             }
+        }
+        // Expired entries go first, a few at a time, from the front (the oldest).
+        while let Some((oldest, generation)) = self.order.front().cloned() {
+            match self.entries.get(&oldest) {
+                Some(entry) if entry.2 == generation && entry.0 <= now => {
+                    self.entries.remove(&oldest);
+                }
+                Some(entry) if entry.2 == generation => break,
+                _ => {}
+            }
+            self.order.pop_front();
         }
         // Places left by names remembered again: dropped once they outnumber the
         // entries, so the queue stays within twice the bound.
@@ -203,12 +224,10 @@ impl DnsChecker {
                     .collect(),
             };
         if hosts.is_empty() {
-            let reach = Reach::Unknown(format!("{apex} has no NS records of its own"));
-            self.remember(apex, reach.clone());
-            return reach;
+            return Reach::Unknown(format!("{apex} has no NS records of its own"));
         }
         let reach = self.reach(apex, &hosts, budget).await;
-        self.remember(apex, reach.clone());
+        self.remember(apex, &reach);
         reach
     }
 
@@ -218,27 +237,38 @@ impl DnsChecker {
             return reach;
         }
         let reach = self.reach(&referral.zone, &referral.servers, budget).await;
-        self.remember(&referral.zone, reach.clone());
+        self.remember(&referral.zone, &reach);
         reach
     }
 
-    /// What is remembered of `zone` and not expired.
+    /// What is remembered of `zone` and not expired, with connections of this
+    /// check's own.
     fn known(&self, zone: &str) -> Option<Reach> {
         let now = Instant::now();
-        self.zones
+        let remembered = self
+            .zones
             .lock()
             .ok()
-            .and_then(|zones| zones.get(zone, now))
+            .and_then(|zones| zones.get(zone, now))?;
+        Some(match remembered {
+            Remembered::Servers(addresses) => match ZoneServers::new(&addresses) {
+                Some(servers) => Reach::Servers(Arc::new(servers)),
+                None => Reach::Unknown(format!("no name servers of {zone} could be set up")),
+            },
+            Remembered::Refused(why) => Reach::Refused(why),
+        })
     }
 
     /// Remembers a definite answer (a zone whose servers could not be found is
     /// looked for again next time).
-    fn remember(&self, zone: &str, reach: Reach) {
-        if matches!(reach, Reach::Unknown(_)) {
-            return;
-        }
+    fn remember(&self, zone: &str, reach: &Reach) {
+        let remembered = match reach {
+            Reach::Servers(servers) => Remembered::Servers(servers.addresses().to_vec()),
+            Reach::Refused(why) => Remembered::Refused(why.clone()),
+            Reach::Unknown(_) => return,
+        };
         if let Ok(mut zones) = self.zones.lock() {
-            zones.remember(zone, reach, Instant::now());
+            zones.remember(zone, remembered, Instant::now());
         }
     }
 
@@ -300,7 +330,7 @@ mod tests {
     fn the_cache_lets_its_oldest_entries_go_first() {
         let mut cache = ZoneCache::default();
         let now = Instant::now();
-        let refused = || Reach::Refused("test".into());
+        let refused = || Remembered::Refused("test".into());
         for i in 0..MAX_ZONE_CACHE_ENTRIES {
             cache.remember(&format!("zone{i}.example"), refused(), now);
         }
@@ -321,5 +351,9 @@ mod tests {
                 .is_none(),
             "expired"
         );
+        // Remembered after they expired: expired entries at the front go.
+        let later = now + ZONE_SERVERS_TTL + Duration::from_secs(1);
+        cache.remember("newer.example", refused(), later);
+        assert_eq!(cache.len(), 1, "only the newest is left");
     }
 }

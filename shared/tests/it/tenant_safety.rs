@@ -6,7 +6,9 @@
 //!   proof published there takes nothing and no record is judged from there;
 //! - name servers at addresses the operator did not allow: never sent a packet
 //!   (a listener on each counts), the records say why they are not checked;
-//! - a zone built to make one check ask many questions: it stops at 64.
+//! - a zone built to make one check ask many questions: it stops at 64;
+//! - name servers that never close a TCP connection (an in-process server, no
+//!   hierarchy needed): a check's connections are closed when it ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -289,4 +291,199 @@ async fn a_deep_name_costs_a_handful_of_questions_not_one_per_label() {
     assert!(stats.questions < 40, "{stats:?}");
     // One label more is refused outright.
     assert!(DomainName::parse(&format!("a.{deep}")).is_err());
+}
+
+/// A tenant's name server that holds connections: on its own port of 127.0.0.1
+/// it is the resolver for queries with RD (every `<x>.com` has the name server
+/// `ns.<x>.com` at 127.0.0.1) and the zone's server for queries without it,
+/// answering UDP truncated (so the checker comes back over TCP), then over TCP
+/// with "nothing there", and never closing a TCP connection itself.
+mod holding {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::str::FromStr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hickory_proto::op::{Message, OpCode, ResponseCode};
+    use hickory_proto::rr::rdata::{A, NS, SOA};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+
+    pub struct HoldingServer {
+        pub address: SocketAddr,
+        /// TCP connections accepted, and those the other side has not closed.
+        pub accepted: Arc<AtomicUsize>,
+        pub open: Arc<AtomicUsize>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+    }
+
+    impl Drop for HoldingServer {
+        fn drop(&mut self) {
+            self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        }
+    }
+
+    fn zone_of(name: &Name) -> Name {
+        let ascii = name.to_ascii();
+        let labels: Vec<&str> = ascii.trim_end_matches('.').split('.').collect();
+        let n = labels.len();
+        Name::from_str(&format!(
+            "{}.{}.",
+            labels[n.saturating_sub(2)],
+            labels[n - 1]
+        ))
+        .expect("zone")
+    }
+
+    fn answer(query: &Message, over_tcp: bool) -> Message {
+        let mut reply = Message::response(query.metadata.id, OpCode::Query);
+        reply.metadata.recursion_desired = query.metadata.recursion_desired;
+        reply.metadata.recursion_available = true;
+        let Some(question) = query.queries.first().cloned() else {
+            reply.metadata.response_code = ResponseCode::FormErr;
+            return reply;
+        };
+        reply.add_query(question.clone());
+        let zone = zone_of(&question.name);
+        let host = |zone: &Name| Name::from_str(&format!("ns.{}", zone.to_ascii())).expect("host");
+        let soa = Record::from_rdata(
+            zone.clone(),
+            60,
+            RData::SOA(SOA::new(host(&zone), host(&zone), 1, 60, 60, 60, 60)),
+        );
+        if query.metadata.recursion_desired {
+            match question.query_type {
+                RecordType::NS if question.name == zone => {
+                    reply.add_answer(Record::from_rdata(
+                        zone.clone(),
+                        60,
+                        RData::NS(NS(host(&zone))),
+                    ));
+                }
+                RecordType::A if question.name == host(&zone) => {
+                    reply.add_answer(Record::from_rdata(
+                        host(&zone),
+                        60,
+                        RData::A(A(Ipv4Addr::LOCALHOST)),
+                    ));
+                }
+                _ => {
+                    reply.add_authority(soa);
+                }
+            }
+            return reply;
+        }
+        reply.metadata.authoritative = true;
+        if !over_tcp {
+            reply.metadata.truncation = true;
+            return reply;
+        }
+        reply.metadata.response_code = ResponseCode::NXDomain;
+        reply.add_authority(soa);
+        reply
+    }
+
+    impl HoldingServer {
+        pub async fn start() -> Self {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+            let address = udp.local_addr().expect("address");
+            let tcp = TcpListener::bind(address)
+                .await
+                .expect("tcp on the same port");
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let open = Arc::new(AtomicUsize::new(0));
+            let udp_task = tokio::spawn(async move {
+                let mut buffer = vec![0u8; 4096];
+                while let Ok((n, from)) = udp.recv_from(&mut buffer).await {
+                    if let Ok(query) = Message::from_vec(&buffer[..n])
+                        && let Ok(bytes) = answer(&query, false).to_vec()
+                    {
+                        let _ = udp.send_to(&bytes, from).await;
+                    }
+                }
+            });
+            let (counted, still_open) = (accepted.clone(), open.clone());
+            let tcp_task = tokio::spawn(async move {
+                while let Ok((mut stream, _)) = tcp.accept().await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    still_open.fetch_add(1, Ordering::SeqCst);
+                    let still_open = still_open.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let mut length = [0u8; 2];
+                            if stream.read_exact(&mut length).await.is_err() {
+                                break;
+                            }
+                            let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                            if stream.read_exact(&mut message).await.is_err() {
+                                break;
+                            }
+                            let Ok(query) = Message::from_vec(&message) else {
+                                break;
+                            };
+                            let Ok(bytes) = answer(&query, true).to_vec() else {
+                                break;
+                            };
+                            let Ok(size) = u16::try_from(bytes.len()) else {
+                                break;
+                            };
+                            let mut framed = size.to_be_bytes().to_vec();
+                            framed.extend(bytes);
+                            if stream.write_all(&framed).await.is_err() {
+                                break;
+                            }
+                        }
+                        // The checker closed it.
+                        still_open.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+            });
+            Self {
+                address,
+                accepted,
+                open,
+                tasks: vec![udp_task, tcp_task],
+            }
+        }
+    }
+}
+
+/// Forty checks of zones whose servers hold every TCP connection open: once the
+/// checks end, the checker has closed every connection they made. A warm process
+/// checks every tenant's domains; sockets a tenant's servers could keep open
+/// there would, a few hundred zones later, leave no descriptor for anyone's check.
+#[tokio::test]
+async fn a_tenants_name_servers_cannot_keep_the_checkers_connections_open() {
+    use std::sync::atomic::Ordering;
+    let server = holding::HoldingServer::start().await;
+    let checker = Arc::new(
+        DnsChecker::with_nameservers(&[server.address])
+            .expect("resolver")
+            .with_authoritative_port(server.address.port())
+            .allowing(AllowedNetworks::parse("127.0.0.0/8").expect("networks")),
+    );
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let names: Vec<DomainName> = (0..40)
+        .map(|i| DomainName::parse(&format!("z{i}-{run}.com")).expect("name"))
+        .collect();
+    futures::future::join_all(names.iter().map(|name| {
+        let checker = checker.clone();
+        async move { checker.check(name, &records_of(name)).await }
+    }))
+    .await;
+    assert!(
+        server.accepted.load(Ordering::SeqCst) > 0,
+        "the checks came back over TCP"
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.open.load(Ordering::SeqCst) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} connections still open after the checks ended",
+            server.open.load(Ordering::SeqCst),
+            server.accepted.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
