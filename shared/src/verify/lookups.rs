@@ -180,15 +180,33 @@ impl<'a> Lookups<'a> {
 
     /// The TXT values at exactly `fqdn` as its own zone answers them, and every
     /// alias met on the way (a proof reached through a CNAME is no proof). Asked
-    /// of the zone's authoritative servers, found from the registrable domain
-    /// down; only where none can be found does the configured resolver, which
-    /// follows the same delegations, stand in. Servers that were found but did
-    /// not answer, or that this service does not reach, are replaced by nobody:
-    /// the claim waits.
+    /// of every authoritative server of the zone, found from the registrable
+    /// domain down: they must all answer alike (a stale name server that someone
+    /// else now runs could otherwise answer for the zone alone). Only where no
+    /// servers can be found does the configured resolver, which follows the
+    /// same delegations, stand in. Servers that were found but did not answer,
+    /// or that this service does not reach, are replaced by nobody: the claim
+    /// waits.
     pub(super) async fn proof(&self, fqdn: &str) -> (Answer<String>, Vec<String>) {
         let fqdn = normalize_host(fqdn);
         let answer = match self.ask_authoritative(&fqdn, RecordType::TXT).await {
-            Asked::Answer(answer) => answer,
+            // The zone that answers for the name (referrals followed): ask all
+            // of its servers.
+            Asked::Answer(_) => match self.zone_for(&fqdn).0 {
+                Some(KnownZone {
+                    name,
+                    reach: Reach::Servers(servers),
+                }) => {
+                    let replies = servers
+                        .ask_each(&name, &fqdn, RecordType::TXT, self.budget)
+                        .await;
+                    match agreed_answer(&fqdn, replies) {
+                        Ok(answer) => answer,
+                        Err(why) => return (Answer::Failed(why), Vec::new()),
+                    }
+                }
+                _ => Answer::Failed("its zone's name servers could not be asked".into()),
+            },
             Asked::Refused(why) => {
                 return (
                     Answer::Failed(format!("the name servers of its zone are not asked: {why}")),
@@ -419,6 +437,51 @@ impl<'a> Lookups<'a> {
             }
         }
     }
+}
+
+/// One answer from what every server of a zone said about `fqdn`: the servers
+/// that answered must agree (the same records, in any order); servers that
+/// failed are passed over, but one at least must answer.
+fn agreed_answer(fqdn: &str, replies: Vec<Reply>) -> Result<Answer<Rr>, String> {
+    let asked = replies.len();
+    let answered: Vec<Vec<Rr>> = replies
+        .into_iter()
+        .filter_map(|reply| match reply {
+            Reply::Answer(records) => Some(records),
+            Reply::Empty { .. } => Some(Vec::new()),
+            Reply::Referral(_) | Reply::Failed(_) => None,
+        })
+        .collect();
+    let Some(first) = answered.first() else {
+        return Err(format!(
+            "none of the {asked} name servers of its zone answered"
+        ));
+    };
+    let seen = |records: &Vec<Rr>| {
+        let mut seen: Vec<String> = records
+            .iter()
+            .map(|r| format!("{} {}", r.owner, describe(&r.data).unwrap_or_default()))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    let reference = seen(first);
+    let agreeing = answered
+        .iter()
+        .filter(|records| seen(records) == reference)
+        .count();
+    if agreeing < answered.len() {
+        return Err(format!(
+            "the name servers of its zone answer {fqdn} differently ({agreeing} of {} alike): every one must serve the record, so wait until they all do",
+            answered.len()
+        ));
+    }
+    Ok(if first.is_empty() {
+        Answer::Empty
+    } else {
+        Answer::Found(first.clone())
+    })
 }
 
 fn first_cname(records: &[Rr]) -> Option<String> {

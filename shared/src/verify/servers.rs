@@ -120,6 +120,24 @@ impl ZoneServers {
     }
 }
 
+impl ZoneServers {
+    /// Asks `fqdn` of every server of `zone` at once: what each said.
+    pub(super) async fn ask_each(
+        &self,
+        zone: &str,
+        fqdn: &str,
+        record_type: RecordType,
+        budget: &Budget,
+    ) -> Vec<Reply> {
+        futures::future::join_all(
+            self.each
+                .iter()
+                .map(|server| ask_one(server, zone, fqdn, record_type, budget)),
+        )
+        .await
+    }
+}
+
 fn pool_for(address: SocketAddr) -> Option<Pool> {
     let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
         .into_iter()

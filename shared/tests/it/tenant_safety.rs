@@ -120,6 +120,58 @@ async fn a_proof_on_the_servers_behind_a_wildcard_cname_takes_nothing() {
     );
 }
 
+/// stale-ns-victim.com's zone still lists a name server whose name the attacker
+/// has taken over, with a copy of the zone of its own. The proof it publishes
+/// there is no proof while the zone's own server answers otherwise: a claim's
+/// proof is asked of every server of the zone, and they must agree.
+#[tokio::test]
+async fn a_proof_on_one_stale_name_server_of_the_zone_takes_nothing() {
+    let app = hierarchy_app();
+    let name = "stale-ns-victim.com";
+    // The victim holds the name (a fresh store each run).
+    assert_eq!(
+        create(name).org("org_victim").send(&app).await.status,
+        StatusCode::CREATED
+    );
+    let claimed = Call::new(Endpoint::CreateClaim)
+        .body(&json!({ "name": name }).to_string())
+        .org("org_attacker")
+        .send(&app)
+        .await;
+    let value = claimed.body["record"]["value"]
+        .as_str()
+        .expect("value")
+        .to_string();
+    publish(
+        "child",
+        name,
+        "_domains-claim",
+        &["TXT", &format!("\"{value}\"")],
+    );
+    // Servers are asked in turn: several verifies would meet the stale one first.
+    for _ in 0..4 {
+        let verified = Call::new(Endpoint::VerifyClaim)
+            .domain(name)
+            .org("org_attacker")
+            .send(&app)
+            .await;
+        assert_eq!(verified.body["status"], "pending", "{verified:?}");
+        assert!(
+            verified.body["reason"].as_str().is_some_and(
+                |r| r.contains("answer _domains-claim.stale-ns-victim.com differently")
+            ),
+            "{verified:?}"
+        );
+    }
+    let holder = app
+        .store
+        .holder(&DomainName::parse(name).expect("name"))
+        .await
+        .expect("holder")
+        .map(|h| h.organization_id);
+    assert_eq!(holder.as_deref(), Some("org_victim"));
+}
+
 /// The records of a name under that wildcard are judged from wild-victim.com's own
 /// servers (which answer with the CNAME), never from the attacker's server, which
 /// serves every record correct for it.
