@@ -71,7 +71,11 @@ pub async fn read_ses_view(
     if !needs_ses(domain, recheck_confirmed) {
         return;
     }
-    if !take_turn(app, limiter).await {
+    // A caller's verify also takes its organization's share: one SES read in
+    // `ORGANIZATION_SES_INTERVAL`, so one tenant's verifies cannot spend the
+    // budget every tenant's confirmations need.
+    let share = limiter.is_none().then_some(domain.organization_id.as_str());
+    if !take_turn(app, limiter, share).await {
         return;
     }
     let identity = match app.identities.get(&domain.name).await {
@@ -119,7 +123,7 @@ async fn tell_ses_mail_from(
     mail_from_domain: Option<&str>,
     limiter: Option<&RateLimiter>,
 ) {
-    if !take_turn(app, limiter).await {
+    if !take_turn(app, limiter, None).await {
         return;
     }
     if let Err(error) = provisioning::set_mail_from(app, domain, identity, mail_from_domain).await {
@@ -127,11 +131,17 @@ async fn tell_ses_mail_from(
     }
 }
 
+/// A caller's verifies read SES for one organization at most once in this long
+/// (the scheduled job has its own pace).
+pub const ORGANIZATION_SES_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Waits for a turn to call SES: the run's own spacing (`limiter`, for a
-/// scheduled check), then the deployment's shared budget. False when none comes
-/// in time (`MAX_RATE_WAIT` for a scheduled check, `REQUEST_RATE_WAIT` for a
-/// caller's) or the budget cannot be read: SES is then asked at the next check.
-async fn take_turn(app: &App, limiter: Option<&RateLimiter>) -> bool {
+/// scheduled check) or the organization's share (`share`, for a caller's
+/// verify), then the deployment's shared budget. False when none comes in time
+/// (`MAX_RATE_WAIT` for a scheduled check, `REQUEST_RATE_WAIT` for a caller's),
+/// the share is spent, or the budget cannot be read: SES is then asked at the
+/// next check.
+async fn take_turn(app: &App, limiter: Option<&RateLimiter>, share: Option<&str>) -> bool {
     let max_wait = match limiter {
         Some(limiter) => {
             if !limiter.acquire_within(MAX_RATE_WAIT).await {
@@ -144,6 +154,21 @@ async fn take_turn(app: &App, limiter: Option<&RateLimiter>) -> bool {
     let Some(per_second) = app.ses_max_rps else {
         return true;
     };
+    if let Some(organization_id) = share {
+        let turn = crate::store::Turn::SesRead { organization_id };
+        match app
+            .store
+            .take_turn(turn, Timestamp::now(), ORGANIZATION_SES_INTERVAL)
+            .await
+        {
+            Ok(()) => {}
+            Err(crate::store::StoreError::TooSoon(_)) => return false,
+            Err(error) => {
+                tracing::warn!(%error, "could not take the organization's SES turn; SES is asked at the next check");
+                return false;
+            }
+        }
+    }
     let started = Instant::now();
     loop {
         match app.store.take_ses_call(per_second).await {

@@ -309,10 +309,6 @@ pub struct Domain {
     /// been". Not part of the API object.
     #[serde(skip)]
     pub was_verified: Option<bool>,
-    /// When the last manual verify began: the next may begin
-    /// `lifecycle::MANUAL_CHECK_INTERVAL` later. Not part of the API object.
-    #[serde(skip)]
-    pub manual_check_at: Option<Timestamp>,
 }
 
 impl CheckSchedule {
@@ -345,7 +341,6 @@ impl Domain {
             setup_started_at: Some(now),
             deleting_since: None,
             was_verified: Some(false),
-            manual_check_at: None,
         }
     }
 }

@@ -6,11 +6,10 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
 use super::setup::{self, setup_error};
-use super::{WRITE_ATTEMPTS, logged, store_error, transfer_error};
+use super::{WRITE_ATTEMPTS, logged, store_error, take_check_turn, transfer_error};
 use crate::app::App;
 use crate::claims::{ClaimStatus, ClaimView, DomainClaim, MAX_OPEN_CLAIMS};
 use crate::error::{ApiError, json_response};
-use crate::lifecycle;
 use crate::model::{Domain, Timestamp};
 use crate::provisioning;
 use crate::request::{claim_body, organization_id, path_domain};
@@ -190,20 +189,15 @@ pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body
     let (mut claim, stored) = find(app, request).await?;
     if claim.status == ClaimStatus::Pending {
         let now = Timestamp::now();
-        // As a domain's: one check every interval (read from the claim as
-        // stored, so requests racing within a few milliseconds may both check).
-        if let Some(at) = claim.last_checked_at
-            && now.since(at) < app.manual_check_interval
-        {
-            return Err(ApiError::TooManyChecks {
-                retry_after: lifecycle::manual_check_retry_after(
-                    at,
-                    now,
-                    app.manual_check_interval,
-                ),
-                last_checked_at: Some(at),
-            });
-        }
+        // As a domain's: one check of the name every interval, a turn that
+        // outlives the claim (deleting and making it again gives no new one).
+        take_check_turn(
+            app,
+            &claim.organization_id,
+            &claim.name,
+            claim.last_checked_at,
+        )
+        .await?;
         let (answer, aliases) = app.dns.claim_proof(&claim.name, &claim.record.name).await;
         if !claim.record_check(&answer, &aliases, now) {
             store_check(app, &claim).await?;

@@ -334,36 +334,46 @@ async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError
     )))
 }
 
-/// The caller's live domain, its turn for a manual check taken (at most one
-/// every `App::manual_check_interval`), or 429 with when to retry.
+/// The caller's live domain, its turn for a check taken (at most one every
+/// `App::manual_check_interval`, a turn that outlives the domain), or 429 with
+/// when to retry.
 async fn begin_manual_check(app: &App, request: &Request) -> Result<Domain, ApiError> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut domain = find_live(app, request).await?;
-        let now = Timestamp::now();
-        match app
-            .store
-            .begin_manual_check(&mut domain, now, app.manual_check_interval)
-            .await
-        {
-            Ok(()) => return Ok(domain),
-            Err(StoreError::TooSoon(at)) => {
-                return Err(ApiError::TooManyChecks {
-                    retry_after: lifecycle::manual_check_retry_after(
-                        at,
-                        now,
-                        app.manual_check_interval,
-                    ),
-                    last_checked_at: domain.last_checked_at,
-                });
-            }
-            // Written meanwhile (a scheduled check): read it again.
-            Err(StoreError::Conflict) => {}
-            Err(error) => return Err(logged(store_error(error))),
-        }
+    let domain = find_live(app, request).await?;
+    take_check_turn(
+        app,
+        &domain.organization_id,
+        &domain.name,
+        domain.last_checked_at,
+    )
+    .await?;
+    Ok(domain)
+}
+
+/// Takes the organization's turn to check `name` now, or 429 saying when to
+/// retry and when the result a read shows now was stored (`last_checked_at`).
+pub(super) async fn take_check_turn(
+    app: &App,
+    organization_id: &str,
+    name: &crate::domain_name::DomainName,
+    last_checked_at: Option<Timestamp>,
+) -> Result<(), ApiError> {
+    let now = Timestamp::now();
+    let turn = crate::store::Turn::Check {
+        organization_id,
+        name,
+    };
+    match app
+        .store
+        .take_turn(turn, now, app.manual_check_interval)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::TooSoon(at)) => Err(ApiError::TooManyChecks {
+            retry_after: lifecycle::manual_check_retry_after(at, now, app.manual_check_interval),
+            last_checked_at,
+        }),
+        Err(error) => Err(logged(store_error(error))),
     }
-    Err(logged(ApiError::Unavailable(
-        "the domain kept changing before its check".into(),
-    )))
 }
 
 /// A delete, step by step; each step leaves something a repeated delete finishes:

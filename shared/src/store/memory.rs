@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClaimSet, DomainPage, DomainStore, DueSlice, KeyStore, SesSlot, StoreError, Transfer,
+    ClaimSet, DomainPage, DomainStore, DueSlice, KeyStore, SesSlot, StoreError, Transfer, Turn,
     check_size,
 };
 use crate::claims::{ClaimStatus, DomainClaim, NameHolder};
@@ -40,6 +40,8 @@ struct State {
     keys: HashMap<String, ApiKeyRecord>,
     /// The SES budget's current second (since the store began) and its calls.
     ses_calls: (u64, u32),
+    /// (organization, what) -> when its turn was last taken.
+    turns: HashMap<(String, String), Timestamp>,
 }
 
 impl Default for InMemoryStore {
@@ -313,24 +315,20 @@ impl DomainStore for InMemoryStore {
         Ok(())
     }
 
-    async fn begin_manual_check(
+    async fn take_turn(
         &self,
-        domain: &mut Domain,
+        turn: Turn<'_>,
         now: Timestamp,
         interval: std::time::Duration,
     ) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        let stored = as_read(&mut state, domain)?;
-        if let Some(at) = stored.manual_check_at
-            && now.since(at) < interval
+        let key = (turn.organization_id().to_string(), turn.key());
+        if let Some(at) = state.turns.get(&key)
+            && now.since(*at) < interval
         {
-            return Err(StoreError::TooSoon(at));
+            return Err(StoreError::TooSoon(*at));
         }
-        // The schedule item's write on DynamoDB: no change a caller sees.
-        stored.manual_check_at = Some(now);
-        stored.version += 1;
-        domain.manual_check_at = Some(now);
-        domain.version = stored.version;
+        state.turns.insert(key, now);
         Ok(())
     }
 

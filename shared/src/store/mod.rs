@@ -130,6 +130,44 @@ pub struct Transfer<'a> {
     pub at: Timestamp,
 }
 
+/// Work a tenant can ask for that is bounded in time (`DomainStore::take_turn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Turn<'a> {
+    /// An organization's check of one name: a domain's verify or a claim's.
+    Check {
+        /// The organization asking.
+        organization_id: &'a str,
+        /// The name checked.
+        name: &'a DomainName,
+    },
+    /// An organization's SES read from a verify: one share of the deployment's
+    /// SES budget, so no organization can spend it all.
+    SesRead {
+        /// The organization asking.
+        organization_id: &'a str,
+    },
+}
+
+impl Turn<'_> {
+    /// The organization the turn is counted for.
+    pub fn organization_id(&self) -> &str {
+        match self {
+            Turn::Check {
+                organization_id, ..
+            }
+            | Turn::SesRead { organization_id } => organization_id,
+        }
+    }
+
+    /// What the turn is for, within its organization.
+    pub fn key(&self) -> String {
+        match self {
+            Turn::Check { name, .. } => format!("CHECK#{name}"),
+            Turn::SesRead { .. } => "SESREAD".to_string(),
+        }
+    }
+}
+
 /// What `DomainStore::take_ses_call` gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SesSlot {
@@ -305,13 +343,14 @@ pub trait DomainStore: Send + Sync {
     /// holds its parents.
     async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError>;
 
-    /// Takes the domain's turn for a manual check at `now`: only if the last one
-    /// began at least `interval` before (`TooSoon` with when it began otherwise).
-    /// Written with the version bumped (in `domain` too) and conditioned on it as
-    /// `update` is, so of two verifies at once exactly one checks.
-    async fn begin_manual_check(
+    /// Takes `turn` at `now`: only if the last one was taken at least
+    /// `interval` before (`TooSoon` with when it was taken otherwise). Of
+    /// requests taking one turn at once, exactly one gets it. A turn outlives
+    /// the domain or claim it was taken for: deleting and making it again does
+    /// not give a new one.
+    async fn take_turn(
         &self,
-        domain: &mut Domain,
+        turn: Turn<'_>,
         now: Timestamp,
         interval: std::time::Duration,
     ) -> Result<(), StoreError>;

@@ -122,6 +122,26 @@ async fn a_verify_after_the_interval_checks_again() {
     }
 }
 
+/// The turn belongs to the organization and the name, not to the domain:
+/// deleting the domain and creating it again gives no new one.
+#[tokio::test]
+async fn deleting_and_creating_a_domain_again_gives_no_new_turn() {
+    let dns = TestDnsServer::start(&[("example.com", "")]).await;
+    let app = limited_app(Arc::new(InMemoryStore::new()), &dns);
+    create("example.com").send(&app).await;
+    let verify = || Call::new(Endpoint::Verify).domain("example.com").send(&app);
+    assert_eq!(verify().await.status, StatusCode::OK);
+    for _ in 0..3 {
+        let deleted = Call::new(Endpoint::Delete)
+            .domain("example.com")
+            .send(&app)
+            .await;
+        assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
+        create("example.com").send(&app).await;
+        assert_eq!(verify().await.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
 /// A claim's verify is limited the same way.
 #[tokio::test]
 async fn a_second_claim_verify_within_10_seconds_is_429() {
@@ -145,6 +165,53 @@ async fn a_second_claim_verify_within_10_seconds_is_429() {
     let again = verify().await;
     assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS, "{again:?}");
     assert_eq!(again.body["last_checked_at"], first.body["last_checked_at"]);
+    // Deleting the claim and making it again gives no new turn.
+    let deleted = Call::new(Endpoint::DeleteClaim)
+        .domain("claimed.example.com")
+        .org("org_b")
+        .send(&app)
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
+    let remade = Call::new(Endpoint::CreateClaim)
+        .body(&json!({ "name": "claimed.example.com" }).to_string())
+        .org("org_b")
+        .send(&app)
+        .await;
+    assert_eq!(remade.status, StatusCode::CREATED, "{remade:?}");
+    assert_eq!(verify().await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Claim verifies racing: exactly one checks DNS, the others are told when to
+/// come back (the turn is taken before the lookup, with a conditional write).
+#[tokio::test]
+async fn of_claim_verifies_racing_exactly_one_checks_on_moto() {
+    let (world, _) = dynamodb_world().await;
+    let app = limited_app(world.app.store.clone(), &world.dns);
+    create("raced.example.com").org("org_a").send(&app).await;
+    let made = Call::new(Endpoint::CreateClaim)
+        .body(&json!({ "name": "raced.example.com" }).to_string())
+        .org("org_b")
+        .send(&app)
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let replies = join_all((0..6).map(|_| {
+        Call::new(Endpoint::VerifyClaim)
+            .domain("raced.example.com")
+            .org("org_b")
+            .send(&app)
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
 }
 
 /// Local identities that note each SES read, and
@@ -216,9 +283,12 @@ async fn manual_verifies_of_every_process_share_one_ses_budget_on_moto() {
         .with_ses_rate(1)
     };
     let (first, second) = (process(), process());
+    // One organization each: an organization's own share (one SES read in 10 s)
+    // is not what this measures.
+    let org = |i: usize| format!("org_{i}");
     let mut zone = String::new();
-    for name in &names {
-        let made = create(name).send(&first).await;
+    for (i, name) in names.iter().enumerate() {
+        let made = create(name).org(&org(i)).send(&first).await;
         assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
         let tokens = tokens_of(&made.body);
         let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
@@ -230,7 +300,10 @@ async fn manual_verifies_of_every_process_share_one_ses_budget_on_moto() {
 
     let replies = join_all(names.iter().enumerate().map(|(i, name)| {
         let app = if i % 2 == 0 { &first } else { &second };
-        Call::new(Endpoint::Verify).domain(name).send(app)
+        Call::new(Endpoint::Verify)
+            .domain(name)
+            .org(&org(i))
+            .send(app)
     }))
     .await;
     for reply in &replies {
@@ -290,4 +363,67 @@ async fn manual_verifies_of_every_process_share_one_ses_budget_on_moto() {
     );
     let read = replies.iter().filter(|r| !r.body["ses"].is_null()).count();
     assert_eq!(read, reads.len(), "each read is stored, the rest wait");
+}
+
+/// One organization verifying thirty domains that wait for SES, as fast as it
+/// can, while another verifies one: the other's verify still reads SES. A
+/// caller's verifies read SES for one organization once in 10 seconds, so no
+/// tenant spends the deployment's budget on its own.
+#[tokio::test]
+async fn one_tenants_verifies_cannot_spend_anothers_ses_reads_on_moto() {
+    let (world, _) = dynamodb_world().await;
+    let reads = Arc::new(TimedReads::default());
+    let app = App::new(
+        world.app.store.clone(),
+        reads.clone(),
+        DnsChecker::with_nameservers(&[world.dns.address()])
+            .expect("resolver")
+            .into(),
+        "us-east-2",
+    )
+    .with_ses_rate(1);
+    let mut zone = String::new();
+    let make = |name: &str, org: &str| {
+        let name = name.to_string();
+        let org = org.to_string();
+        let app = &app;
+        async move {
+            let made = create(&name).org(&org).send(app).await;
+            assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+            let tokens = tokens_of(&made.body);
+            let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+            all_records_zone(name.strip_suffix(".example.com").expect("label"), &tokens)
+        }
+    };
+    let hogs: Vec<String> = (0..30).map(|i| format!("hog{i}.example.com")).collect();
+    for name in &hogs {
+        zone.push_str(&make(name, "org_hog").await);
+    }
+    zone.push_str(&make("quiet.example.com", "org_quiet").await);
+    world.dns.publish(0, &zone).await;
+
+    let (hogged, quiet) = futures::join!(
+        join_all(hogs.iter().map(|name| {
+            Call::new(Endpoint::Verify)
+                .domain(name)
+                .org("org_hog")
+                .send(&app)
+        })),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Call::new(Endpoint::Verify)
+                .domain("quiet.example.com")
+                .org("org_quiet")
+                .send(&app)
+                .await
+        }
+    );
+    assert!(hogged.iter().all(|r| r.status == StatusCode::OK));
+    assert_eq!(quiet.status, StatusCode::OK, "{quiet:?}");
+    assert!(
+        !quiet.body["ses"].is_null(),
+        "the quiet organization's verify read SES: {quiet:?}"
+    );
+    let hog_reads = hogged.iter().filter(|r| !r.body["ses"].is_null()).count();
+    assert_eq!(hog_reads, 1, "one read for the organization in 10 s");
 }

@@ -123,10 +123,9 @@ impl StoreHook for Faults {
             StoreOp::Get => Op::Get,
             StoreOp::Update => Op::Update,
             StoreOp::Delete => Op::Delete,
-            StoreOp::UpdateSchedule
-            | StoreOp::Due
-            | StoreOp::Transfer
-            | StoreOp::BeginManualCheck => return Hooked::Proceed,
+            StoreOp::UpdateSchedule | StoreOp::Due | StoreOp::Transfer | StoreOp::TakeTurn => {
+                return Hooked::Proceed;
+            }
         };
         match self.take(op) {
             None => Hooked::Proceed,

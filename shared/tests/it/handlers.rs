@@ -467,13 +467,13 @@ async fn dynamodb_requests_per_endpoint() {
         &[("GetItem", 2)],
     );
     expect(
-        "verify claim, not proven (the check is stored)",
+        "verify claim, not proven (its turn, then the check is stored)",
         Call::new(Endpoint::VerifyClaim)
             .org("org_b")
             .send(app)
             .await,
         StatusCode::OK,
-        &[("GetItem", 2), ("PutItem", 1)],
+        &[("GetItem", 2), ("PutItem", 1), ("UpdateItem", 1)],
     );
     expect(
         "delete claim",

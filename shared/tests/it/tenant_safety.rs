@@ -438,11 +438,15 @@ mod holding {
 
     impl HoldingServer {
         pub async fn start() -> Self {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+            // UDP and TCP on one port: a port free for UDP may be taken for TCP.
+            let (udp, tcp) = loop {
+                let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+                let address = udp.local_addr().expect("address");
+                if let Ok(tcp) = TcpListener::bind(address).await {
+                    break (udp, tcp);
+                }
+            };
             let address = udp.local_addr().expect("address");
-            let tcp = TcpListener::bind(address)
-                .await
-                .expect("tcp on the same port");
             let accepted = Arc::new(AtomicUsize::new(0));
             let open = Arc::new(AtomicUsize::new(0));
             let udp_task = tokio::spawn(async move {

@@ -16,7 +16,7 @@ pub enum StoreOp {
     Delete,
     Due,
     Transfer,
-    BeginManualCheck,
+    TakeTurn,
 }
 
 /// What happens to an operation a hook was asked about.
@@ -150,18 +150,17 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.transfer(transfer, max_domains)
         )
     }
-    async fn begin_manual_check(
+    async fn take_turn(
         &self,
-        domain: &mut shared::Domain,
+        turn: shared::store::Turn<'_>,
         now: shared::Timestamp,
         interval: std::time::Duration,
     ) -> Result<(), shared::store::StoreError> {
-        let seen = domain.clone();
         hooked!(
             self,
-            StoreOp::BeginManualCheck,
-            Some(&seen),
-            self.inner.begin_manual_check(domain, now, interval)
+            StoreOp::TakeTurn,
+            None,
+            self.inner.take_turn(turn, now, interval)
         )
     }
     async fn take_ses_call(

@@ -24,7 +24,7 @@ use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::model::{Domain, Timestamp};
 use crate::store::{
-    ClaimSet, DomainPage, DomainStore, DueSlice, SesSlot, StoreError, Transfer, check_size,
+    ClaimSet, DomainPage, DomainStore, DueSlice, SesSlot, StoreError, Transfer, Turn, check_size,
 };
 
 #[derive(Serialize)]
@@ -605,13 +605,13 @@ impl DomainStore for DynamoDbStore {
         self.transfer_name(transfer, max_domains).await
     }
 
-    async fn begin_manual_check(
+    async fn take_turn(
         &self,
-        domain: &mut Domain,
+        turn: Turn<'_>,
         now: Timestamp,
         interval: std::time::Duration,
     ) -> Result<(), StoreError> {
-        self.take_manual_check(domain, now, interval).await
+        self.write_turn(turn, now, interval).await
     }
 
     async fn take_ses_call(&self, per_second: u32) -> Result<SesSlot, StoreError> {

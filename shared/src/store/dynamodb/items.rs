@@ -51,7 +51,7 @@ pub(super) struct ScheduleItem {
     /// The domain's id: a schedule item never guards another domain of the name.
     id: String,
     /// The domain's version: bumped by every write of either item.
-    pub(super) version: u64,
+    version: u64,
     #[serde(flatten)]
     schedule: CheckSchedule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,9 +59,6 @@ pub(super) struct ScheduleItem {
     /// When SES was last asked (`ses.checked_at` of the domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ses_checked_at: Option<Timestamp>,
-    /// When the last manual verify began (`Domain::manual_check_at`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) manual_check_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi_due_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,7 +104,6 @@ impl ScheduleItem {
             schedule: domain.schedule.clone(),
             last_checked_at: domain.last_checked_at,
             ses_checked_at: domain.ses.as_ref().map(|ses| ses.checked_at),
-            manual_check_at: domain.manual_check_at,
             gsi_due_pk: due.map(|_| due_partition_key_of(&domain.name)),
             gsi_due_sk: due.map(|at| due_sort_key(at, &domain.name)),
         }
@@ -153,7 +149,6 @@ pub(super) fn assemble(
             domain.schedule = schedule.schedule;
             domain.version = schedule.version;
             domain.last_checked_at = schedule.last_checked_at.or(domain.last_checked_at);
-            domain.manual_check_at = schedule.manual_check_at;
             if let (Some(ses), Some(at)) = (&mut domain.ses, schedule.ses_checked_at) {
                 ses.checked_at = at;
             }
