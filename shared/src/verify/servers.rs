@@ -15,7 +15,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::DnsHandle;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::op::{DnsRequestOptions, Query};
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use super::budget::Budget;
@@ -181,6 +181,11 @@ async fn ask_one(
         Ok(Some(reply)) => reply,
     };
     match reply {
+        // hickory reads a referral for an NS question as an answer (the NS
+        // records it asked for are there, in the authority section).
+        Ok(response) if response.answers.is_empty() => {
+            read_authority(zone, fqdn, &response.authorities, &response.additionals)
+        }
         Ok(response) => Reply::Answer(
             response
                 .answers
@@ -195,6 +200,65 @@ async fn ask_one(
     }
 }
 
+/// A reply whose answer section is empty, from its authority section: "nothing
+/// there" with an SOA, else a referral if it carries NS records (with glue from
+/// the additional section), read by `referral`.
+fn read_authority(zone: &str, fqdn: &str, authorities: &[Record], additionals: &[Record]) -> Reply {
+    if let Some(soa) = authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+    {
+        return Reply::Empty {
+            zone: Some(normalize_host(&soa.name.to_ascii())),
+        };
+    }
+    let servers: Vec<(String, String, Vec<IpAddr>)> = authorities
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::NS(host) => {
+                let host_name = &host.0;
+                let glue = additionals
+                    .iter()
+                    .filter(|glue| &glue.name == host_name)
+                    .filter_map(|glue| match &glue.data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                        _ => None,
+                    })
+                    .collect();
+                Some((
+                    normalize_host(&record.name.to_ascii()),
+                    normalize_host(&host_name.to_ascii()),
+                    glue,
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    referral(zone, fqdn, servers)
+}
+
+/// A referral from (child zone, name server, glue) triples: only one to a zone
+/// below `zone` that holds `fqdn` counts; anything else is a lame server.
+fn referral(zone: &str, fqdn: &str, servers: Vec<(String, String, Vec<IpAddr>)>) -> Reply {
+    let Some(child) = servers.first().map(|(child, _, _)| child.clone()) else {
+        return Reply::Empty { zone: None };
+    };
+    if !below(&child, zone) || !within(fqdn, &child) {
+        return Reply::Failed(format!(
+            "a server of {zone} referred the question to {child}, which is not below it (a lame server)"
+        ));
+    }
+    Reply::Referral(Referral {
+        servers: servers
+            .into_iter()
+            .filter(|(owner, _, _)| *owner == child)
+            .map(|(_, host, glue)| (host, glue))
+            .collect(),
+        zone: child,
+    })
+}
+
 /// A reply without answers: a referral if it carries NS records and no SOA (only
 /// one to a zone below `zone` that holds `fqdn` counts; anything else is a lame
 /// server), else "nothing there".
@@ -207,20 +271,11 @@ fn read_no_records(zone: &str, fqdn: &str, no_records: &NoRecords) -> Reply {
     let Some(ns) = no_records.ns.as_ref().filter(|ns| !ns.is_empty()) else {
         return Reply::Empty { zone: None };
     };
-    let child = ns
-        .first()
-        .map(|data| normalize_host(&data.ns.name.to_ascii()))
-        .unwrap_or_default();
-    if !below(&child, zone) || !within(fqdn, &child) {
-        return Reply::Failed(format!(
-            "a server of {zone} referred the question to {child}, which is not below it (a lame server)"
-        ));
-    }
     let servers = ns
         .iter()
-        .filter(|data| normalize_host(&data.ns.name.to_ascii()) == child)
         .filter_map(|data| match &data.ns.data {
             RData::NS(host) => Some((
+                normalize_host(&data.ns.name.to_ascii()),
                 normalize_host(&host.0.to_ascii()),
                 data.glue
                     .iter()
@@ -234,10 +289,7 @@ fn read_no_records(zone: &str, fqdn: &str, no_records: &NoRecords) -> Reply {
             _ => None,
         })
         .collect();
-    Reply::Referral(Referral {
-        zone: child,
-        servers,
-    })
+    referral(zone, fqdn, servers)
 }
 
 #[cfg(test)]

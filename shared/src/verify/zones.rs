@@ -1,6 +1,7 @@
 //! Zone cuts and their name servers, found the way delegation works: the
-//! registrable domain's own NS records (owner == the name asked, never reached
-//! through a CNAME), then referrals followed down from its servers. A recursive
+//! registrable domain's delegation, asked of its parent zone's servers (else its
+//! own NS records, owner == the name asked, never reached through a CNAME),
+//! then referrals followed down from its servers. A recursive
 //! NS answer for any other name is never trusted: for a name covered by a CNAME
 //! (a wildcard `* CNAME` to a hosting provider), it names the target's servers,
 //! whose owner would then answer for the name. Servers at addresses the operator
@@ -199,24 +200,95 @@ impl DnsChecker {
         }
     }
 
-    /// The registrable domain's servers: its own NS records, as the configured
-    /// resolver answers them (records owned by another name, reached through a
-    /// CNAME, are not its servers).
+    /// The registrable domain's servers, as its parent zone delegates it (the
+    /// referral's NS set and glue, asked of the parent's servers): the zone's
+    /// own NS records may still list a server it no longer uses, whose name
+    /// someone else may have taken over, and a resolver that trusts them may
+    /// even learn that server's answers for the zone's other servers'
+    /// addresses. Where the parent cannot be asked, the zone's own NS records
+    /// as the configured resolver answers them (never records owned by another
+    /// name, reached through a CNAME).
     async fn apex_zone(&self, apex: &str, budget: &Budget) -> Reach {
         if let Some(reach) = self.known(apex) {
             return reach;
         }
+        let hosts = match self.delegation(apex, budget).await {
+            Some(hosts) => hosts,
+            None => match self.own_name_servers(apex, budget).await {
+                Ok(hosts) => hosts,
+                Err(reach) => return reach,
+            },
+        };
+        let reach = self.reach(apex, &hosts, budget).await;
+        self.remember(apex, &reach);
+        reach
+    }
+
+    /// The name servers (and glue) `apex`'s parent zone delegates it to, if the
+    /// parent's servers can be found and asked.
+    async fn delegation(&self, apex: &str, budget: &Budget) -> Option<Vec<(String, Vec<IpAddr>)>> {
+        let (parent, servers) = self.parent_zone(apex, budget).await?;
+        match servers.ask(&parent, apex, RecordType::NS, budget).await {
+            Reply::Referral(referral) if referral.zone == apex => Some(referral.servers),
+            // The parent's servers hold the zone too: its NS records, asked of them.
+            Reply::Answer(records) => {
+                let hosts: Vec<(String, Vec<IpAddr>)> = records
+                    .iter()
+                    .filter(|record| record.owner == apex)
+                    .filter_map(|record| match &record.data {
+                        RData::NS(ns) => Some((normalize_host(&ns.0.to_ascii()), Vec::new())),
+                        _ => None,
+                    })
+                    .collect();
+                (!hosts.is_empty()).then_some(hosts)
+            }
+            _ => None,
+        }
+    }
+
+    /// The zone above `apex` (its public suffix, or the nearest name above
+    /// that is a zone: a private suffix such as `github.io` is no zone of its
+    /// own) and its servers: the name's own NS records, as the resolver answers
+    /// them. Public suffixes are the registries', not a tenant's.
+    async fn parent_zone(&self, apex: &str, budget: &Budget) -> Option<(String, Arc<ZoneServers>)> {
+        let mut name = apex.split_once('.')?.1.to_string();
+        loop {
+            let reach = match self.known(&name) {
+                Some(reach) => reach,
+                None => match self.own_name_servers(&name, budget).await {
+                    Ok(hosts) => {
+                        let reach = self.reach(&name, &hosts, budget).await;
+                        self.remember(&name, &reach);
+                        reach
+                    }
+                    Err(reach) => reach,
+                },
+            };
+            if let Reach::Servers(servers) = reach {
+                return Some((name, servers));
+            }
+            name = name.split_once('.')?.1.to_string();
+        }
+    }
+
+    /// `zone`'s own NS records as the configured resolver answers them: the
+    /// name servers, or why there are none (`Reach::Unknown`).
+    async fn own_name_servers(
+        &self,
+        zone: &str,
+        budget: &Budget,
+    ) -> Result<Vec<(String, Vec<IpAddr>)>, Reach> {
         let hosts: Vec<(String, Vec<IpAddr>)> =
-            match query(&self.resolver, apex, RecordType::NS, budget).await {
+            match query(&self.resolver, zone, RecordType::NS, budget).await {
                 Answer::Failed(why) => {
-                    return Reach::Unknown(format!(
-                        "the name servers of {apex} could not be looked up ({why})"
-                    ));
+                    return Err(Reach::Unknown(format!(
+                        "the name servers of {zone} could not be looked up ({why})"
+                    )));
                 }
                 answer => answer
                     .found()
                     .iter()
-                    .filter(|record| record.owner == apex)
+                    .filter(|record| record.owner == zone)
                     .filter_map(|record| match &record.data {
                         RData::NS(ns) => Some((normalize_host(&ns.0.to_ascii()), Vec::new())),
                         _ => None,
@@ -224,11 +296,11 @@ impl DnsChecker {
                     .collect(),
             };
         if hosts.is_empty() {
-            return Reach::Unknown(format!("{apex} has no NS records of its own"));
+            return Err(Reach::Unknown(format!(
+                "{zone} has no NS records of its own"
+            )));
         }
-        let reach = self.reach(apex, &hosts, budget).await;
-        self.remember(apex, &reach);
-        reach
+        Ok(hosts)
     }
 
     /// The servers a referral names (remembered like any zone's).

@@ -120,56 +120,73 @@ async fn a_proof_on_the_servers_behind_a_wildcard_cname_takes_nothing() {
     );
 }
 
-/// stale-ns-victim.com's zone still lists a name server whose name the attacker
-/// has taken over, with a copy of the zone of its own. The proof it publishes
-/// there is no proof while the zone's own server answers otherwise: a claim's
-/// proof is asked of every server of the zone, and they must agree.
+/// A name server the victim no longer uses, whose name the attacker took over,
+/// with a copy of the zone and the proof: listed by the zone's own NS records
+/// only (stale-ns-victim.com: a resolver trusting them may even learn the
+/// attacker's answers for the zone's other servers' addresses), or by the
+/// delegation in com. too (stale-delegation-victim.com). The zone's servers are
+/// taken from its parent's delegation, and a proof must be answered alike by
+/// every one of them that answers: the attacker's copy takes nothing.
 #[tokio::test]
-async fn a_proof_on_one_stale_name_server_of_the_zone_takes_nothing() {
+async fn a_proof_on_a_stale_name_server_of_the_zone_takes_nothing() {
+    for name in ["stale-ns-victim.com", "stale-delegation-victim.com"] {
+        let app = hierarchy_app();
+        assert_eq!(
+            create(name).org("org_victim").send(&app).await.status,
+            StatusCode::CREATED
+        );
+        let claimed = Call::new(Endpoint::CreateClaim)
+            .body(&json!({ "name": name }).to_string())
+            .org("org_attacker")
+            .send(&app)
+            .await;
+        let value = claimed.body["record"]["value"]
+            .as_str()
+            .expect("value")
+            .to_string();
+        publish(
+            "child",
+            name,
+            "_domains-claim",
+            &["TXT", &format!("\"{value}\"")],
+        );
+        // Servers are asked in turn: several verifies would meet the stale one first.
+        for _ in 0..4 {
+            let verified = Call::new(Endpoint::VerifyClaim)
+                .domain(name)
+                .org("org_attacker")
+                .send(&app)
+                .await;
+            assert_eq!(verified.body["status"], "pending", "{name}: {verified:?}");
+        }
+        let holder = app
+            .store
+            .holder(&DomainName::parse(name).expect("name"))
+            .await
+            .expect("holder")
+            .map(|h| h.organization_id);
+        assert_eq!(holder.as_deref(), Some("org_victim"), "{name}");
+    }
+    // Where the delegation names it, the servers disagree, and the claim says so.
     let app = hierarchy_app();
-    let name = "stale-ns-victim.com";
-    // The victim holds the name (a fresh store each run).
-    assert_eq!(
-        create(name).org("org_victim").send(&app).await.status,
-        StatusCode::CREATED
-    );
-    let claimed = Call::new(Endpoint::CreateClaim)
+    let name = "stale-delegation-victim.com";
+    create(name).org("org_victim").send(&app).await;
+    Call::new(Endpoint::CreateClaim)
         .body(&json!({ "name": name }).to_string())
         .org("org_attacker")
         .send(&app)
         .await;
-    let value = claimed.body["record"]["value"]
-        .as_str()
-        .expect("value")
-        .to_string();
-    publish(
-        "child",
-        name,
-        "_domains-claim",
-        &["TXT", &format!("\"{value}\"")],
+    let verified = Call::new(Endpoint::VerifyClaim)
+        .domain(name)
+        .org("org_attacker")
+        .send(&app)
+        .await;
+    assert!(
+        verified.body["reason"].as_str().is_some_and(
+            |r| r.contains("answer _domains-claim.stale-delegation-victim.com differently")
+        ),
+        "{verified:?}"
     );
-    // Servers are asked in turn: several verifies would meet the stale one first.
-    for _ in 0..4 {
-        let verified = Call::new(Endpoint::VerifyClaim)
-            .domain(name)
-            .org("org_attacker")
-            .send(&app)
-            .await;
-        assert_eq!(verified.body["status"], "pending", "{verified:?}");
-        assert!(
-            verified.body["reason"].as_str().is_some_and(
-                |r| r.contains("answer _domains-claim.stale-ns-victim.com differently")
-            ),
-            "{verified:?}"
-        );
-    }
-    let holder = app
-        .store
-        .holder(&DomainName::parse(name).expect("name"))
-        .await
-        .expect("holder")
-        .map(|h| h.organization_id);
-    assert_eq!(holder.as_deref(), Some("org_victim"));
 }
 
 /// The records of a name under that wildcard are judged from wild-victim.com's own
