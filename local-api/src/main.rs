@@ -47,8 +47,9 @@ fn parse_options() -> Result<Options, String> {
             "-h" | "--help" => {
                 return Err("usage: local-api [--port N] [--aws [--create-table]]\n\
                      env: PORT, DEV_API_KEYS=key=org[,key=org], TABLE_NAME, AWS_REGION, \
-                     SES_RECEIVING_REGION, DNS_NAMESERVERS, AWS_ENDPOINT_URL_DYNAMODB, \
-                     AWS_ENDPOINT_URL_SESV2"
+                     SES_RECEIVING_REGION, DNS_NAMESERVERS, DNS_ALLOWED_PRIVATE_NETWORKS, \
+                     MAX_DOMAINS_PER_ORGANIZATION, SES_MAX_RPS (--aws), DEV_WEBHOOK_URL, RUST_LOG, \
+                     AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SESV2 (README, Configuration)"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),

@@ -28,8 +28,9 @@ pub struct Config {
     /// `MAX_DOMAINS_PER_ORGANIZATION` (default 1000): domains one organization
     /// may hold at once.
     pub max_domains_per_organization: usize,
-    /// `SES_MAX_RPS` (default 1): SES identity reads a scheduled run makes per
-    /// second at most (SES throttles identity APIs per account).
+    /// `SES_MAX_RPS` (default 1): SES identity reads (and MAIL FROM re-sends) per
+    /// second that manual verifies and the scheduled job make at most, together,
+    /// across every process (SES throttles identity APIs per account).
     pub ses_max_rps: u32,
 }
 

@@ -357,6 +357,10 @@ pub(super) async fn take_check_turn(
     name: &crate::domain_name::DomainName,
     last_checked_at: Option<Timestamp>,
 ) -> Result<(), ApiError> {
+    // No interval, no turn (tests that check one name again at once).
+    if app.manual_check_interval.is_zero() {
+        return Ok(());
+    }
     let now = Timestamp::now();
     let turn = crate::store::Turn::Check {
         organization_id,

@@ -71,7 +71,9 @@ pub struct LazyDnsChecker {
 /// How a checker is built: from `DNS_NAMESERVERS` and `DNS_ALLOWED_PRIVATE_NETWORKS`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DnsSettings {
-    /// `None`: the system's resolvers; else only these.
+    /// The recursive resolver: `None`, the system's; else these. It finds the
+    /// zones (registrable domains' and public suffixes' name servers, name
+    /// servers' addresses); a zone's own name servers are then asked directly.
     pub nameservers: Option<Vec<SocketAddr>>,
     /// Non-public networks whose name servers may be asked.
     pub allowed_networks: AllowedNetworks,
