@@ -75,6 +75,21 @@ fn out_of_order(value: &str) -> DmarcValue {
     }
 }
 
+/// The TXT values at a `_dmarc` name that are meant as DMARC, each classified,
+/// and those values as observed.
+fn dmarc_values(texts: Vec<String>) -> (Vec<(String, DmarcValue)>, Vec<String>) {
+    let judged: Vec<(String, DmarcValue)> = texts
+        .into_iter()
+        .map(|t| {
+            let kind = classify(&t);
+            (t, kind)
+        })
+        .filter(|(_, kind)| *kind != DmarcValue::Other)
+        .collect();
+    let observed = judged.iter().map(|(t, _)| t.clone()).collect();
+    (judged, observed)
+}
+
 /// What was found at the places a DMARC record is looked for.
 pub struct DmarcFindings {
     /// At `_dmarc.<name>` (CNAMEs followed).
@@ -96,15 +111,7 @@ pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
         Answer::Empty => vec![],
         Answer::Failed(e) => return Err(e),
     };
-    let judged: Vec<(String, DmarcValue)> = own
-        .into_iter()
-        .map(|t| {
-            let kind = classify(&t);
-            (t, kind)
-        })
-        .filter(|(_, kind)| *kind != DmarcValue::Other)
-        .collect();
-    let observed: Vec<String> = judged.iter().map(|(t, _)| t.clone()).collect();
+    let (judged, observed) = dmarc_values(own);
     let chain = &findings.chain;
     match judged.as_slice() {
         [(_, DmarcValue::Valid(note))] => {
@@ -138,15 +145,7 @@ pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
             Answer::Failed(e) => return Err(e),
             Answer::Empty => vec![],
         };
-        let judged: Vec<(String, DmarcValue)> = texts
-            .into_iter()
-            .map(|t| {
-                let kind = classify(&t);
-                (t, kind)
-            })
-            .filter(|(_, kind)| *kind != DmarcValue::Other)
-            .collect();
-        let observed: Vec<String> = judged.iter().map(|(t, _)| t.clone()).collect();
+        let (judged, observed) = dmarc_values(texts);
         match judged.as_slice() {
             [(_, DmarcValue::Valid(_))] => {
                 return Ok(Judgement::new(
