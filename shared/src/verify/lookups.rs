@@ -14,7 +14,7 @@ use super::dmarc::{DmarcFindings, dmarc_domain, judge_dmarc};
 use super::judge::{
     AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
 };
-use super::resolver::{Answer, Rr, describe, normalize_host, query};
+use super::resolver::{Answer, Rr, normalize_host, query};
 use super::servers::{Reply, within};
 use super::spf;
 use super::zones::{KnownZone, Reach};
@@ -83,8 +83,9 @@ impl<'a> Lookups<'a> {
     }
 
     /// Asks the authoritative servers of the deepest zone known to hold `fqdn`,
-    /// following referrals down into delegated child zones.
-    async fn ask_authoritative(&self, fqdn: &str, record_type: RecordType) -> Asked {
+    /// following referrals down into delegated child zones: one of them, or
+    /// (`every`) all of them, for an answer they agree on.
+    async fn ask_authoritative(&self, fqdn: &str, record_type: RecordType, every: bool) -> Asked {
         let (Some(mut zone), mut known) = self.zone_for(fqdn) else {
             return Asked::Outside;
         };
@@ -94,10 +95,16 @@ impl<'a> Lookups<'a> {
                 Reach::Unknown(why) => return Asked::NoServers(why.clone()),
                 Reach::Refused(why) => return Asked::Refused(why.clone()),
             };
-            match servers
-                .ask(&zone.name, fqdn, record_type, self.budget)
-                .await
-            {
+            let reply = if every {
+                servers
+                    .ask_agreed(&zone.name, fqdn, record_type, self.budget)
+                    .await
+            } else {
+                servers
+                    .ask(&zone.name, fqdn, record_type, self.budget)
+                    .await
+            };
+            match reply {
                 Reply::Answer(records) if records.is_empty() => {
                     return Asked::Answer(Answer::Empty);
                 }
@@ -121,7 +128,7 @@ impl<'a> Lookups<'a> {
     /// Servers this service does not reach are not replaced by the resolver: the
     /// lookup fails, saying why.
     async fn ask(&self, fqdn: &str, record_type: RecordType) -> Answer<Rr> {
-        match self.ask_authoritative(fqdn, record_type).await {
+        match self.ask_authoritative(fqdn, record_type, false).await {
             Asked::Answer(answer) => answer,
             Asked::Refused(why) => Answer::Failed(why),
             Asked::NoServers(why) | Asked::Unreachable(why) => {
@@ -144,14 +151,14 @@ impl<'a> Lookups<'a> {
         for _ in 0..MAX_CNAME_HOPS {
             let records = match self.ask(&name, record_type).await {
                 Answer::Found(records) => records,
-                other => return (other.map(|r| describe(&r.data)), chain),
+                other => return (other.map(|r| r.describe()), chain),
             };
             // A server may answer with the whole chain (aliases in its zone).
             loop {
                 let wanted: Vec<String> = records
                     .iter()
                     .filter(|r| r.owner == name && r.data.record_type() == record_type)
-                    .filter_map(|r| describe(&r.data))
+                    .filter_map(Rr::describe)
                     .collect();
                 if !wanted.is_empty() {
                     return (Answer::Found(wanted), chain);
@@ -189,38 +196,15 @@ impl<'a> Lookups<'a> {
     /// waits.
     pub(super) async fn proof(&self, fqdn: &str) -> (Answer<String>, Vec<String>) {
         let fqdn = normalize_host(fqdn);
-        let answer = match self.ask_authoritative(&fqdn, RecordType::TXT).await {
-            // The zone that answers for the name (referrals followed): ask all
-            // of its servers.
-            Asked::Answer(_) => match self.zone_for(&fqdn).0 {
-                Some(KnownZone {
-                    name,
-                    reach: Reach::Servers(servers),
-                }) => {
-                    let replies = servers
-                        .ask_each(&name, &fqdn, RecordType::TXT, self.budget)
-                        .await;
-                    match agreed_answer(&fqdn, replies) {
-                        Ok(answer) => answer,
-                        Err(why) => return (Answer::Failed(why), Vec::new()),
-                    }
-                }
-                _ => Answer::Failed("its zone's name servers could not be asked".into()),
-            },
+        let answer = match self.ask_authoritative(&fqdn, RecordType::TXT, true).await {
+            Asked::Answer(answer) => answer,
             Asked::Refused(why) => {
                 return (
                     Answer::Failed(format!("the name servers of its zone are not asked: {why}")),
                     Vec::new(),
                 );
             }
-            Asked::Unreachable(why) => {
-                return (
-                    Answer::Failed(format!(
-                        "the name servers of its zone did not answer: {why}"
-                    )),
-                    Vec::new(),
-                );
-            }
+            Asked::Unreachable(why) => return (Answer::Failed(why), Vec::new()),
             Asked::NoServers(why) => {
                 tracing::debug!(%fqdn, %why, "no authoritative servers found for the proof; asking the resolver");
                 query(&self.checker.resolver, &fqdn, RecordType::TXT, self.budget).await
@@ -238,7 +222,7 @@ impl<'a> Lookups<'a> {
                     .iter()
                     .filter(|r| r.owner == fqdn || aliases.contains(&r.owner))
                     .filter(|r| matches!(r.data, RData::TXT(_)))
-                    .filter_map(|r| describe(&r.data))
+                    .filter_map(Rr::describe)
                     .collect();
                 let answer = if values.is_empty() {
                     Answer::Empty
@@ -247,7 +231,7 @@ impl<'a> Lookups<'a> {
                 };
                 (answer, aliases)
             }
-            other => (other.map(|r| describe(&r.data)), Vec::new()),
+            other => (other.map(|r| r.describe()), Vec::new()),
         }
     }
 
@@ -404,22 +388,16 @@ impl<'a> Lookups<'a> {
                     .found()
                     .iter()
                     .chain(v6.found())
-                    .filter_map(|r| describe(&r.data))
+                    .filter_map(Rr::describe)
                     .collect();
                 let wildcard = if addresses.is_empty() {
                     false
                 } else {
                     let sibling = self.ask(&sibling_of(&record.fqdn), RecordType::A).await;
-                    let mut theirs: Vec<String> = sibling
-                        .found()
-                        .iter()
-                        .filter_map(|r| describe(&r.data))
-                        .collect();
-                    let mut ours: Vec<String> = v4
-                        .found()
-                        .iter()
-                        .filter_map(|r| describe(&r.data))
-                        .collect();
+                    let mut theirs: Vec<String> =
+                        sibling.found().iter().filter_map(Rr::describe).collect();
+                    let mut ours: Vec<String> =
+                        v4.found().iter().filter_map(Rr::describe).collect();
                     theirs.sort();
                     ours.sort();
                     !ours.is_empty() && ours == theirs
@@ -427,61 +405,12 @@ impl<'a> Lookups<'a> {
                 let found = InsteadOfCname {
                     addresses,
                     wildcard,
-                    txt: txt
-                        .found()
-                        .iter()
-                        .filter_map(|r| describe(&r.data))
-                        .collect(),
+                    txt: txt.found().iter().filter_map(Rr::describe).collect(),
                 };
                 Ok(judge_missing_dkim(&record.value, found, appended))
             }
         }
     }
-}
-
-/// One answer from what every server of a zone said about `fqdn`: the servers
-/// that answered must agree (the same records, in any order); servers that
-/// failed are passed over, but one at least must answer.
-fn agreed_answer(fqdn: &str, replies: Vec<Reply>) -> Result<Answer<Rr>, String> {
-    let asked = replies.len();
-    let answered: Vec<Vec<Rr>> = replies
-        .into_iter()
-        .filter_map(|reply| match reply {
-            Reply::Answer(records) => Some(records),
-            Reply::Empty { .. } => Some(Vec::new()),
-            Reply::Referral(_) | Reply::Failed(_) => None,
-        })
-        .collect();
-    let Some(first) = answered.first() else {
-        return Err(format!(
-            "none of the {asked} name servers of its zone answered"
-        ));
-    };
-    let seen = |records: &Vec<Rr>| {
-        let mut seen: Vec<String> = records
-            .iter()
-            .map(|r| format!("{} {}", r.owner, describe(&r.data).unwrap_or_default()))
-            .collect();
-        seen.sort();
-        seen.dedup();
-        seen
-    };
-    let reference = seen(first);
-    let agreeing = answered
-        .iter()
-        .filter(|records| seen(records) == reference)
-        .count();
-    if agreeing < answered.len() {
-        return Err(format!(
-            "the name servers of its zone answer {fqdn} differently ({agreeing} of {} alike): every one must serve the record, so wait until they all do",
-            answered.len()
-        ));
-    }
-    Ok(if first.is_empty() {
-        Answer::Empty
-    } else {
-        Answer::Found(first.clone())
-    })
 }
 
 fn first_cname(records: &[Rr]) -> Option<String> {

@@ -149,6 +149,11 @@ impl Rr {
         }
     }
 
+    /// Its data written down (`describe`).
+    pub(super) fn describe(&self) -> Option<String> {
+        describe(&self.data)
+    }
+
     /// The CNAME target, if this is a CNAME.
     pub(super) fn cname_target(&self) -> Option<String> {
         match &self.data {

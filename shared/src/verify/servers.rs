@@ -121,20 +121,61 @@ impl ZoneServers {
 }
 
 impl ZoneServers {
-    /// Asks `fqdn` of every server of `zone` at once: what each said.
-    pub(super) async fn ask_each(
+    /// Asks `fqdn` of every server of `zone` at once, for an answer they agree
+    /// on: the same records (in any order) from every server that answers;
+    /// servers that fail are passed over, but one at least must answer. A
+    /// referral, from any of them, is followed as `ask` follows one.
+    pub(super) async fn ask_agreed(
         &self,
         zone: &str,
         fqdn: &str,
         record_type: RecordType,
         budget: &Budget,
-    ) -> Vec<Reply> {
-        futures::future::join_all(
+    ) -> Reply {
+        let replies = futures::future::join_all(
             self.each
                 .iter()
                 .map(|server| ask_one(server, zone, fqdn, record_type, budget)),
         )
-        .await
+        .await;
+        let asked = replies.len();
+        let mut failure = None;
+        let mut answered: Vec<Vec<Rr>> = Vec::new();
+        for reply in replies {
+            match reply {
+                Reply::Referral(referral) => return Reply::Referral(referral),
+                Reply::Answer(records) => answered.push(records),
+                Reply::Empty { .. } => answered.push(Vec::new()),
+                Reply::Failed(why) => failure = Some(why),
+            }
+        }
+        let Some(first) = answered.first() else {
+            return Reply::Failed(format!(
+                "none of the {asked} name servers of its zone answered ({})",
+                failure.unwrap_or_default()
+            ));
+        };
+        let seen = |records: &Vec<Rr>| {
+            let mut seen: Vec<String> = records
+                .iter()
+                .map(|r| format!("{} {}", r.owner, r.describe().unwrap_or_default()))
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen
+        };
+        let reference = seen(first);
+        let agreeing = answered
+            .iter()
+            .filter(|records| seen(records) == reference)
+            .count();
+        if agreeing < answered.len() {
+            return Reply::Failed(format!(
+                "the name servers of its zone answer {fqdn} differently ({agreeing} of {} alike): every one must serve the record, so wait until they all do",
+                answered.len()
+            ));
+        }
+        Reply::Answer(first.clone())
     }
 }
 
