@@ -18,7 +18,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::DnsChecker;
 use super::budget::Budget;
-use super::resolver::{Answer, LOOKUP_DEADLINE, normalize_host, query};
+use super::resolver::{Answer, LOOKUP_DEADLINE, Rr, normalize_host, query};
 use super::servers::{Referral, Reply, ZoneServers, below, within};
 use crate::domain_name::DomainName;
 
@@ -157,9 +157,7 @@ impl DnsChecker {
                 // Its own NS records, from servers that hold its zone too.
                 Reply::Answer(records)
                     if records.first().is_some_and(|r| r.cname_target().is_none())
-                        && records
-                            .iter()
-                            .any(|r| r.owner == target && matches!(r.data, RData::NS(_))) =>
+                        && !name_servers_of(&records, target).is_empty() =>
                 {
                     known.push(KnownZone {
                         name: target.to_string(),
@@ -212,16 +210,14 @@ impl DnsChecker {
         if let Some(reach) = self.known(apex) {
             return reach;
         }
-        let hosts = match self.delegation(apex, budget).await {
-            Some(hosts) => hosts,
-            None => match self.own_name_servers(apex, budget).await {
-                Ok(hosts) => hosts,
-                Err(reach) => return reach,
-            },
-        };
-        let reach = self.reach(apex, &hosts, budget).await;
-        self.remember(apex, &reach);
-        reach
+        match self.delegation(apex, budget).await {
+            Some(hosts) => {
+                let reach = self.reach(apex, &hosts, budget).await;
+                self.remember(apex, &reach);
+                reach
+            }
+            None => self.own_zone(apex, budget).await,
+        }
     }
 
     /// The name servers (and glue) `apex`'s parent zone delegates it to, if the
@@ -232,14 +228,7 @@ impl DnsChecker {
             Reply::Referral(referral) if referral.zone == apex => Some(referral.servers),
             // The parent's servers hold the zone too: its NS records, asked of them.
             Reply::Answer(records) => {
-                let hosts: Vec<(String, Vec<IpAddr>)> = records
-                    .iter()
-                    .filter(|record| record.owner == apex)
-                    .filter_map(|record| match &record.data {
-                        RData::NS(ns) => Some((normalize_host(&ns.0.to_ascii()), Vec::new())),
-                        _ => None,
-                    })
-                    .collect();
+                let hosts = name_servers_of(&records, apex);
                 (!hosts.is_empty()).then_some(hosts)
             }
             _ => None,
@@ -255,14 +244,7 @@ impl DnsChecker {
         loop {
             let reach = match self.known(&name) {
                 Some(reach) => reach,
-                None => match self.own_name_servers(&name, budget).await {
-                    Ok(hosts) => {
-                        let reach = self.reach(&name, &hosts, budget).await;
-                        self.remember(&name, &reach);
-                        reach
-                    }
-                    Err(reach) => reach,
-                },
+                None => self.own_zone(&name, budget).await,
             };
             if let Reach::Servers(servers) = reach {
                 return Some((name, servers));
@@ -271,36 +253,23 @@ impl DnsChecker {
         }
     }
 
-    /// `zone`'s own NS records as the configured resolver answers them: the
-    /// name servers, or why there are none (`Reach::Unknown`).
-    async fn own_name_servers(
-        &self,
-        zone: &str,
-        budget: &Budget,
-    ) -> Result<Vec<(String, Vec<IpAddr>)>, Reach> {
-        let hosts: Vec<(String, Vec<IpAddr>)> =
-            match query(&self.resolver, zone, RecordType::NS, budget).await {
-                Answer::Failed(why) => {
-                    return Err(Reach::Unknown(format!(
-                        "the name servers of {zone} could not be looked up ({why})"
-                    )));
-                }
-                answer => answer
-                    .found()
-                    .iter()
-                    .filter(|record| record.owner == zone)
-                    .filter_map(|record| match &record.data {
-                        RData::NS(ns) => Some((normalize_host(&ns.0.to_ascii()), Vec::new())),
-                        _ => None,
-                    })
-                    .collect(),
-            };
+    /// `zone`'s servers from its own NS records, as the configured resolver
+    /// answers them (remembered like any zone's), or why there are none.
+    async fn own_zone(&self, zone: &str, budget: &Budget) -> Reach {
+        let hosts = match query(&self.resolver, zone, RecordType::NS, budget).await {
+            Answer::Failed(why) => {
+                return Reach::Unknown(format!(
+                    "the name servers of {zone} could not be looked up ({why})"
+                ));
+            }
+            answer => name_servers_of(answer.found(), zone),
+        };
         if hosts.is_empty() {
-            return Err(Reach::Unknown(format!(
-                "{zone} has no NS records of its own"
-            )));
+            return Reach::Unknown(format!("{zone} has no NS records of its own"));
         }
-        Ok(hosts)
+        let reach = self.reach(zone, &hosts, budget).await;
+        self.remember(zone, &reach);
+        reach
     }
 
     /// The servers a referral names (remembered like any zone's).
@@ -392,6 +361,19 @@ impl DnsChecker {
             "the addresses of the name servers of {zone} could not be found"
         ))
     }
+}
+
+/// The name servers named by `zone`'s own NS records among `records` (never a
+/// record owned by another name, reached through a CNAME), without glue.
+fn name_servers_of(records: &[Rr], zone: &str) -> Vec<(String, Vec<IpAddr>)> {
+    records
+        .iter()
+        .filter(|record| record.owner == zone)
+        .filter_map(|record| match &record.data {
+            RData::NS(ns) => Some((normalize_host(&ns.0.to_ascii()), Vec::new())),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
