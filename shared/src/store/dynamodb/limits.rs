@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::schema::*;
-use super::{DynamoDbStore, classify, string_value};
+use super::{DynamoDbStore, classify, from_item, string_value};
 use crate::model::Timestamp;
 use crate::store::{SesSlot, StoreError, Turn};
 
@@ -18,6 +18,12 @@ use crate::store::{SesSlot, StoreError, Turn};
 const SES_BUDGET_PK: &str = "SESBUDGET";
 /// How long a second's item is kept after it (TTL removes it).
 const SES_BUDGET_KEPT: Duration = Duration::from_secs(120);
+/// A turn's item as a refused write returns it.
+#[derive(serde::Deserialize)]
+struct TakenTurn {
+    taken_at: Timestamp,
+}
+
 /// Sort-key prefix of an organization's turns.
 const TURN_PREFIX: &str = "TURN#";
 /// Seconds a turn's item is kept after its interval (TTL removes it).
@@ -58,10 +64,9 @@ impl DynamoDbStore {
                 let taken_at = match service.err() {
                     UpdateItemError::ConditionalCheckFailedException(e) => e
                         .item()
-                        .and_then(|item| item.get("taken_at"))
-                        .and_then(|at| at.as_s().ok())
-                        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-                        .map(|at| Timestamp::from(at.with_timezone(&chrono::Utc))),
+                        .cloned()
+                        .and_then(|item| from_item::<TakenTurn>(item).ok())
+                        .map(|turn| turn.taken_at),
                     _ => None,
                 };
                 Err(StoreError::TooSoon(taken_at.unwrap_or(now)))
