@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::ProvideCredentials;
 
-use crate::config::{Config, ConfigError, TlsRoots};
+use crate::config::{AwsChain, Config, ConfigError, EventBusSettings, ProcessSettings, TlsRoots};
 use crate::identity::{IdentityProvider, SesIdentities};
 use crate::measured::MeasuredIdentities;
 use crate::metrics::Metrics;
@@ -35,7 +35,7 @@ pub struct App {
     /// Where metrics go (off unless `METRICS_NAMESPACE` is set).
     pub metrics: Metrics,
     /// A domain (or claim) is checked by hand at most once in this long:
-    /// `lifecycle::MANUAL_CHECK_INTERVAL` everywhere but in tests that verify the
+    /// `config::MANUAL_CHECK_INTERVAL` everywhere but in tests that verify the
     /// same domain again at once.
     pub manual_check_interval: std::time::Duration,
 }
@@ -96,7 +96,7 @@ impl App {
             max_domains_per_organization: crate::config::DEFAULT_MAX_DOMAINS_PER_ORGANIZATION,
             ses_max_rps: None,
             metrics: Metrics::off(),
-            manual_check_interval: crate::lifecycle::MANUAL_CHECK_INTERVAL,
+            manual_check_interval: crate::config::MANUAL_CHECK_INTERVAL,
         }
     }
 
@@ -137,17 +137,10 @@ impl App {
         self
     }
 
-    /// The owner tags of identities this deployment makes for `organization_id`.
+    /// The owner tags of identities this deployment makes for `organization_id`
+    /// (whose an identity is: `domains::provisioning::made_for`).
     pub fn identity_owner(&self, organization_id: &str) -> crate::identity::IdentityOwner {
         crate::identity::IdentityOwner::new(&self.deployment, organization_id)
-    }
-
-    /// Whether this deployment made `identity` for `organization_id`, as its tags say.
-    pub fn made_for(&self, identity: &crate::identity::Identity, organization_id: &str) -> bool {
-        identity
-            .owner
-            .as_ref()
-            .is_some_and(|owner| owner.is_for(&self.deployment, organization_id))
     }
 
     /// The deployed wiring: DynamoDB, SESv2 and DNS, configured from the environment
@@ -155,8 +148,7 @@ impl App {
     /// `DynamoDbStore::warm_up` and `Config::warm_up`.
     pub async fn from_env(uses: StartupClients) -> Result<Self, StartupError> {
         let config = Config::from_env()?;
-        let metrics = Metrics::from_env();
-        metrics.cold_start();
+        let metrics = started_metrics();
         let (app, store) = Self::on_aws(&config, uses).await?;
         // SES calls are measured where they are made: below every handler.
         let identities: Arc<dyn IdentityProvider> = Arc::new(MeasuredIdentities::new(
@@ -214,7 +206,7 @@ impl App {
 /// The key store alone (the authorizer needs nothing else): DynamoDB, `TABLE_NAME`.
 pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
     let config = Config::from_env()?;
-    Metrics::from_env().cold_start();
+    started_metrics();
     let sdk = load_sdk_config(config.tls_roots).await;
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table_name);
     if config.warm_up {
@@ -224,19 +216,22 @@ pub async fn key_store_from_env() -> Result<DynamoDbStore, StartupError> {
 }
 
 /// The event publisher's one client: EventBridge, on the bus `EVENT_BUS_NAME`.
-pub async fn event_sink_from_env() -> Result<crate::events::EventBridgeSink, StartupError> {
-    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let bus = lookup("EVENT_BUS_NAME").ok_or(ConfigError::MissingSetting {
-        name: "EVENT_BUS_NAME",
-        what: "the EventBridge bus the domain events are put on",
-    })?;
-    let roots = TlsRoots::from_lookup(&lookup)?;
-    Metrics::from_env().cold_start();
-    let sdk = load_sdk_config(roots).await;
-    Ok(crate::events::EventBridgeSink::new(
+pub async fn event_sink_from_env() -> Result<crate::publishing::EventBridgeSink, StartupError> {
+    let settings = EventBusSettings::from_env()?;
+    started_metrics();
+    let sdk = load_sdk_config(settings.tls_roots).await;
+    Ok(crate::publishing::EventBridgeSink::new(
         aws_sdk_eventbridge::Client::new(&sdk),
-        bus,
+        settings.bus_name,
     ))
+}
+
+/// The process's metrics (`METRICS_NAMESPACE`), its cold start counted.
+fn started_metrics() -> Metrics {
+    let process = ProcessSettings::from_env();
+    let metrics = Metrics::for_namespace(process.metrics_namespace.as_deref());
+    metrics.cold_start(&process.function_name);
+    metrics
 }
 
 /// The roots of Amazon Trust Services, which sign the certificates of AWS's own
@@ -291,11 +286,11 @@ pub async fn load_sdk_config(roots: TlsRoots) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client(roots))
         .timeout_config(sdk_timeouts());
-    let shortcuts = ChainShortcuts::from_lookup(&|name| std::env::var(name).ok());
-    if let Some(region) = shortcuts.region {
+    let chain = AwsChain::from_env();
+    if let Some(region) = chain.region {
         loader = loader.region(aws_config::Region::new(region));
     }
-    if shortcuts.environment_credentials {
+    if chain.environment_credentials {
         loader = loader.credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         );
@@ -307,29 +302,6 @@ pub async fn load_sdk_config(roots: TlsRoots) -> aws_config::SdkConfig {
         tracing::warn!(%error, "AWS credentials could not be resolved at start-up");
     }
     sdk
-}
-
-/// Lambda puts the function's region and credentials in the environment, which is
-/// where the standard chains look first. Naming those sources up front gives the
-/// same answer without building the rest of the chains (an STS client for web
-/// identity, an IMDS client, each parsing its endpoint rules): most of what loading
-/// the configuration cost a cold start (BENCHMARKS.md). Elsewhere (SnapStart's
-/// container credentials, a profile), the standard chains.
-#[derive(Debug, PartialEq)]
-struct ChainShortcuts {
-    region: Option<String>,
-    environment_credentials: bool,
-}
-
-impl ChainShortcuts {
-    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
-        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        Self {
-            region: set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION")),
-            environment_credentials: set("AWS_ACCESS_KEY_ID").is_some()
-                && (set("AWS_SECRET_ACCESS_KEY").is_some() || set("SECRET_ACCESS_KEY").is_some()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -361,51 +333,6 @@ mod tests {
             "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
         ),
     ];
-
-    fn shortcuts(vars: &[(&str, &str)]) -> ChainShortcuts {
-        ChainShortcuts::from_lookup(&|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
-    }
-
-    #[test]
-    fn lambdas_environment_is_named_up_front_and_anything_else_left_to_the_chains() {
-        let lambda = shortcuts(&[
-            ("AWS_REGION", "eu-west-1"),
-            ("AWS_DEFAULT_REGION", "eu-west-1"),
-            ("AWS_ACCESS_KEY_ID", "ASIA..."),
-            ("AWS_SECRET_ACCESS_KEY", "secret"),
-            ("AWS_SESSION_TOKEN", "token"),
-        ]);
-        assert_eq!(
-            lambda,
-            ChainShortcuts {
-                region: Some("eu-west-1".into()),
-                environment_credentials: true
-            }
-        );
-        // SnapStart: credentials come from a container endpoint, not the environment.
-        let snapstart = shortcuts(&[
-            ("AWS_REGION", "eu-west-1"),
-            (
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "http://127.0.0.1:9001/creds",
-            ),
-        ]);
-        assert!(!snapstart.environment_credentials);
-        let default_region = shortcuts(&[("AWS_DEFAULT_REGION", "us-west-2")]);
-        assert_eq!(default_region.region.as_deref(), Some("us-west-2"));
-        let half = shortcuts(&[("AWS_ACCESS_KEY_ID", "AKIA..."), ("AWS_REGION", " ")]);
-        assert_eq!(
-            half,
-            ChainShortcuts {
-                region: None,
-                environment_credentials: false
-            }
-        );
-    }
 
     fn certificates(pem: &str) -> Vec<Vec<u8>> {
         pem.split("-----BEGIN CERTIFICATE-----")

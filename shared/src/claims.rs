@@ -21,6 +21,11 @@ use crate::verify::Answer;
 pub const CLAIM_LIFETIME: chrono::Duration = chrono::Duration::days(7);
 /// Open (pending) claims one organization may have at once.
 pub const MAX_OPEN_CLAIMS: usize = 10;
+
+/// Whether an organization with these (live) claims may open no other.
+pub fn open_claim_limit_reached(claims: &[DomainClaim]) -> bool {
+    claims.iter().filter(|c| c.is_open()).count() >= MAX_OPEN_CLAIMS
+}
 /// The label the proof is published at, under the claimed name.
 pub const PROOF_LABEL: &str = "_domains-claim";
 /// What every proof value starts with.

@@ -12,9 +12,9 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{StartupError, load_sdk_config};
-use crate::config::{ConfigError, TlsRoots};
-use crate::events::{MAX_ENTRIES_PER_PUT, put_entries};
-use crate::store::{DUE_PARTITIONS, DueSlice};
+use crate::config::{ConfigError, FanoutSettings};
+use crate::publishing::{MAX_ENTRIES_PER_PUT, put_entries};
+use crate::store::DueSlice;
 
 /// The `source` of a worker's task.
 pub const TASK_SOURCE: &str = "domains-api.scheduler";
@@ -148,43 +148,26 @@ impl Fanout {
     }
 }
 
-/// The fan-out the environment asks for: `REVERIFY_WORKERS` (default 1: none)
-/// and, above 1, `REVERIFY_TASKS_BUS`, the bus the tasks go on.
+/// The fan-out the environment asks for (`FanoutSettings`): none for one worker.
 pub async fn fanout_from_env() -> Result<Option<Fanout>, StartupError> {
-    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let workers = match lookup("REVERIFY_WORKERS") {
-        None => 1,
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=DUE_PARTITIONS).contains(n))
-            .ok_or_else(|| ConfigError::Invalid {
-                name: "REVERIFY_WORKERS",
-                reason: format!("{raw:?}: a whole number from 1 to {DUE_PARTITIONS}"),
-            })?,
-    };
-    if workers == 1 {
+    let settings = FanoutSettings::from_env()?;
+    let Some(bus) = settings.tasks_bus.filter(|_| settings.workers > 1) else {
         return Ok(None);
-    }
-    let bus = lookup("REVERIFY_TASKS_BUS").ok_or(ConfigError::MissingSetting {
-        name: "REVERIFY_TASKS_BUS",
-        what: "the EventBridge bus the scheduler's worker tasks go on (REVERIFY_WORKERS is above 1)",
-    })?;
-    let roots = TlsRoots::from_lookup(&lookup)?;
-    let sdk = load_sdk_config(roots).await;
+    };
+    let sdk = load_sdk_config(settings.tls_roots).await;
     let tasks = EventBridgeTasks::new(aws_sdk_eventbridge::Client::new(&sdk), bus);
-    Ok(Some(Fanout::new(workers, Box::new(tasks)).map_err(
-        |reason| ConfigError::Invalid {
+    Ok(Some(
+        Fanout::new(settings.workers, Box::new(tasks)).map_err(|reason| ConfigError::Invalid {
             name: "REVERIFY_WORKERS",
             reason,
-        },
-    )?))
+        })?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DUE_PARTITIONS;
     use serde_json::json;
 
     #[test]

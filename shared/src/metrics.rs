@@ -13,10 +13,6 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::model::{Domain, DomainStatus, RecordStatus};
-use crate::scheduler::Summary;
-use crate::verify::CheckStats;
-
 /// At most this many values of one metric in one line (CloudWatch's limit).
 const MAX_VALUES: usize = 100;
 
@@ -154,11 +150,12 @@ impl Metrics {
         }
     }
 
-    /// As deployed: on stdout under `METRICS_NAMESPACE`, or off without it.
-    pub fn from_env() -> Self {
-        match std::env::var("METRICS_NAMESPACE") {
-            Ok(namespace) if !namespace.trim().is_empty() => Self::stdout(namespace.trim()),
-            _ => Self::off(),
+    /// As deployed: on stdout under the namespace (`METRICS_NAMESPACE`), or off
+    /// without one.
+    pub fn for_namespace(namespace: Option<&str>) -> Self {
+        match namespace {
+            Some(namespace) => Self::stdout(namespace),
+            None => Self::off(),
         }
     }
 
@@ -192,66 +189,14 @@ impl Metrics {
         }
     }
 
-    /// A process started (a cold start), by function (`AWS_LAMBDA_FUNCTION_NAME`).
-    pub fn cold_start(&self) {
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    /// A process started (a cold start), by function.
+    pub fn cold_start(&self, function: &str) {
         self.emit(
             MetricSet::for_operation("start")
                 .dimension("Function", function)
                 .count("ColdStarts", 1),
         );
     }
-}
-
-/// A domain's status as the API spells it (a metric dimension).
-fn status_name(status: DomainStatus) -> &'static str {
-    match status {
-        DomainStatus::Pending => "pending",
-        DomainStatus::Verified => "verified",
-        DomainStatus::Failed => "failed",
-        DomainStatus::TemporaryFailure => "temporary_failure",
-    }
-}
-
-/// A manual verify: its outcome (the domain's status after it), its records by
-/// status, and what its DNS lookups cost.
-pub fn verification(domain: &Domain, stats: CheckStats) -> [MetricSet; 2] {
-    let with = |status| domain.records.iter().filter(|r| r.status == status).count();
-    [
-        MetricSet::for_operation("verify")
-            .dimension("Outcome", status_name(domain.status))
-            .count("Verifications", 1),
-        MetricSet::for_operation("verify")
-            .count("RecordsVerified", with(RecordStatus::Verified))
-            .count("RecordsPending", with(RecordStatus::Pending))
-            .count("RecordsFailed", with(RecordStatus::Failed))
-            .count("DnsLookupsIncomplete", stats.incomplete)
-            .count("DnsQuestions", stats.questions)
-            .millis("DnsCheckMillis", stats.elapsed),
-    ]
-}
-
-/// A scheduled run: its summary, and what its DNS checks cost.
-pub fn scheduled_run(summary: &Summary, checks: &[CheckStats], elapsed: Duration) -> MetricSet {
-    let durations: Vec<Duration> = checks.iter().map(|c| c.elapsed).collect();
-    MetricSet::for_operation("reverify")
-        .count("Checked", summary.checked)
-        .count("Verified", summary.verified)
-        .count("StillVerified", summary.still_verified)
-        .count("StillPending", summary.still_pending)
-        .count("TemporaryFailures", summary.temporary_failures)
-        .count("Failed", summary.failed)
-        .count("Superseded", summary.superseded)
-        .count("Gone", summary.gone)
-        .count("Errors", summary.errors)
-        .count("LeftForLater", summary.left_for_later)
-        .count(
-            "DnsLookupsIncomplete",
-            checks.iter().map(|c| c.incomplete).sum(),
-        )
-        .count("DnsQuestions", checks.iter().map(|c| c.questions).sum())
-        .millis_each("DnsCheckMillis", &durations)
-        .millis("RunMillis", elapsed)
 }
 
 #[cfg(test)]

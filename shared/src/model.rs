@@ -93,6 +93,18 @@ pub enum DomainStatus {
     TemporaryFailure,
 }
 
+impl DomainStatus {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+            Self::Failed => "failed",
+            Self::TemporaryFailure => "temporary_failure",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 /// What the last check saw of a record.

@@ -48,7 +48,11 @@ fn requested(rust_log: Option<&str>) -> Targets {
 
 /// Installs the JSON log subscriber (once per process).
 pub fn init() {
-    let filter = requested(std::env::var("RUST_LOG").ok().as_deref());
+    let filter = requested(
+        crate::config::ProcessSettings::from_env()
+            .rust_log
+            .as_deref(),
+    );
     let layer = tracing_subscriber::fmt::layer()
         .json()
         .with_target(false)

@@ -1,6 +1,6 @@
 //! Domain events: what a change of a stored domain means to an integrator. One
 //! rule (`event_for_change`) turns a before/after pair into at most one event; the
-//! table's stream (`stream.rs`, for the publisher Lambda) and the dev server's
+//! table's stream (`crate::publishing`, for the publisher Lambda) and the dev server's
 //! in-memory store both feed it, so both publish the same events.
 //!
 //! | before | after | event | `previous_status` |
@@ -12,12 +12,6 @@
 //! | a domain | none | `domain.deleted` (the domain as it was) | its status |
 //! | a claimed mark | none | none (the mark lapsed) | |
 
-mod publisher;
-mod stream;
-
-pub(crate) use publisher::put_entries;
-pub use publisher::{EventBridgeSink, EventSink, MAX_ENTRIES_PER_PUT, publish_stream_batch};
-pub use stream::event_for_record;
 
 use serde::Serialize;
 

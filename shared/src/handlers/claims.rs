@@ -1,131 +1,46 @@
-//! Domain claims over HTTP. What a claim's status means is `claims`; how the name
-//! passes on is `transfer`; this module only reads, calls and answers.
+//! The claim endpoints: each request turned into a call of `domains::claims`.
 
-use futures::future::join_all;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use super::setup::{self, setup_error};
-use super::{WRITE_ATTEMPTS, logged, store_error, take_check_turn, transfer_error};
+use super::created;
 use crate::app::App;
-use crate::claims::{ClaimStatus, ClaimView, DomainClaim, MAX_OPEN_CLAIMS};
+use crate::claims::{ClaimView, DomainClaim};
+use crate::domains::claims::{self, Opened};
 use crate::error::{ApiError, json_response};
-use crate::model::{Domain, Timestamp};
-use crate::provisioning;
+use crate::model::Domain;
 use crate::request::{claim_body, organization_id, path_domain};
-use crate::store::StoreError;
-use crate::transfer::{self, TransferError};
 
-fn answer(status: StatusCode, claim: &DomainClaim, domain: Option<&Domain>) -> Response<Body> {
-    json_response(status, &ClaimView { claim, domain })
+fn view(claim: &DomainClaim, domain: Option<&Domain>) -> Response<Body> {
+    json_response(StatusCode::OK, &ClaimView { claim, domain })
 }
 
-/// The claims as a reader sees them now: lapsed ones left out, pending ones
-/// settled against who holds each name.
-async fn live(app: &App, claims: Vec<DomainClaim>) -> Result<Vec<DomainClaim>, ApiError> {
-    let now = Timestamp::now();
-    let settled = join_all(
-        claims
-            .into_iter()
-            .filter(|claim| !claim.is_expired(now))
-            .map(|mut claim| async move {
-                if claim.is_open() {
-                    let holder = app.store.holder(&claim.name).await?;
-                    claim.settle(holder.as_ref());
-                }
-                Ok::<_, StoreError>(claim)
-            }),
-    )
-    .await;
-    settled
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| logged(store_error(e)))
+/// The organization and the claimed name in the path (a name that cannot be a
+/// domain has no claim: 404).
+fn named(request: &Request) -> Result<(String, crate::DomainName), ApiError> {
+    let organization_id = organization_id(request)?;
+    let name = path_domain(request).map_err(|_| ApiError::ClaimNotFound)?;
+    Ok((organization_id, name))
 }
 
 pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
     let name = claim_body(request)?;
-    // Only a name another organization holds (with a domain a create cannot
-    // take), or one under a parent another organization holds, needs a claim:
-    // anything else is had with a create.
-    let holder = app
-        .store
-        .holder(&name)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
-    if holder
-        .as_ref()
-        .is_some_and(|holder| holder.organization_id == organization_id)
-    {
-        return Err(ApiError::DomainAlreadyExists);
-    }
-    let under_held_parent = app
-        .store
-        .parent_held_by_another(&name, &organization_id)
-        .await
-        .map_err(|e| logged(store_error(e)))?
-        .is_some();
-    if !under_held_parent {
-        let Some(holder) = holder else {
-            return Err(ApiError::DomainNotFound);
-        };
-        let held = app
-            .store
-            .get(&holder.organization_id, &name)
-            .await
-            .map_err(|e| logged(store_error(e)))?;
-        if held.is_some_and(|domain| transfer::takeable_by_create(&domain)) {
-            return Err(ApiError::DomainNotFound);
-        }
-    }
-
-    for _ in 0..WRITE_ATTEMPTS {
-        let set = app
-            .store
-            .claims(&organization_id)
-            .await
-            .map_err(|e| logged(store_error(e)))?;
-        let stored = set.claims.iter().find(|c| c.name == name).cloned();
-        let current = live(app, set.claims).await?;
-        // Asking again for an open claim gives it back: the same TXT record.
-        if let Some(open) = current.iter().find(|c| c.name == name && c.is_open()) {
-            return Ok(answer(StatusCode::OK, open, None));
-        }
-        if current.iter().filter(|c| c.is_open()).count() >= MAX_OPEN_CLAIMS {
-            return Err(ApiError::ClaimLimitReached);
-        }
-        let claim = DomainClaim::new(&organization_id, name.clone(), Timestamp::now());
-        match app
-            .store
-            .put_claim(&claim, stored.as_ref(), set.guard)
-            .await
-        {
-            Ok(()) => {
-                let mut response = answer(StatusCode::CREATED, &claim, None);
-                if let Ok(location) = HeaderValue::from_str(&format!("/domain-claims/{name}")) {
-                    response.headers_mut().insert(header::LOCATION, location);
-                }
-                return Ok(response);
-            }
-            // Another claim of this organization was written meanwhile: count again.
-            Err(StoreError::Conflict | StoreError::ClaimGone) => {}
-            Err(error) => return Err(logged(store_error(error))),
-        }
-    }
-    Err(logged(ApiError::Unavailable(
-        "claims kept changing while one was made".into(),
-    )))
+    Ok(match claims::open(app, &organization_id, name).await? {
+        Opened::New(claim) => created(
+            &ClaimView {
+                claim: &claim,
+                domain: None,
+            },
+            &format!("/domain-claims/{}", claim.name),
+        ),
+        Opened::Existing(claim) => view(&claim, None),
+    })
 }
 
 pub(super) async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let organization_id = organization_id(request)?;
-    let set = app
-        .store
-        .claims(&organization_id)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
-    let claims = live(app, set.claims).await?;
+    let claims = claims::list(app, &organization_id).await?;
     let views: Vec<ClaimView> = claims
         .iter()
         .map(|claim| ClaimView {
@@ -136,111 +51,20 @@ pub(super) async fn list(app: &App, request: &Request) -> Result<Response<Body>,
     Ok(json_response(StatusCode::OK, &views))
 }
 
-/// The caller's live claim named in the path, settled, or 404; and its status as
-/// stored (so an end worked out on reading is stored once, not on every verify).
-async fn find(app: &App, request: &Request) -> Result<(DomainClaim, ClaimStatus), ApiError> {
-    let organization_id = organization_id(request)?;
-    let name = path_domain(request).map_err(|_| ApiError::ClaimNotFound)?;
-    let claim = app
-        .store
-        .get_claim(&organization_id, &name)
-        .await
-        .map_err(|e| logged(store_error(e)))?
-        .ok_or(ApiError::ClaimNotFound)?;
-    let stored = claim.status;
-    let claim = live(app, vec![claim])
-        .await?
-        .pop()
-        .ok_or(ApiError::ClaimNotFound)?;
-    Ok((claim, stored))
-}
-
-/// The domain a completed claim made, while its organization holds it.
-async fn claimed_domain(app: &App, claim: &DomainClaim) -> Result<Option<Domain>, ApiError> {
-    let Some(domain_id) = &claim.domain_id else {
-        return Ok(None);
-    };
-    let domain = app
-        .store
-        .get(&claim.organization_id, &claim.name)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
-    Ok(domain.filter(|d| d.id == *domain_id && d.deleting_since.is_none()))
-}
-
 pub(super) async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (claim, _) = find(app, request).await?;
-    let domain = claimed_domain(app, &claim).await?;
-    Ok(answer(StatusCode::OK, &claim, domain.as_ref()))
+    let (organization_id, name) = named(request)?;
+    let (claim, domain) = claims::get(app, &organization_id, &name).await?;
+    Ok(view(&claim, domain.as_ref()))
 }
 
 pub(super) async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (claim, _) = find(app, request).await?;
-    app.store
-        .delete_claim(&claim)
-        .await
-        .map_err(|e| logged(store_error(e)))?;
-    Ok(answer(StatusCode::OK, &claim, None))
+    let (organization_id, name) = named(request)?;
+    let claim = claims::delete(app, &organization_id, &name).await?;
+    Ok(view(&claim, None))
 }
 
-/// Looks the proof up; once found, the name passes to the caller (`transfer`)
-/// and its identity is made as a create makes it.
 pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (mut claim, stored) = find(app, request).await?;
-    if claim.status == ClaimStatus::Pending {
-        let now = Timestamp::now();
-        // As a domain's: one check of the name every interval, a turn that
-        // outlives the claim (deleting and making it again gives no new one).
-        take_check_turn(
-            app,
-            &claim.organization_id,
-            &claim.name,
-            claim.last_checked_at,
-        )
-        .await?;
-        let (answer, aliases) = app.dns.claim_proof(&claim.name, &claim.record.name).await;
-        if !claim.record_check(&answer, &aliases, now) {
-            store_check(app, &claim).await?;
-            return Ok(self::answer(StatusCode::OK, &claim, None));
-        }
-        let records = |domain: &Domain| setup::expected(app, domain);
-        match transfer::complete_claim(app, &mut claim, records).await {
-            Ok(mut domain) => {
-                let tokens = match provisioning::create_identity(app, &domain).await {
-                    Ok(tokens) => tokens,
-                    Err(error) => {
-                        // The name is the caller's now; its identity is made by the
-                        // next verify of this claim (or dns-records), at once.
-                        setup::clear_setup_mark(app, &mut domain).await;
-                        return Err(logged(setup_error(error)));
-                    }
-                };
-                setup::store_tokens(app, &mut domain, tokens).await?;
-                return Ok(self::answer(StatusCode::OK, &claim, Some(&domain)));
-            }
-            // Superseded, or completed another way, meanwhile: said below.
-            Err(TransferError::ClaimEnded) => {}
-            Err(error) => return Err(logged(transfer_error(error))),
-        }
-    }
-    // Ended since it was stored pending: stored, so later reads need not work it out.
-    if stored == ClaimStatus::Pending {
-        store_check(app, &claim).await?;
-    }
-    let mut domain = claimed_domain(app, &claim).await?;
-    if let Some(domain) = domain.as_mut().filter(|d| d.dkim_tokens.is_empty()) {
-        // The transfer happened but the identity was not made: finish it.
-        setup::fill_dkim_tokens(app, domain).await?;
-    }
-    Ok(answer(StatusCode::OK, &claim, domain.as_ref()))
-}
-
-/// Stores a pending claim's check or its end; a claim deleted meanwhile is 404.
-async fn store_check(app: &App, claim: &DomainClaim) -> Result<(), ApiError> {
-    match app.store.update_claim(claim).await {
-        // Already stored as ended by another request: nothing to add.
-        Ok(()) => Ok(()),
-        Err(StoreError::ClaimGone) if claim.status != ClaimStatus::Pending => Ok(()),
-        Err(error) => Err(logged(store_error(error))),
-    }
+    let (organization_id, name) = named(request)?;
+    let (claim, domain) = claims::verify(app, &organization_id, &name).await?;
+    Ok(view(&claim, domain.as_ref()))
 }

@@ -68,16 +68,7 @@ pub struct LazyDnsChecker {
     settings: DnsSettings,
 }
 
-/// How a checker is built: from `DNS_NAMESERVERS` and `DNS_ALLOWED_PRIVATE_NETWORKS`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DnsSettings {
-    /// The recursive resolver: `None`, the system's; else these. It finds the
-    /// zones (registrable domains' and public suffixes' name servers, name
-    /// servers' addresses); a zone's own name servers are then asked directly.
-    pub nameservers: Option<Vec<SocketAddr>>,
-    /// Non-public networks whose name servers may be asked.
-    pub allowed_networks: AllowedNetworks,
-}
+pub use crate::config::DnsSettings;
 
 impl LazyDnsChecker {
     /// A checker built now.

@@ -10,9 +10,8 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_smithy_mocks::{RuleMode, mock};
-use shared::events::{
-    DomainEvent, EventBridgeSink, EventSink, event_for_record, publish_stream_batch,
-};
+use shared::events::DomainEvent;
+use shared::publishing::{EventBridgeSink, EventSink, event_for_record, publish_stream_batch};
 
 fn fixture() -> Event {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/publish-events.json");

@@ -54,7 +54,7 @@ async fn http(app: &App, file: &str) -> (StatusCode, Value) {
 struct Published(std::sync::Mutex<Vec<&'static str>>);
 
 #[async_trait::async_trait]
-impl shared::events::EventSink for Published {
+impl shared::publishing::EventSink for Published {
     async fn put(&self, events: &[shared::events::DomainEvent]) -> Vec<Option<String>> {
         let mut put = self.0.lock().expect("lock");
         put.extend(events.iter().map(|e| e.detail_type));

@@ -587,7 +587,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         .await
         .expect("bus");
     let events = RequestCounter::new();
-    let sink = shared::events::EventBridgeSink::new(
+    let sink = shared::publishing::EventBridgeSink::new(
         test_support::eventbridge_client(&moto_endpoint(), &events),
         bus,
     );
@@ -599,7 +599,7 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
         .expect("fixture"),
     )
     .expect("a stream batch");
-    let response = shared::events::publish_stream_batch(&sink, &batch).await;
+    let response = shared::publishing::publish_stream_batch(&sink, &batch).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     recorded.insert("publish-events", events.iam_actions());
     recorded

@@ -10,7 +10,11 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use super::{DomainEvent, event_for_record};
+mod stream;
+
+pub use stream::event_for_record;
+
+use crate::events::DomainEvent;
 
 /// EventBridge takes at most this many entries per `PutEvents`.
 pub const MAX_ENTRIES_PER_PUT: usize = 10;

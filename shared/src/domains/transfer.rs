@@ -17,11 +17,11 @@
 //!    left half-done, which its next `dns-records`, `verify`, create or claim
 //!    verify finishes: the name stays the taker's, never freed half-moved.
 
+use super::lifecycle;
 use crate::app::App;
 use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::model::{Domain, DomainStatus, Timestamp};
-use crate::provisioning::{self, SETUP_WINDOW};
 use crate::store::{StoreError, Transfer};
 
 /// Reads and tries when the name keeps changing hands under us.
@@ -52,14 +52,6 @@ pub enum TransferError {
     #[error(transparent)]
     /// The store failed.
     Store(#[from] StoreError),
-}
-
-/// Whether a request may still be making or removing the domain's identity.
-pub fn in_flight(domain: &Domain, now: Timestamp) -> bool {
-    provisioning::setup_in_progress(domain, now)
-        || domain
-            .deleting_since
-            .is_some_and(|since| now.since(since) < SETUP_WINDOW)
 }
 
 /// Who holds a name, and their domain of it.
@@ -169,7 +161,7 @@ async fn pass(
     claim: Option<&DomainClaim>,
 ) -> Result<(), TransferError> {
     let now = Timestamp::now();
-    if previous.is_some_and(|domain| in_flight(domain, now)) {
+    if previous.is_some_and(|domain| lifecycle::in_flight(domain, now)) {
         return Err(TransferError::Busy);
     }
     let transfer = Transfer {

@@ -12,22 +12,26 @@
 //!   (made outside this API) is never changed or deleted.
 //! - Removal reads the tags first and deletes only this organization's identity.
 
-use std::time::Duration;
-
 use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::identity::{Identity, IdentityError};
-use crate::model::{Domain, Timestamp};
+use crate::model::Domain;
 
-/// How long a setup mark holds a domain. Longer than every function's timeout
-/// (template.yaml), so a setup still under way is never overtaken by a delete.
-pub const SETUP_WINDOW: Duration = Duration::from_secs(30);
+/// Whether this deployment made `identity` for `organization_id`, as its tags
+/// say: the one test of whose an identity is.
+pub fn made_for(app: &App, identity: &Identity, organization_id: &str) -> bool {
+    identity
+        .owner
+        .as_ref()
+        .is_some_and(|owner| owner.is_for(&app.deployment, organization_id))
+}
 
-/// Whether another request may still be creating the domain's identity.
-pub fn setup_in_progress(domain: &Domain, now: Timestamp) -> bool {
-    domain
-        .setup_started_at
-        .is_some_and(|started| now.since(started) < SETUP_WINDOW)
+/// The DKIM tokens of the name's identity, if this deployment made it for the
+/// domain's organization and SES has given it tokens.
+pub async fn own_tokens(app: &App, domain: &Domain) -> Result<Option<Vec<String>>, IdentityError> {
+    let identity = app.identities.get(&domain.name).await?;
+    let ours = made_for(app, &identity, &domain.organization_id);
+    Ok(Some(identity.tokens).filter(|tokens| ours && !tokens.is_empty()))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,7 +67,7 @@ pub async fn create_identity(app: &App, domain: &Domain) -> Result<Vec<String>, 
             other => other?,
         };
         match existing.owner {
-            Some(_) if app.made_for(&existing, &domain.organization_id) => {
+            Some(_) if made_for(app, &existing, &domain.organization_id) => {
                 tracing::info!(domain = %name, "taking back this organization's identity");
                 return Ok(existing.tokens);
             }
@@ -92,7 +96,7 @@ pub async fn set_mail_from(
     identity: &Identity,
     mail_from_domain: Option<&str>,
 ) -> Result<(), IdentityError> {
-    if !app.made_for(identity, &domain.organization_id) {
+    if !made_for(app, identity, &domain.organization_id) {
         tracing::warn!(domain = %domain.name, "the identity is not this organization's; its MAIL FROM domain is left alone");
         return Ok(());
     }
@@ -122,7 +126,7 @@ pub async fn remove_identity(
         Err(IdentityError::NotFound) => return Ok(Removal::Absent),
         other => other?,
     };
-    if !app.made_for(&existing, organization_id) {
+    if !made_for(app, &existing, organization_id) {
         tracing::warn!(domain = %name, "the identity is not this organization's; leaving it alone");
         return Ok(Removal::LeftAlone);
     }

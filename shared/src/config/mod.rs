@@ -1,12 +1,26 @@
-//! Settings read once from the environment at start-up.
+//! Settings read once from the environment at start-up: the one place that
+//! reads the environment (`process` has the settings every function shares).
+
+mod process;
 
 use std::net::SocketAddr;
 
 use crate::network::AllowedNetworks;
-use crate::verify::DnsSettings;
+pub use process::{AwsChain, EventBusSettings, FanoutSettings, ProcessSettings};
 
 /// SES receiving region when neither `SES_RECEIVING_REGION` nor `AWS_REGION` says.
 pub const DEFAULT_RECEIVING_REGION: &str = "us-east-2";
+
+/// How a checker is built: from `DNS_NAMESERVERS` and `DNS_ALLOWED_PRIVATE_NETWORKS`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsSettings {
+    /// The recursive resolver: `None`, the system's; else these. It finds the
+    /// zones (registrable domains' and public suffixes' name servers, name
+    /// servers' addresses); a zone's own name servers are then asked directly.
+    pub nameservers: Option<Vec<SocketAddr>>,
+    /// Non-public networks whose name servers may be asked.
+    pub allowed_networks: AllowedNetworks,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 /// Every setting a function reads, once, at start-up.
@@ -33,6 +47,11 @@ pub struct Config {
     /// across every process (SES throttles identity APIs per account).
     pub ses_max_rps: u32,
 }
+
+/// A domain (or claim) is checked by hand at most once in this long: a tenant
+/// cannot make the service ask DNS and SES for one domain faster (the scheduler
+/// has its own pace).
+pub const MANUAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Domains one organization may hold when `MAX_DOMAINS_PER_ORGANIZATION` is unset.
 pub const DEFAULT_MAX_DOMAINS_PER_ORGANIZATION: usize = 1000;
@@ -108,10 +127,16 @@ pub enum ConfigError {
     },
 }
 
+/// A variable of the process environment, `None` when unset or blank: the one
+/// function that reads the environment.
+pub(crate) fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 impl Config {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(environment)
     }
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
@@ -148,7 +173,7 @@ fn max_domains(lookup: &dyn Fn(&str) -> Option<String>) -> Result<usize, ConfigE
 }
 
 /// A whole number of at least 1 in `name`, `default` when it is unset.
-fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(
+pub(crate) fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(
     lookup: &dyn Fn(&str) -> Option<String>,
     name: &'static str,
     default: T,
@@ -170,17 +195,17 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(
 /// `MAX_DOMAINS_PER_ORGANIZATION` alone, for modes without a table (the dev
 /// server's default).
 pub fn max_domains_from_env() -> Result<usize, ConfigError> {
-    max_domains(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    max_domains(&environment)
 }
 
 /// The receiving region alone, for modes without a table (the dev server's default).
 pub fn receiving_region_from_env() -> Result<String, ConfigError> {
-    receiving_region(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    receiving_region(&environment)
 }
 
 /// The DNS settings alone, for modes without a table (the dev server's default).
 pub fn dns_settings_from_env() -> Result<DnsSettings, ConfigError> {
-    dns_settings(&|name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    dns_settings(&environment)
 }
 
 fn dns_settings(lookup: &dyn Fn(&str) -> Option<String>) -> Result<DnsSettings, ConfigError> {

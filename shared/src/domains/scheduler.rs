@@ -9,12 +9,15 @@ use futures::StreamExt;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
-use crate::app::App;
-use crate::confirmation::{RateLimiter, read_ses_view};
-pub use crate::lifecycle::Outcome;
-use crate::lifecycle::{
+use std::time::Duration;
+
+use super::confirmation::{RateLimiter, read_ses_view};
+pub use super::lifecycle::ScheduledOutcome;
+use super::lifecycle::{
     CheckWrite, after_scheduled_check, check_write, next_check_after_failed_write,
 };
+use crate::app::App;
+use crate::metrics::MetricSet;
 use crate::model::{Domain, DomainStatus, Timestamp};
 use crate::store::{DueSlice, StoreError};
 use crate::verify::CheckStats;
@@ -121,10 +124,10 @@ pub async fn run(
         if fresh.is_empty() {
             break;
         }
-        let outcomes: Vec<(Outcome, Option<CheckStats>)> = futures::stream::iter(fresh)
+        let outcomes: Vec<(ScheduledOutcome, Option<CheckStats>)> = futures::stream::iter(fresh)
             .map(|domain| async move {
                 if should_stop() {
-                    (Outcome::LeftForLater, None)
+                    (ScheduledOutcome::LeftForLater, None)
                 } else {
                     let (outcome, stats) = reverify_one(app, domain, now, limiter).await;
                     (outcome, Some(stats))
@@ -135,7 +138,7 @@ pub async fn run(
             .await;
         let stopped = outcomes
             .iter()
-            .any(|(outcome, _)| *outcome == Outcome::LeftForLater);
+            .any(|(outcome, _)| *outcome == ScheduledOutcome::LeftForLater);
         for (outcome, stats) in outcomes {
             tally(&mut summary, outcome);
             checks.extend(stats);
@@ -157,11 +160,8 @@ pub async fn run(
         left_for_later = summary.left_for_later,
         "reverify summary"
     );
-    app.metrics.emit(crate::metrics::scheduled_run(
-        &summary,
-        &checks,
-        started.elapsed(),
-    ));
+    app.metrics
+        .emit(run_metrics(&summary, &checks, started.elapsed()));
     let attempted = summary.checked + summary.errors;
     if attempted > 0 && summary.errors == attempted {
         return Err(SchedulerError::NoWrites(attempted));
@@ -169,26 +169,49 @@ pub async fn run(
     Ok(summary)
 }
 
-fn tally(summary: &mut Summary, outcome: Outcome) {
+/// A scheduled run: its summary, and what its DNS checks cost.
+fn run_metrics(summary: &Summary, checks: &[CheckStats], elapsed: Duration) -> MetricSet {
+    let durations: Vec<Duration> = checks.iter().map(|c| c.elapsed).collect();
+    MetricSet::for_operation("reverify")
+        .count("Checked", summary.checked)
+        .count("Verified", summary.verified)
+        .count("StillVerified", summary.still_verified)
+        .count("StillPending", summary.still_pending)
+        .count("TemporaryFailures", summary.temporary_failures)
+        .count("Failed", summary.failed)
+        .count("Superseded", summary.superseded)
+        .count("Gone", summary.gone)
+        .count("Errors", summary.errors)
+        .count("LeftForLater", summary.left_for_later)
+        .count(
+            "DnsLookupsIncomplete",
+            checks.iter().map(|c| c.incomplete).sum(),
+        )
+        .count("DnsQuestions", checks.iter().map(|c| c.questions).sum())
+        .millis_each("DnsCheckMillis", &durations)
+        .millis("RunMillis", elapsed)
+}
+
+fn tally(summary: &mut Summary, outcome: ScheduledOutcome) {
     let counter = match outcome {
-        Outcome::Verified => &mut summary.verified,
-        Outcome::StillVerified => &mut summary.still_verified,
-        Outcome::StillPending => &mut summary.still_pending,
-        Outcome::TemporaryFailure => &mut summary.temporary_failures,
-        Outcome::Failed => &mut summary.failed,
-        Outcome::Superseded => &mut summary.superseded,
-        Outcome::Gone => &mut summary.gone,
-        Outcome::Error => &mut summary.errors,
-        Outcome::LeftForLater => &mut summary.left_for_later,
+        ScheduledOutcome::Verified => &mut summary.verified,
+        ScheduledOutcome::StillVerified => &mut summary.still_verified,
+        ScheduledOutcome::StillPending => &mut summary.still_pending,
+        ScheduledOutcome::TemporaryFailure => &mut summary.temporary_failures,
+        ScheduledOutcome::Failed => &mut summary.failed,
+        ScheduledOutcome::Superseded => &mut summary.superseded,
+        ScheduledOutcome::Gone => &mut summary.gone,
+        ScheduledOutcome::Error => &mut summary.errors,
+        ScheduledOutcome::LeftForLater => &mut summary.left_for_later,
     };
     *counter += 1;
     if matches!(
         outcome,
-        Outcome::Verified
-            | Outcome::StillVerified
-            | Outcome::StillPending
-            | Outcome::TemporaryFailure
-            | Outcome::Failed
+        ScheduledOutcome::Verified
+            | ScheduledOutcome::StillVerified
+            | ScheduledOutcome::StillPending
+            | ScheduledOutcome::TemporaryFailure
+            | ScheduledOutcome::Failed
     ) {
         summary.checked += 1;
     }
@@ -199,7 +222,7 @@ async fn reverify_one(
     stored: Domain,
     now: Timestamp,
     limiter: Option<&RateLimiter>,
-) -> (Outcome, CheckStats) {
+) -> (ScheduledOutcome, CheckStats) {
     let mut checked = stored.clone();
     let (records, stats) = app
         .dns
@@ -216,8 +239,8 @@ async fn reverify_one(
     };
     let outcome = match written {
         Ok(()) => outcome,
-        Err(StoreError::DomainGone) => Outcome::Gone,
-        Err(StoreError::Conflict) => Outcome::Superseded,
+        Err(StoreError::DomainGone) => ScheduledOutcome::Gone,
+        Err(StoreError::Conflict) => ScheduledOutcome::Superseded,
         Err(error) => {
             // The domain still moves on in the schedule (a small write of its next
             // check alone), so it cannot head every run and starve the others.
@@ -227,7 +250,7 @@ async fn reverify_one(
             if let Err(error) = app.store.reschedule(&stored, next).await {
                 tracing::error!(domain = %checked.name, %error, "could not move a failed check on");
             }
-            Outcome::Error
+            ScheduledOutcome::Error
         }
     };
     (outcome, stats)

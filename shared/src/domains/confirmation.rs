@@ -11,10 +11,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::domains::lifecycle::needs_ses;
+use crate::domains::provisioning;
 use crate::identity::Identity;
-use crate::lifecycle::needs_ses;
 use crate::model::{Domain, SesStatus, SesView, Timestamp};
-use crate::provisioning;
 use crate::store::SesSlot;
 
 /// How long a scheduled check waits for its turn to ask SES; past that it asks at

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 
-use super::{DomainEvent, event_for_change};
+use crate::events::{DomainEvent, event_for_change};
 use crate::model::Timestamp;
 use crate::store::snapshot_of_item;
 

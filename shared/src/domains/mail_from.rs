@@ -3,45 +3,56 @@
 //! the next check that reads SES's view tells SES again what the table says
 //! (`confirmation::read_ses_view`), so the two never stay apart.
 
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
-
+use super::read::find_live;
 use super::setup::{expected, merge_records};
-use super::{WRITE_ATTEMPTS, find_live, identity_error, logged, store_error};
+use super::{
+    Attempt, WRITE_ATTEMPTS, identity_error, lifecycle, logged, provisioning, retrying, store_error,
+};
 use crate::app::App;
-use crate::error::{ApiError, json_response};
+use crate::error::ApiError;
 use crate::identity::IdentityError;
-use crate::lifecycle;
 use crate::mail_from::MailFromLabel;
 use crate::model::{Domain, Timestamp};
-use crate::provisioning;
-use crate::request::mail_from_body;
 use crate::store::StoreError;
 
-pub(super) async fn update(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let mut domain = find_live(app, request).await?;
-    let label = mail_from_body(request, &domain.name)?;
+/// Sets (`Some`) or removes (`None`) the MAIL FROM label of `domain`, the
+/// caller's live domain as just read.
+pub async fn update(
+    app: &App,
+    domain: Domain,
+    label: Option<MailFromLabel>,
+) -> Result<Domain, ApiError> {
     if domain.mail_from_subdomain == label {
-        return Ok(json_response(StatusCode::OK, &domain));
+        return Ok(domain);
     }
-    if provisioning::setup_in_progress(&domain, Timestamp::now()) {
+    if lifecycle::setup_in_progress(&domain, Timestamp::now()) {
         return Err(ApiError::DomainBusy);
     }
     tell_ses(app, &domain, label.as_ref()).await?;
-    for attempt in 1..=WRITE_ATTEMPTS {
-        apply(app, &mut domain, label.clone(), Timestamp::now());
-        match app.store.update(&mut domain).await {
-            Ok(()) => return Ok(json_response(StatusCode::OK, &domain)),
-            Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
-                domain = find_live(app, request).await?;
+    let (organization_id, name) = (&domain.organization_id.clone(), &domain.name.clone());
+    let label = &label;
+    let exhausted = || {
+        logged(ApiError::Unavailable(
+            "the MAIL FROM change kept losing write races".into(),
+        ))
+    };
+    retrying(
+        WRITE_ATTEMPTS,
+        exhausted,
+        domain,
+        |mut domain, attempt| async move {
+            apply(app, &mut domain, label.clone(), Timestamp::now());
+            match app.store.update(&mut domain).await {
+                Ok(()) => Ok(Attempt::Done(domain)),
+                Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
+                    Ok(Attempt::Again(find_live(app, organization_id, name).await?))
+                }
+                Err(StoreError::DomainGone) => Err(ApiError::DomainNotFound),
+                Err(error) => Err(logged(store_error(error))),
             }
-            Err(StoreError::DomainGone) => return Err(ApiError::DomainNotFound),
-            Err(error) => return Err(logged(store_error(error))),
-        }
-    }
-    Err(logged(ApiError::Unavailable(
-        "the MAIL FROM change kept losing write races".into(),
-    )))
+        },
+    )
+    .await
 }
 
 /// Sets or clears the MAIL FROM domain of the domain's identity
