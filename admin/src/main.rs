@@ -242,10 +242,12 @@ async fn run(stack: Option<String>, command: Command) -> Result<(), String> {
     // A tool on a developer's machine: trust its system's roots (its proxy's, say).
     let sdk = shared::app::load_sdk_config(shared::config::TlsRoots::System).await;
     let Some(region) = sdk.region().map(|r| r.to_string()) else {
-        return Err("no AWS region is set: set AWS_REGION to the stack's region \
+        return Err(
+            "no AWS region is set: set AWS_REGION to the stack's region \
                     (samconfig.toml deploys both stacks to us-east-2), or use a profile \
                     that has one"
-            .into());
+                .into(),
+        );
     };
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let table = match table {
@@ -361,14 +363,20 @@ mod tests {
     fn no_table_or_several_say_what_to_do() {
         let none = table_of_stack("domains-api-dev", "eu-west-1", &names(&["domains"]))
             .expect_err("no table");
-        assert!(none.contains("eu-west-1") && none.contains("AWS_REGION"), "{none}");
+        assert!(
+            none.contains("eu-west-1") && none.contains("AWS_REGION"),
+            "{none}"
+        );
         let several = table_of_stack(
             "s",
             "us-east-2",
             &names(&["s-DomainsTable-AAA", "s-DomainsTable-BBB"]),
         )
         .expect_err("two tables");
-        assert!(several.contains("describe-stacks --stack-name s"), "{several}");
+        assert!(
+            several.contains("describe-stacks --stack-name s"),
+            "{several}"
+        );
     }
 
     #[test]
