@@ -2,7 +2,7 @@
 //! see or remove an identity it does not hold:
 //!
 //! - Every identity is created tagged with its organization and this deployment
-//!   (`IdentityOwner`), and only by a request that holds the name's claim and a
+//!   (`IdentityOwner`), and only by a request that holds the name's holder item and a
 //!   fresh setup mark (`Domain::setup_started_at`); a delete waits for the mark to
 //!   clear or go stale (`SETUP_WINDOW`, longer than any function's timeout), so the
 //!   name cannot change hands while an identity for it is being made.
@@ -12,6 +12,7 @@
 //!   (made outside this API) is never changed or deleted.
 //! - Removal reads the tags first and deletes only this organization's identity.
 
+use super::{Attempt, retrying};
 use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::identity::{Identity, IdentityError};
@@ -53,38 +54,42 @@ const CREATE_ATTEMPTS: usize = 3;
 /// and returns its DKIM tokens; an identity already there is handled as the module
 /// says.
 pub async fn create_identity(app: &App, domain: &Domain) -> Result<Vec<String>, SetupError> {
-    let owner = app.identity_owner(&domain.organization_id);
+    let owner = &app.identity_owner(&domain.organization_id);
     let name = &domain.name;
-    for _ in 0..CREATE_ATTEMPTS {
-        match app.identities.create(name, &owner).await {
-            Ok(tokens) => return Ok(tokens),
+    let exhausted = || {
+        IdentityError::Unavailable("the identity kept changing while being created".into()).into()
+    };
+    retrying(CREATE_ATTEMPTS, exhausted, (), |(), _| async move {
+        match app.identities.create(name, owner).await {
+            Ok(tokens) => return Ok(Attempt::Done(tokens)),
             Err(IdentityError::AlreadyExists) => {}
             Err(error) => return Err(error.into()),
         }
         let existing = match app.identities.get(name).await {
             // Removed since: create again.
-            Err(IdentityError::NotFound) => continue,
+            Err(IdentityError::NotFound) => return Ok(Attempt::Again(())),
             other => other?,
         };
         match existing.owner {
             Some(_) if made_for(app, &existing, &domain.organization_id) => {
                 tracing::info!(domain = %name, "taking back this organization's identity");
-                return Ok(existing.tokens);
+                Ok(Attempt::Done(existing.tokens))
             }
             Some(found) if found.deployment == app.deployment => {
                 // Made by this deployment for another organization that no longer
-                // holds the name (we hold its claim): its keys must not be handed
-                // on, so it is made anew.
+                // holds the name (we hold its name item): its keys must not be
+                // handed on, so it is made anew.
                 tracing::warn!(domain = %name, "re-creating an identity left by another organization");
                 app.identities.delete(name).await?;
+                Ok(Attempt::Again(()))
             }
             _ => {
                 tracing::warn!(domain = %name, "SES holds an identity this API did not create; leaving it alone");
-                return Err(SetupError::NotOurs);
+                Err(SetupError::NotOurs)
             }
         }
-    }
-    Err(IdentityError::Unavailable("the identity kept changing while being created".into()).into())
+    })
+    .await
 }
 
 /// Sets (or clears with `None`) the MAIL FROM domain of `identity`, the name's

@@ -17,7 +17,7 @@
 //!    left half-done, which its next `dns-records`, `verify`, create or claim
 //!    verify finishes: the name stays the taker's, never freed half-moved.
 
-use super::lifecycle;
+use super::{Attempt, lifecycle, retrying};
 use crate::app::App;
 use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
@@ -96,22 +96,33 @@ pub fn takeable_by_create(domain: &Domain) -> bool {
 /// name if a create may take its holder's domain (`takeable_by_create`). `Mine`
 /// if the caller holds it, `Held` otherwise.
 pub async fn take_failed_name(app: &App, domain: &Domain) -> Result<(), TransferError> {
-    for _ in 0..TRANSFER_ATTEMPTS {
+    retrying(TRANSFER_ATTEMPTS, changing_hands, (), |(), _| async move {
         let previous = match holding(app, &domain.organization_id, &domain.name).await? {
             (_, Holding::Mine) => return Err(TransferError::Mine),
-            (_, Holding::Changing) => continue,
+            (_, Holding::Changing) => return Ok(Attempt::Again(())),
             (_, Holding::Free) => None,
             (_, Holding::Other(previous)) if takeable_by_create(&previous) => Some(*previous),
             (_, Holding::Other(_)) => return Err(TransferError::Held),
         };
         match pass(app, previous.as_ref(), domain, None).await {
-            Err(TransferError::Store(
-                StoreError::Conflict | StoreError::DomainGone | StoreError::NameTaken,
-            )) => continue,
-            other => return other,
+            Err(error) if lost_race(&error) => Ok(Attempt::Again(())),
+            other => other.map(Attempt::Done),
         }
-    }
-    Err(StoreError::Unavailable("the name kept changing hands".into()).into())
+    })
+    .await
+}
+
+/// The name moved under a transfer (its holder or the holder's domain changed):
+/// read again.
+fn lost_race(error: &TransferError) -> bool {
+    matches!(
+        error,
+        TransferError::Store(StoreError::Conflict | StoreError::DomainGone | StoreError::NameTaken)
+    )
+}
+
+fn changing_hands() -> TransferError {
+    StoreError::Unavailable("the name kept changing hands".into()).into()
 }
 
 /// Passes the name of a proven, pending `claim` to a new domain of its
@@ -123,34 +134,38 @@ pub async fn complete_claim(
     claim: &mut DomainClaim,
     records: impl Fn(&Domain) -> Vec<crate::model::DnsRecord>,
 ) -> Result<Domain, TransferError> {
-    for _ in 0..TRANSFER_ATTEMPTS {
-        let (holder, holding) = holding(app, &claim.organization_id, &claim.name).await?;
-        if claim.settle(holder.as_ref()) {
-            return Err(TransferError::ClaimEnded);
-        }
-        let previous = match holding {
-            Holding::Changing => continue,
-            Holding::Mine => return Err(TransferError::Mine),
-            Holding::Free => None,
-            Holding::Other(previous) => Some(*previous),
-        };
-        let now = Timestamp::now();
-        let mut next = Domain::new(&claim.organization_id, claim.name.clone(), now);
-        next.records = records(&next);
-        let mut completed = claim.clone();
-        completed.complete(next.id.clone(), Some(now));
-        match pass(app, previous.as_ref(), &next, Some(&completed)).await {
-            Ok(()) => {
-                *claim = completed;
-                return Ok(next);
+    let records = &records;
+    retrying(
+        TRANSFER_ATTEMPTS,
+        changing_hands,
+        claim,
+        |claim, _| async move {
+            let (holder, holding) = holding(app, &claim.organization_id, &claim.name).await?;
+            if claim.settle(holder.as_ref()) {
+                return Err(TransferError::ClaimEnded);
             }
-            Err(TransferError::Store(
-                StoreError::Conflict | StoreError::DomainGone | StoreError::NameTaken,
-            )) => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Err(StoreError::Unavailable("the name kept changing hands".into()).into())
+            let previous = match holding {
+                Holding::Changing => return Ok(Attempt::Again(claim)),
+                Holding::Mine => return Err(TransferError::Mine),
+                Holding::Free => None,
+                Holding::Other(previous) => Some(*previous),
+            };
+            let now = Timestamp::now();
+            let mut next = Domain::new(&claim.organization_id, claim.name.clone(), now);
+            next.records = records(&next);
+            let mut completed = claim.clone();
+            completed.complete(next.id.clone(), Some(now));
+            match pass(app, previous.as_ref(), &next, Some(&completed)).await {
+                Ok(()) => {
+                    *claim = completed;
+                    Ok(Attempt::Done(next))
+                }
+                Err(error) if lost_race(&error) => Ok(Attempt::Again(claim)),
+                Err(error) => Err(error),
+            }
+        },
+    )
+    .await
 }
 
 /// One transfer of the name from `previous` (as read) to `next`.

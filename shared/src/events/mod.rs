@@ -12,7 +12,6 @@
 //! | a domain | none | `domain.deleted` (the domain as it was) | its status |
 //! | a claimed mark | none | none (the mark lapsed) | |
 
-
 use serde::Serialize;
 
 use crate::model::{Domain, DomainStatus, Timestamp};

@@ -90,6 +90,23 @@ impl InMemoryStore {
     }
 }
 
+/// The count rule, as on DynamoDB (`dynamodb/counts.rs`): the organization's
+/// count now, if one more domain fits below `max`.
+fn room_for_one(state: &State, organization_id: &str, max: usize) -> Result<usize, StoreError> {
+    let held = state.counts.get(organization_id).copied().unwrap_or(0);
+    if held >= max {
+        return Err(StoreError::LimitReached);
+    }
+    Ok(held)
+}
+
+/// One domain fewer, never below 0.
+fn count_down(state: &mut State, organization_id: &str) {
+    if let Some(count) = state.counts.get_mut(organization_id) {
+        *count = count.saturating_sub(1);
+    }
+}
+
 fn key(organization_id: &str, name: &DomainName) -> (String, DomainName) {
     (organization_id.to_string(), name.clone())
 }
@@ -118,14 +135,7 @@ impl DomainStore for InMemoryStore {
             return Err(StoreError::NameTaken);
         }
         parents_free(&state, domain)?;
-        let held = state
-            .counts
-            .get(&domain.organization_id)
-            .copied()
-            .unwrap_or(0);
-        if held >= max_domains {
-            return Err(StoreError::LimitReached);
-        }
+        let held = room_for_one(&state, &domain.organization_id, max_domains)?;
         state
             .counts
             .insert(domain.organization_id.clone(), held + 1);
@@ -206,9 +216,7 @@ impl DomainStore for InMemoryStore {
             .remove(&key(&domain.organization_id, &domain.name));
         self.changed(Some(&before), None);
         state.holders.remove(&domain.name);
-        if let Some(count) = state.counts.get_mut(&domain.organization_id) {
-            *count = count.saturating_sub(1);
-        }
+        count_down(&mut state, &domain.organization_id);
         Ok(())
     }
 
@@ -272,14 +280,7 @@ impl DomainStore for InMemoryStore {
         if transfer.claim.is_none() {
             parents_free(&state, next)?;
         }
-        let held = state
-            .counts
-            .get(&next.organization_id)
-            .copied()
-            .unwrap_or(0);
-        if held >= max_domains {
-            return Err(StoreError::LimitReached);
-        }
+        let held = room_for_one(&state, &next.organization_id, max_domains)?;
         if let Some(claim) = transfer.claim {
             still_pending(&state, claim)?;
         }
@@ -290,9 +291,7 @@ impl DomainStore for InMemoryStore {
             {
                 self.changed(Some(&taken), Some(Snapshot::Claimed));
             }
-            if let Some(count) = state.counts.get_mut(&previous.organization_id) {
-                *count = count.saturating_sub(1);
-            }
+            count_down(&mut state, &previous.organization_id);
         }
         state.counts.insert(next.organization_id.clone(), held + 1);
         state.holders.insert(

@@ -333,7 +333,7 @@ pub trait DomainStore: Send + Sync {
 
     /// Passes the name to `transfer.next`'s organization, atomically: the previous
     /// holder's domain (same id and version as read, `Conflict` or `DomainGone`
-    /// otherwise) is removed as *claimed* and uncounted, the name's claim item
+    /// otherwise) is removed as *claimed* and uncounted, the name's holder item
     /// names the new domain (only if it still named the previous one, else
     /// `NameTaken`), the new domain is written and counted (`LimitReached` at
     /// `max_domains`), and the claim, if any, is stored completed (only if it

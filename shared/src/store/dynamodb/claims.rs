@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::domains::{Guard, same_domain_item};
+use super::counts::CountMove;
+use super::domain_items::{Guard, same_domain_item};
 use super::schema::*;
 use super::{
     DynamoDbStore, TransactionOutcome, build_error, classify, from_item, string_value, to_item,
@@ -107,8 +108,8 @@ impl DynamoDbStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", string_value(claim_pk(name)))
-            .key("sk", string_value(CLAIM_SORT_KEY))
+            .key("pk", string_value(holder_pk(name)))
+            .key("sk", string_value(HOLDER_SORT_KEY))
             .consistent_read(true)
             .send()
             .await
@@ -142,7 +143,7 @@ impl DynamoDbStore {
             items.push(self.delete_schedule(previous)?);
             name_at = items.len();
             items.push(self.pass_name(previous, next, transfer)?);
-            items.push(self.count(&previous.organization_id, -1, None)?);
+            items.push(self.count_move(&previous.organization_id, CountMove::Down)?);
         } else {
             name_at = items.len();
             items.push(self.new_holder(next, transfer)?);
@@ -150,7 +151,7 @@ impl DynamoDbStore {
         let next_at = items.len();
         items.extend(self.put_domain(next, &Guard::New)?);
         let count_at = items.len();
-        items.push(self.count(&next.organization_id, 1, Some(max_domains))?);
+        items.push(self.count_move(&next.organization_id, CountMove::Up { max: max_domains })?);
         let claim_at = items.len();
         if let Some(claim) = transfer.claim {
             items.push(put(self.pending_claim_put(claim)?)?);
@@ -224,8 +225,8 @@ impl DynamoDbStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.table)
-            .key("pk", string_value(claim_pk(&next.name)))
-            .key("sk", string_value(CLAIM_SORT_KEY))
+            .key("pk", string_value(holder_pk(&next.name)))
+            .key("sk", string_value(HOLDER_SORT_KEY))
             .condition_expression("domain_id = :previous")
             .expression_attribute_values(":previous", string_value(previous.id.clone()))
             .expression_attribute_values(":org", string_value(next.organization_id.clone()))
@@ -253,8 +254,8 @@ impl DynamoDbStore {
         transfer: Transfer<'_>,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut item = HashMap::from([
-            ("pk".to_string(), string_value(claim_pk(&next.name))),
-            ("sk".to_string(), string_value(CLAIM_SORT_KEY)),
+            ("pk".to_string(), string_value(holder_pk(&next.name))),
+            ("sk".to_string(), string_value(HOLDER_SORT_KEY)),
             (
                 "organization_id".to_string(),
                 string_value(next.organization_id.clone()),
@@ -271,34 +272,6 @@ impl DynamoDbStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)"))
-    }
-
-    /// The organization's domain count moved by `by`, below `max` when given.
-    fn count(
-        &self,
-        organization_id: &str,
-        by: i64,
-        max: Option<usize>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(organization_id)))
-            .key("sk", string_value(COUNT_SORT_KEY))
-            .expression_attribute_values(":by", AttributeValue::N(by.abs().to_string()));
-        update = if by >= 0 {
-            update.update_expression("SET domains = if_not_exists(domains, :zero) + :by")
-        } else {
-            update.update_expression("SET domains = if_not_exists(domains, :zero) - :by")
-        }
-        .expression_attribute_values(":zero", AttributeValue::N("0".into()));
-        if let Some(max) = max {
-            update = update
-                .condition_expression("attribute_not_exists(domains) OR domains < :max")
-                .expression_attribute_values(":max", AttributeValue::N(max.to_string()));
-        }
-        Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(build_error)?)
-            .build())
     }
 
     /// A put of `claim` conditioned on the stored one being the same pending claim.

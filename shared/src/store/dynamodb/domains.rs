@@ -1,21 +1,15 @@
-//! Domain items, name claims and the per-organization count: `DomainStore` on
+//! Domain items, name holder items and the per-organization count: `DomainStore` on
 //! DynamoDB. A domain is two items (`items.rs`); every write of the domain item
 //! writes the schedule item with it in one transaction, and a scheduled check
 //! that changed nothing a caller sees writes the schedule item alone.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
-};
-use futures::StreamExt;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use serde::Serialize;
 
-use super::items::{
-    DomainItem, ScheduleItem, assemble, assemble_or_skip, is_schedule_sk, name_of_sk,
-};
+use super::counts::CountMove;
+use super::items::{ScheduleItem, assemble, is_schedule_sk, name_of_sk};
 use super::schema::*;
 use super::{
     DynamoDbStore, TransactionOutcome, build_error, classify, id_of, string_value, to_item,
@@ -28,239 +22,14 @@ use crate::store::{
 };
 
 #[derive(Serialize)]
-struct ClaimItem<'a> {
+struct HolderItem<'a> {
     pk: String,
     sk: &'static str,
     organization_id: &'a str,
     domain_id: &'a str,
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-/// What a write of a domain's two items is conditioned on.
-pub(super) enum Guard<'a> {
-    /// A new domain: no domain at its key (a claimed mark gives way).
-    New,
-    /// The domain as read: same id and version. A domain item stored before
-    /// schedule items existed carries its version itself and has no schedule
-    /// item; the conditions hold for both kinds, so such a domain's next write
-    /// moves it to the two items.
-    Read(&'a Domain),
-}
-
-/// Condition, names and values of a conditioned write.
-type Condition = (String, HashMap<String, AttributeValue>);
-
-fn read_values(read: &Domain) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (":id".to_string(), string_value(read.id.clone())),
-        (
-            ":version".to_string(),
-            AttributeValue::N(read.version.to_string()),
-        ),
-    ])
-}
-
-/// The domain item as read: its id, and its version if it still keeps one.
-pub(super) fn same_domain_item(read: &Domain) -> Condition {
-    (
-        "id = :id AND (attribute_not_exists(version) OR version = :version)".into(),
-        read_values(read),
-    )
-}
-
-/// The schedule item as read (absent for a domain stored before schedule items).
-fn same_schedule_item(read: &Domain) -> Condition {
-    (
-        "(id = :id AND version = :version) OR attribute_not_exists(pk)".into(),
-        read_values(read),
-    )
-}
-
-fn key_of(pk: String, sk: String) -> Item {
-    HashMap::from([
-        ("pk".to_string(), string_value(pk)),
-        ("sk".to_string(), string_value(sk)),
-    ])
-}
-
-fn text_of(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned()
-}
-
-/// Domains from the items of a run of the domain range, in sort-key order (each
-/// domain item followed by its schedule item). A domain that cannot be read is
-/// logged and left out, so one bad item never fails a listing or a run.
-fn domains_of_items(items: Vec<Item>) -> Vec<Domain> {
-    let mut domains = Vec::new();
-    let mut items = items.into_iter().peekable();
-    while let Some(item) = items.next() {
-        let sk = text_of(&item, "sk").unwrap_or_default();
-        if is_schedule_sk(&sk) {
-            // A schedule item whose domain item is on an earlier page or gone.
-            continue;
-        }
-        let schedule = items.next_if(|next| {
-            text_of(next, "sk").is_some_and(|next_sk| {
-                is_schedule_sk(&next_sk) && name_of_sk(&next_sk) == name_of_sk(&sk)
-            })
-        });
-        domains.extend(assemble_or_skip(item, schedule));
-    }
-    domains
-}
-
-impl DynamoDbStore {
-    /// One condition check per parent of `domain`'s name: none is held by
-    /// another organization (nearest parent first).
-    pub(super) fn parents_free(
-        &self,
-        domain: &Domain,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        domain
-            .name
-            .parents()
-            .iter()
-            .map(|parent| {
-                let check = ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .key("pk", string_value(claim_pk(parent)))
-                    .key("sk", string_value(CLAIM_SORT_KEY))
-                    .condition_expression("attribute_not_exists(pk) OR organization_id = :org")
-                    .expression_attribute_values(
-                        ":org",
-                        string_value(domain.organization_id.clone()),
-                    )
-                    .build()
-                    .map_err(build_error)?;
-                Ok(TransactWriteItem::builder().condition_check(check).build())
-            })
-            .collect()
-    }
-
-    /// The domain's two items, written from `next` (its version already bumped)
-    /// on `guard`.
-    pub(super) fn put_domain(
-        &self,
-        next: &Domain,
-        guard: &Guard<'_>,
-    ) -> Result<[TransactWriteItem; 2], StoreError> {
-        let domain_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&DomainItem::of(next))?));
-        let schedule_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ScheduleItem::of(next))?));
-        let (domain_put, schedule_put) = match guard {
-            Guard::New => (
-                domain_put.condition_expression(format!(
-                    "attribute_not_exists(pk) OR attribute_exists({CLAIMED_MARK})"
-                )),
-                schedule_put,
-            ),
-            Guard::Read(read) => {
-                let (domain_condition, values) = same_domain_item(read);
-                let (schedule_condition, _) = same_schedule_item(read);
-                (
-                    domain_put
-                        .condition_expression(domain_condition)
-                        .set_expression_attribute_values(Some(values.clone())),
-                    schedule_put
-                        .condition_expression(schedule_condition)
-                        .set_expression_attribute_values(Some(values)),
-                )
-            }
-        };
-        Ok([
-            TransactWriteItem::builder()
-                .put(domain_put.build().map_err(build_error)?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(schedule_put.build().map_err(build_error)?)
-                .build(),
-        ])
-    }
-
-    /// The delete of the domain's schedule item, if it is still the one read.
-    pub(super) fn delete_schedule(&self, read: &Domain) -> Result<TransactWriteItem, StoreError> {
-        let (condition, values) = same_schedule_item(read);
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&read.organization_id)))
-            .key("sk", string_value(schedule_sk(&read.name)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
-    }
-
-    /// The domains at these domain-item keys, each with its schedule item
-    /// (strongly consistent; gone ones and claimed marks left out). One `Query` a
-    /// domain reads both items for 1 read unit (they are one 4 KB unit together);
-    /// `BatchGetItem` would bill each item's own 4 KB, twice that.
-    pub(super) async fn get_many(
-        &self,
-        domain_keys: Vec<(String, String)>,
-    ) -> Result<Vec<Domain>, StoreError> {
-        let reads = futures::stream::iter(domain_keys)
-            .map(|(pk, sk)| async move { self.read_domain(pk, &sk).await })
-            .buffered(GET_MANY_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await;
-        let mut domains = Vec::with_capacity(reads.len());
-        for read in reads {
-            domains.extend(read?);
-        }
-        Ok(domains)
-    }
-
-    /// The domain whose domain item is at (`pk`, `sk`), with its schedule item:
-    /// `None` if there is none (or a claimed mark); an unreadable one is logged and
-    /// left out, so one bad item never fails a run.
-    async fn read_domain(&self, pk: String, sk: &str) -> Result<Option<Domain>, StoreError> {
-        Ok(self
-            .domain_items(pk, sk)
-            .await?
-            .and_then(|(item, schedule)| assemble_or_skip(item, schedule)))
-    }
-
-    /// The domain item at (`pk`, `sk`) and its schedule item, which sorts right
-    /// after it: one strongly consistent `Query`.
-    async fn domain_items(
-        &self,
-        pk: String,
-        sk: &str,
-    ) -> Result<Option<(Item, Option<Item>)>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :domain AND :schedule")
-            .expression_attribute_values(":pk", string_value(pk))
-            .expression_attribute_values(":domain", string_value(sk))
-            .expression_attribute_values(
-                ":schedule",
-                string_value(format!("{sk}{SCHEDULE_SUFFIX}")),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get domain", e))?;
-        let mut domain_item = None;
-        let mut schedule_item = None;
-        for item in output.items.unwrap_or_default() {
-            match text_of(&item, "sk") {
-                Some(item_sk) if is_schedule_sk(&item_sk) => schedule_item = Some(item),
-                _ => domain_item = Some(item),
-            }
-        }
-        Ok(domain_item.map(|item| (item, schedule_item)))
-    }
-}
-
-/// Domain reads a due page makes at once.
-const GET_MANY_CONCURRENCY: usize = 16;
+use super::domain_items::*;
 
 /// An entry of the keys-only due index: the domain item's key and where it
 /// sorts. Entries are schedule items' (or, until their next write, domain items
@@ -308,36 +77,26 @@ impl DynamoDbStore {
 impl DomainStore for DynamoDbStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
         check_size(domain)?;
-        let claim_item = to_item(&ClaimItem {
-            pk: claim_pk(&domain.name),
-            sk: CLAIM_SORT_KEY,
+        let holder_item = to_item(&HolderItem {
+            pk: holder_pk(&domain.name),
+            sk: HOLDER_SORT_KEY,
             organization_id: &domain.organization_id,
             domain_id: &domain.id,
         })?;
-        let claim = Put::builder()
+        let holder = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(claim_item))
+            .set_item(Some(holder_item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&domain.organization_id)))
-            .key("sk", string_value(COUNT_SORT_KEY))
-            .update_expression("SET domains = if_not_exists(domains, :zero) + :one")
-            .condition_expression("attribute_not_exists(domains) OR domains < :max")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":max", AttributeValue::N(max_domains.to_string()))
-            .build()
-            .map_err(build_error)?;
+        let count = self.count_move(&domain.organization_id, CountMove::Up { max: max_domains })?;
         // Where the organization lost the name to a claim, its mark gives way.
         let [domain_put, schedule_put] = self.put_domain(domain, &Guard::New)?;
         let mut items = vec![
-            TransactWriteItem::builder().put(claim).build(),
+            TransactWriteItem::builder().put(holder).build(),
             domain_put,
             schedule_put,
-            TransactWriteItem::builder().update(count).build(),
+            count,
         ];
         const PARENTS_AT: usize = 4;
         items.extend(self.parents_free(domain)?);
@@ -362,21 +121,7 @@ impl DomainStore for DynamoDbStore {
     }
 
     async fn domain_count(&self, organization_id: &str) -> Result<usize, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(organization_id)))
-            .key("sk", string_value(COUNT_SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get domain count", e))?;
-        Ok(output
-            .item
-            .and_then(|item| item.get("domains").and_then(|n| n.as_n().ok()).cloned())
-            .and_then(|n| n.parse::<i64>().ok())
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0)))
+        self.read_count(organization_id).await
     }
 
     async fn get(
@@ -526,28 +271,19 @@ impl DomainStore for DynamoDbStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(build_error)?;
-        let release_claim = Delete::builder()
+        let release_name = Delete::builder()
             .table_name(&self.table)
-            .key("pk", string_value(claim_pk(&domain.name)))
-            .key("sk", string_value(CLAIM_SORT_KEY))
+            .key("pk", string_value(holder_pk(&domain.name)))
+            .key("sk", string_value(HOLDER_SORT_KEY))
             .condition_expression("domain_id = :id")
             .expression_attribute_values(":id", string_value(domain.id.clone()))
-            .build()
-            .map_err(build_error)?;
-        // `if_not_exists(.., :one) - :one`: a count missing for any reason ends at 0.
-        let uncount = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&domain.organization_id)))
-            .key("sk", string_value(COUNT_SORT_KEY))
-            .update_expression("SET domains = if_not_exists(domains, :one) - :one")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(build_error)?;
         let items = vec![
             TransactWriteItem::builder().delete(delete_domain).build(),
             self.delete_schedule(domain)?,
-            TransactWriteItem::builder().delete(release_claim).build(),
-            TransactWriteItem::builder().update(uncount).build(),
+            TransactWriteItem::builder().delete(release_name).build(),
+            self.count_move(&domain.organization_id, CountMove::Down)?,
         ];
         match self.transact("delete domain", items).await? {
             TransactionOutcome::Done => Ok(()),

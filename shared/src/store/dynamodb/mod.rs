@@ -1,10 +1,12 @@
 //! Single-table DynamoDB store. The items, their keys and the `due-keys` index
 //! are described once, in `docs/table-design.md`; every key is written by
-//! `schema.rs`. The claim makes a name belong to one organization at a time: it is
-//! written and deleted with the domain item and the count in one transaction.
+//! `schema.rs`. The holder item makes a name belong to one organization at a time:
+//! it is written and deleted with the domain item and the count in one transaction.
 
 mod api_keys;
 mod claims;
+mod counts;
+mod domain_items;
 mod domains;
 mod items;
 mod limits;

@@ -30,7 +30,10 @@ pub(super) const API_KEY_ID_SORT_KEY: &str = "APIKEYID";
 /// A key no item has: the start-up read asks for it.
 pub(super) const WARM_UP_KEY: &str = "WARMUP";
 
-pub(super) const CLAIM_SORT_KEY: &str = "CLAIM";
+/// Sort key of a name's holder item (`NAME#<name>`): which organization holds the
+/// name. (Its stored value keeps the older word; in code a "claim" is only ever
+/// a `DomainClaim`.)
+pub(super) const HOLDER_SORT_KEY: &str = "CLAIM";
 /// Sort-key prefix of an organization's domain claims (`DOMAINCLAIM#<name>`).
 pub(super) const DOMAIN_CLAIM_PREFIX: &str = "DOMAINCLAIM#";
 /// Sort key of an organization's claims guard.
@@ -63,7 +66,7 @@ pub(super) fn due_partition(shard: u32) -> String {
     format!("DUE#{shard}")
 }
 
-pub(super) fn claim_pk(name: &DomainName) -> String {
+pub(super) fn holder_pk(name: &DomainName) -> String {
     format!("NAME#{name}")
 }
 
