@@ -54,6 +54,7 @@ fn per_check(
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn an_unchanged_scheduled_check_costs_one_write_unit_and_two_in_the_index() {
     let client = dynamodb_client(&required("MOTO_METERED_ENDPOINT"), &RequestCounter::new());
     let table = unique_table_name("bill");

@@ -69,6 +69,7 @@ async fn a_second_verify_within_10_seconds_is_429_on_the_embedded_default() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn a_second_verify_within_10_seconds_is_429_on_moto() {
     let (world, _) = dynamodb_world().await;
     a_second_verify_within_10_seconds(world.app.store.clone()).await;
@@ -77,6 +78,7 @@ async fn a_second_verify_within_10_seconds_is_429_on_moto() {
 /// Eight verifies of one domain at once: the turn is a conditional write, so
 /// exactly one checks and the others are told when to come back.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn of_verifies_racing_exactly_one_checks_on_moto() {
     let (world, _) = dynamodb_world().await;
     let app = limited_app(world.app.store.clone(), &world.dns);
@@ -184,6 +186,7 @@ async fn a_second_claim_verify_within_10_seconds_is_429() {
 /// Claim verifies racing: exactly one checks DNS, the others are told when to
 /// come back (the turn is taken before the lookup, with a conditional write).
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn of_claim_verifies_racing_exactly_one_checks_on_moto() {
     let (world, _) = dynamodb_world().await;
     let app = limited_app(world.app.store.clone(), &world.dns);
@@ -258,6 +261,7 @@ impl IdentityProvider for TimedReads {
 /// say so, and each read had one), and every verify still answers 200 (a domain
 /// that got no turn keeps waiting for SES, as it says).
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn manual_verifies_of_every_process_share_one_ses_budget_on_moto() {
     let client = test_support::dynamodb_client(&test_support::moto_endpoint(), &Default::default());
     let table = test_support::unique_table_name("ses-budget");
@@ -370,6 +374,7 @@ async fn manual_verifies_of_every_process_share_one_ses_budget_on_moto() {
 /// caller's verifies read SES for one organization once in 10 seconds, so no
 /// tenant spends the deployment's budget on its own.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn one_tenants_verifies_cannot_spend_anothers_ses_reads_on_moto() {
     let (world, _) = dynamodb_world().await;
     let reads = Arc::new(TimedReads::default());

@@ -6,7 +6,7 @@
 //! the new holder's domain and the old holder's at once.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lambda_http::http::StatusCode;
@@ -121,6 +121,7 @@ async fn observe(app: &App, name: &str, old: &str, new: &str, stop: &AtomicBool)
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn two_claimants_proving_at_once_leave_one_holder() {
     let world = moto_world().await;
     let app = &world.app;
@@ -185,16 +186,25 @@ async fn two_claimants_proving_at_once_leave_one_holder() {
         assert_eq!(read.body["status"], "superseded");
     }
     eprintln!("two claimants, {ROUNDS} rounds: winners {winners:?}");
-    assert_eq!(winners.values().sum::<usize>(), ROUNDS);
+    // The proof that lands first wins, whoever it is: each claimant started
+    // first in some rounds (by 7 to 21 ms), so each must have won some. A race
+    // settled by anything else (always the same organization, say) fails here.
+    for claimant in ["org_b", "org_c"] {
+        assert!(
+            winners.get(claimant).is_some_and(|won| *won > 0),
+            "{claimant} never won in {ROUNDS} rounds, though it proved first in some: {winners:?}"
+        );
+    }
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn a_transfer_racing_the_holders_verify_and_delete_leaves_one_owner() {
     let world = moto_world().await;
     let app = &world.app;
     let outcomes: std::sync::Mutex<BTreeMap<String, usize>> = Default::default();
     let count = |key: String| *outcomes.lock().expect("lock").entry(key).or_default() += 1;
-    let looks = AtomicUsize::new(0);
+    let mut looks = 0;
     for round in 0..ROUNDS {
         let (name, label) = fresh_name();
         let created = create(&name).org("org_a").send(app).await;
@@ -207,7 +217,7 @@ async fn a_transfer_racing_the_holders_verify_and_delete_leaves_one_owner() {
         } else {
             (10 * (round % 3) as u64, 0)
         };
-        let ((claimed, verified, deleted), ()) = tokio::join!(
+        let ((claimed, verified, deleted), seen) = tokio::join!(
             async {
                 let racers = tokio::join!(
                     async {
@@ -230,11 +240,11 @@ async fn a_transfer_racing_the_holders_verify_and_delete_leaves_one_owner() {
                 stop.store(true, Ordering::Relaxed);
                 racers
             },
-            async {
-                let seen = observe(app, &name, "org_a", "org_b", &stop).await;
-                looks.fetch_add(seen, Ordering::Relaxed);
-            }
+            observe(app, &name, "org_a", "org_b", &stop)
         );
+        // The observer looked while this round raced, or it proved nothing here.
+        assert!(seen >= 1, "round {round}: the observer looked ({seen})");
+        looks += seen;
         for (what, reply) in [
             ("claim", &claimed),
             ("verify", &verified),
@@ -291,10 +301,8 @@ async fn a_transfer_racing_the_holders_verify_and_delete_leaves_one_owner() {
             .await
             .assert_error(404, "Domain not found");
     }
-    let looks = looks.load(Ordering::Relaxed);
     eprintln!(
         "transfer vs the holder's verify and delete, {ROUNDS} rounds ({looks} observer looks): {:#?}",
         outcomes.lock().expect("lock")
     );
-    assert!(looks >= ROUNDS, "the observer looked in every round");
 }

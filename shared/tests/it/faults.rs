@@ -381,6 +381,7 @@ fn plans(op: Op, kinds: &[Kind]) -> Vec<Fault> {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn create_under_faults_leaves_nothing_orphaned() {
     let world = fault_world().await;
     let mut scenarios: Vec<Vec<Fault>> = Vec::new();
@@ -444,6 +445,7 @@ async fn create_under_faults_leaves_nothing_orphaned() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn delete_under_faults_can_always_be_retried() {
     let world = fault_world().await;
     let mut scenarios = Vec::new();
@@ -511,6 +513,7 @@ async fn delete_under_faults_can_always_be_retried() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn verify_under_faults_answers_503_and_keeps_the_domain_whole() {
     let world = fault_world().await;
     assert_eq!(
@@ -552,6 +555,7 @@ async fn verify_under_faults_answers_503_and_keeps_the_domain_whole() {
 /// gets the fault's answer, and whatever SES and the table were left holding, the
 /// next scheduled check of the domain makes SES hold what the table says.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn mail_from_changes_under_faults_leave_ses_following_the_table() {
     let world = fault_world().await;
     let created = create("example.com").send(&world.app).await;

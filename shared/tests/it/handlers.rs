@@ -420,6 +420,7 @@ async fn a_leftover_ses_identity_of_the_same_organization_is_taken_back() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn dynamodb_requests_per_endpoint() {
     let (mut world, counter) = dynamodb_world().await;
     // As deployed: every manual check takes its turn.
@@ -537,6 +538,7 @@ async fn dynamodb_requests_per_endpoint() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn verify_racing_a_delete_does_not_bring_the_domain_back() {
     let (world, _) = dynamodb_world().await;
     let app = &world.app;
@@ -792,6 +794,7 @@ async fn an_empty_cursor_is_the_first_page() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn paging_on_dynamodb_reads_one_page_per_request() {
     let (world, counter) = dynamodb_world().await;
     for i in 0..25 {
@@ -984,6 +987,7 @@ async fn a_refused_name_says_why_in_detail() {
 /// has confirmed: every record right in DNS is still `pending`, saying SES is
 /// confirming, with SES's own status shown.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn correct_in_dns_but_not_confirmed_by_ses_is_pending_and_says_so() {
     let world = moto_world().await;
     let app = &world.app;

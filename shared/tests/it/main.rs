@@ -1,6 +1,9 @@
 //! The `shared` crate's integration tests, one binary (the AWS SDK is linked
-//! once): a module per concern. Tests that need the DynamoDB-API server read its
-//! URL from `MOTO_ENDPOINT` (set by `scripts/test`) and fail without it.
+//! once): a module per concern. Tests that need the DynamoDB-API server (moto,
+//! `MOTO_ENDPOINT`) or the loopback DNS hierarchy (`DNS_HIERARCHY_*`) are
+//! `#[ignore]`d, so a plain `cargo test` runs the rest with no server;
+//! `scripts/test` starts both and runs them too (`--include-ignored`), and they
+//! fail, never skip, without their server.
 
 mod common;
 

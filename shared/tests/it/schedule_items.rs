@@ -195,6 +195,7 @@ async fn legacy_store(
 /// and every write keep working on it, and its first write moves it to the two
 /// items; a write from a read before that loses.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn a_domain_stored_before_schedule_items_is_read_checked_and_moved() {
     let original = domain("org_a", "legacy.example.com");
     let (store, client, table) = legacy_store("legacy", &original).await;
@@ -275,6 +276,7 @@ async fn a_domain_stored_before_schedule_items_is_read_checked_and_moved() {
 /// The same domain item, deleted or written while it still has no schedule item:
 /// the delete takes it whole, and a stale write loses.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn a_domain_stored_before_schedule_items_is_deleted_whole() {
     let original = domain("org_a", "legacy.example.com");
     let (store, client, table) = legacy_store("legacy-delete", &original).await;

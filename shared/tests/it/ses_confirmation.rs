@@ -3,8 +3,9 @@
 //! hierarchy, where a test publishes the records with `knotc` as a user would at
 //! their DNS provider. moto's SES looks through the same hierarchy and confirms a
 //! record only after it has seen it for a while (MOTO_SES_CONFIRM_SECONDS), as SES
-//! does. Needs MOTO_ENDPOINT (started by moto-ses with MOTO_SES_RESOLVER) and the
-//! hierarchy's variables; fails without them.
+//! does. Needs MOTO_ENDPOINT (moto-ses started with MOTO_SES_DNS_TOP, the
+//! hierarchy's top server) and the hierarchy's variables: ignored in a plain
+//! `cargo test`, and failing without them when run (scripts/test runs them).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,6 +142,7 @@ async fn ses_mail_from(world: &SesWorld, domain: &str) -> Option<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs moto and the DNS hierarchy: scripts/test"]
 async fn correct_dns_is_pending_until_ses_confirms_then_verified() {
     let world = ses_world().await;
     let (label, domain) = fresh_domain();
@@ -178,6 +180,7 @@ async fn correct_dns_is_pending_until_ses_confirms_then_verified() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto and the DNS hierarchy: scripts/test"]
 async fn a_mail_from_domain_is_verified_only_when_ses_confirms_both() {
     let world = ses_world().await;
     let (label, domain) = fresh_domain();

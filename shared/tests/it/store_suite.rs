@@ -1,5 +1,6 @@
 //! One suite, two backends: the in-memory store and DynamoDB on the test server
-//! (moto_server, started by `scripts/test`; these tests fail without it).
+//! (moto_server, started by `scripts/test`; the DynamoDB cases are ignored in a
+//! plain `cargo test` and fail without it when run).
 
 use shared::DomainName;
 use shared::model::{DnsRecord, Domain, DomainStatus, RecordStatus, Timestamp};
@@ -547,7 +548,9 @@ async fn reschedule_moves_only_the_next_check_and_is_versioned(backend: &Backend
     assert_eq!(unscheduled.records, watched.records);
 }
 
-/// Runs each named case on both stores.
+/// Runs each named case on both stores: the in-memory one in a plain `cargo
+/// test`, DynamoDB on moto only when asked (`--include-ignored`, as scripts/test
+/// runs them).
 macro_rules! store_suite {
     ($($case:ident),* $(,)?) => {
         mod in_memory {
@@ -558,6 +561,7 @@ macro_rules! store_suite {
         }
         mod dynamodb {
             $(#[tokio::test]
+            #[ignore = "needs moto: scripts/test"]
             async fn $case() {
                 super::$case(&super::dynamodb().await).await;
             })*

@@ -16,6 +16,7 @@ use shared::{Timestamp, verify::CHECK_BUDGET};
 use test_support::FloodDnsServer;
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn an_identity_made_outside_the_api_is_never_taken_changed_or_deleted() {
     let world = moto_world().await;
     let app = &world.app;
@@ -69,6 +70,7 @@ async fn an_identity_made_outside_the_api_is_never_taken_changed_or_deleted() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn an_orphan_of_the_same_organization_is_taken_back() {
     let world = moto_world().await;
     let tags = world.tags_for("org_123");
@@ -85,6 +87,7 @@ async fn an_orphan_of_the_same_organization_is_taken_back() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn an_orphan_of_another_organization_is_made_anew_with_fresh_tokens() {
     let world = moto_world().await;
     let tags = world.tags_for("org_gone");
@@ -113,6 +116,7 @@ async fn an_orphan_of_another_organization_is_made_anew_with_fresh_tokens() {
 /// of its limit: exactly one is created, the others are the contract's 403, and
 /// the count, the list and SES agree. Many rounds, a fresh organization each.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn the_domain_limit_is_exact_under_concurrency() {
     const LIMIT: usize = 5;
     const ROUNDS: usize = 10;
@@ -193,6 +197,7 @@ async fn the_domain_limit_is_exact_under_concurrency() {
 /// so): verify answers 200 within its budget, the stored domain
 /// stays within the bounds, and the scheduled job still checks everyone else.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn a_zone_answering_thousands_of_records_stays_bounded() {
     let hostile = FloodDnsServer::start(3000, 2000).await;
     let mut world = moto_world().await;
@@ -275,6 +280,7 @@ async fn a_zone_answering_thousands_of_records_stays_bounded() {
 /// would have), and an item that cannot be read at all: listing, reading,
 /// verifying, the scheduled job and delete all keep working.
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn stored_domains_stay_readable_under_newer_rules() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let world = moto_world().await;

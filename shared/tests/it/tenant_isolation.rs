@@ -133,6 +133,7 @@ async fn organizations_are_isolated_in_memory() {
 }
 
 #[tokio::test]
+#[ignore = "needs moto: scripts/test"]
 async fn organizations_are_isolated_on_dynamodb() {
     let (world, _) = dynamodb_world().await;
     assert_isolated(&world.app).await;

@@ -7,8 +7,8 @@ use shared::model::{DnsRecord, RecordPurpose, RecordStatus};
 use shared::network::AllowedNetworks;
 use shared::records::expected_records;
 use shared::verify::{DnsChecker, DnsSettings, LazyDnsChecker};
-use test_support::TestDnsServer;
 use test_support::dns::SilentDnsServer;
+use test_support::{ClosedPort, TestDnsServer};
 
 const TOKENS: [&str; 3] = ["tok1", "tok2", "tok3"];
 
@@ -443,9 +443,10 @@ async fn the_zones_authoritative_servers_are_asked_directly() {
     );
 
     // Where the authoritative servers cannot be reached, the resolver answers.
+    let closed = ClosedPort::hold();
     let unreachable = DnsChecker::with_nameservers(&[stale_resolver.address()])
         .expect("resolver")
-        .with_authoritative_port(free_udp_port())
+        .with_authoritative_port(closed.port())
         .allowing(loopback());
     let checked = unreachable.check(&name, &records_for(&name)).await;
     let spf = record(&checked, RecordPurpose::Spf);
@@ -460,12 +461,6 @@ async fn the_zones_authoritative_servers_are_asked_directly() {
 /// `DNS_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8` would.
 fn loopback() -> AllowedNetworks {
     AllowedNetworks::parse("127.0.0.0/8").expect("a network")
-}
-
-/// A port with nothing listening (UDP answers "port unreachable").
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("address").port()
 }
 
 #[tokio::test]

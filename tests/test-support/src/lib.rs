@@ -1,14 +1,17 @@
 //! Test support: a real DNS server on 127.0.0.1 serving zones written as zone-file
 //! text (and one that floods), the DynamoDB-API test server's endpoint and fresh
 //! accounts on it, a request counter for SDK clients, one hookable store wrapper
-//! for staging faults and races, and a server that never answers.
+//! for staging faults and races, a server that never answers, and a port held
+//! closed.
 
+pub mod closed;
 pub mod dns;
 pub mod dynamodb;
 pub mod flood;
 pub mod stalled;
 pub mod store_hook;
 
+pub use closed::ClosedPort;
 pub use dns::TestDnsServer;
 pub use dynamodb::{
     RequestCounter, dynamodb_client, eventbridge_client, fresh_account, moto_endpoint,
