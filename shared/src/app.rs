@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::ProvideCredentials;
 
-use crate::config::{AwsChain, Config, ConfigError, EventBusSettings, ProcessSettings, TlsRoots};
-use crate::identity::{IdentityProvider, SesIdentities};
-use crate::measured::MeasuredIdentities;
+use crate::config::{Config, ConfigError, EventBusSettings, ProcessSettings, TlsRoots};
+use crate::identity::{IdentityProvider, MeasuredIdentities, SesIdentities};
 use crate::metrics::Metrics;
 use crate::store::{DomainStore, DynamoDbStore};
 use crate::verify::{LazyDnsChecker, ResolverSetupError};
@@ -286,7 +285,7 @@ pub async fn load_sdk_config(roots: TlsRoots) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client(roots))
         .timeout_config(sdk_timeouts());
-    let chain = AwsChain::from_env();
+    let chain = ProcessSettings::from_env();
     if let Some(region) = chain.region {
         loader = loader.region(aws_config::Region::new(region));
     }

@@ -263,6 +263,14 @@ impl<'de> Deserialize<'de> for DomainName {
 }
 
 #[cfg(test)]
+impl DomainName {
+    /// A name a test knows to be valid.
+    pub(crate) fn valid(name: &str) -> Self {
+        Self::parse(name).expect("a valid test name")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

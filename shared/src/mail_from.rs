@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn domain() -> DomainName {
-        DomainName::parse("mail.example.com").expect("valid")
+        DomainName::valid("mail.example.com")
     }
 
     #[test]

@@ -93,6 +93,17 @@ pub enum DomainStatus {
     TemporaryFailure,
 }
 
+/// A domain name as one organization asks for it: the key of everything a
+/// request may read or change (another organization's domain of the same name
+/// is never found through it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantName {
+    /// The caller's organization.
+    pub organization_id: String,
+    /// The name.
+    pub name: DomainName,
+}
+
 impl DomainStatus {
     /// As the API spells it.
     pub fn as_str(self) -> &'static str {
@@ -308,11 +319,11 @@ pub struct Domain {
     #[serde(skip)]
     pub version: u64,
     /// Set while a request creates (or re-creates) the SES identity; a delete
-    /// waits until it is done or `provisioning::SETUP_WINDOW` has passed.
+    /// waits until it is done or `lifecycle::SETUP_WINDOW` has passed.
     #[serde(skip)]
     pub setup_started_at: Option<Timestamp>,
-    /// Set by the first step of a delete: the name stays claimed until the
-    /// identity is gone and the last step removes domain and claim together.
+    /// Set by the first step of a delete: the name stays held until the identity
+    /// is gone and the last step removes the domain and its holder item together.
     #[serde(skip)]
     pub deleting_since: Option<Timestamp>,
     /// Whether the domain was ever verified (`verified_at` is cleared when it

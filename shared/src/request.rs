@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::domain_name::DomainName;
 use crate::error::ApiError;
 use crate::mail_from::MailFromLabel;
+use crate::model::TenantName;
 
 /// Bodies above this are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -26,6 +27,14 @@ pub fn organization_id(request: &Request) -> Result<String, ApiError> {
         .filter(|id| !id.trim().is_empty())
         .map(str::to_string)
         .ok_or(ApiError::Unauthorized)
+}
+
+/// The caller's organization and the `{domain}` of the path.
+pub fn tenant_name(request: &Request) -> Result<TenantName, ApiError> {
+    Ok(TenantName {
+        organization_id: organization_id(request)?,
+        name: path_domain(request)?,
+    })
 }
 
 /// The `{domain}` path parameter. A name that is not valid cannot exist, so it is

@@ -6,7 +6,7 @@ mod process;
 use std::net::SocketAddr;
 
 use crate::network::AllowedNetworks;
-pub use process::{AwsChain, EventBusSettings, FanoutSettings, ProcessSettings};
+pub use process::{EventBusSettings, FanoutSettings, ProcessSettings};
 
 /// SES receiving region when neither `SES_RECEIVING_REGION` nor `AWS_REGION` says.
 pub const DEFAULT_RECEIVING_REGION: &str = "us-east-2";
@@ -340,43 +340,39 @@ mod tests {
 
     #[test]
     fn amazons_roots_unless_an_endpoint_is_overridden_or_roots_are_named() {
-        let plain = config(&[("TABLE_NAME", "t")]).expect("valid");
-        assert_eq!(plain.tls_roots, TlsRoots::AmazonTrustServices);
+        use TlsRoots::{AmazonTrustServices as Amazon, System};
+        let mut cases: Vec<(Vec<(&str, &str)>, TlsRoots)> = vec![
+            (vec![], Amazon),
+            (vec![("AWS_ENDPOINT_URL", " ")], Amazon),
+            (vec![("TLS_ROOTS", "system")], System),
+        ];
         for name in [
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_DYNAMODB",
             "AWS_ENDPOINT_URL_SESV2",
             "AWS_ENDPOINT_URL_STS",
         ] {
-            let overridden =
-                config(&[("TABLE_NAME", "t"), (name, "https://localhost:4566")]).expect("valid");
-            assert_eq!(overridden.tls_roots, TlsRoots::System, "{name}");
-            let named = config(&[
-                ("TABLE_NAME", "t"),
-                (name, "http://127.0.0.1:5000"),
-                ("TLS_ROOTS", "amazon"),
-            ])
-            .expect("valid");
-            assert_eq!(named.tls_roots, TlsRoots::AmazonTrustServices, "{name}");
+            cases.push((vec![(name, "https://localhost:4566")], System));
+            let named = vec![(name, "http://127.0.0.1:5000"), ("TLS_ROOTS", "amazon")];
+            cases.push((named, Amazon));
         }
-        let blank = config(&[("TABLE_NAME", "t"), ("AWS_ENDPOINT_URL", " ")]).expect("valid");
-        assert_eq!(blank.tls_roots, TlsRoots::AmazonTrustServices);
+        // Partitions outside Amazon Trust Services' documented reach.
         for region in [
             "cn-north-1",
             "cn-northwest-1",
             "us-iso-east-1",
             "us-isob-east-1",
         ] {
-            let other_partition =
-                config(&[("TABLE_NAME", "t"), ("AWS_REGION", region)]).expect("valid");
-            assert_eq!(other_partition.tls_roots, TlsRoots::System, "{region}");
+            cases.push((vec![("AWS_REGION", region)], System));
         }
         for region in ["us-east-1", "eu-central-1", "us-gov-west-1"] {
-            let aws = config(&[("TABLE_NAME", "t"), ("AWS_REGION", region)]).expect("valid");
-            assert_eq!(aws.tls_roots, TlsRoots::AmazonTrustServices, "{region}");
+            cases.push((vec![("AWS_REGION", region)], Amazon));
         }
-        let system = config(&[("TABLE_NAME", "t"), ("TLS_ROOTS", "system")]).expect("valid");
-        assert_eq!(system.tls_roots, TlsRoots::System);
+        for (vars, roots) in cases {
+            let mut all = vec![("TABLE_NAME", "t")];
+            all.extend(vars.iter().copied());
+            assert_eq!(config(&all).expect("valid").tls_roots, roots, "{vars:?}");
+        }
         assert_eq!(
             config(&[("TABLE_NAME", "t"), ("TLS_ROOTS", "mozilla")]),
             Err(ConfigError::Invalid {

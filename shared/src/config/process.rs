@@ -4,7 +4,15 @@
 
 use super::{ConfigError, TlsRoots, environment};
 
-/// What every process reads before anything else.
+/// What every process reads before anything else: its logs, its metrics, and
+/// where the AWS configuration chain may look first.
+///
+/// Lambda puts the function's region and credentials in the environment, which is
+/// where the standard chains look first. Naming those sources up front gives the
+/// same answer without building the rest of the chains (an STS client for web
+/// identity, an IMDS client, each parsing its endpoint rules): most of what loading
+/// the configuration cost a cold start (BENCHMARKS.md). Elsewhere (SnapStart's
+/// container credentials, a profile), the standard chains.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProcessSettings {
     /// `RUST_LOG`: a level or target levels (`info` when unset).
@@ -13,6 +21,10 @@ pub struct ProcessSettings {
     pub metrics_namespace: Option<String>,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda), else `local`.
     pub function_name: String,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// Whether the environment holds an access key and its secret.
+    pub environment_credentials: bool,
 }
 
 impl ProcessSettings {
@@ -26,32 +38,6 @@ impl ProcessSettings {
             rust_log: lookup("RUST_LOG"),
             metrics_namespace: lookup("METRICS_NAMESPACE").map(|n| n.trim().to_string()),
             function_name: lookup("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".into()),
-        }
-    }
-}
-
-/// Lambda puts the function's region and credentials in the environment, which is
-/// where the standard chains look first. Naming those sources up front gives the
-/// same answer without building the rest of the chains (an STS client for web
-/// identity, an IMDS client, each parsing its endpoint rules): most of what loading
-/// the configuration cost a cold start (BENCHMARKS.md). Elsewhere (SnapStart's
-/// container credentials, a profile), the standard chains.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AwsChain {
-    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
-    pub region: Option<String>,
-    /// Whether the environment holds an access key and its secret.
-    pub environment_credentials: bool,
-}
-
-impl AwsChain {
-    /// From the process environment.
-    pub fn from_env() -> Self {
-        Self::from_lookup(&environment)
-    }
-
-    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
-        Self {
             region: lookup("AWS_REGION").or_else(|| lookup("AWS_DEFAULT_REGION")),
             environment_credentials: lookup("AWS_ACCESS_KEY_ID").is_some()
                 && (lookup("AWS_SECRET_ACCESS_KEY").is_some()
@@ -132,7 +118,7 @@ mod tests {
 
     #[test]
     fn lambdas_environment_is_named_up_front_and_anything_else_left_to_the_chains() {
-        let lambda = AwsChain::from_lookup(&lookup(&[
+        let lambda = ProcessSettings::from_lookup(&lookup(&[
             ("AWS_REGION", "eu-west-1"),
             ("AWS_DEFAULT_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "ASIA..."),
@@ -140,14 +126,11 @@ mod tests {
             ("AWS_SESSION_TOKEN", "token"),
         ]));
         assert_eq!(
-            lambda,
-            AwsChain {
-                region: Some("eu-west-1".into()),
-                environment_credentials: true
-            }
+            (lambda.region.as_deref(), lambda.environment_credentials),
+            (Some("eu-west-1"), true)
         );
         // SnapStart: credentials come from a container endpoint, not the environment.
-        let snapstart = AwsChain::from_lookup(&lookup(&[
+        let snapstart = ProcessSettings::from_lookup(&lookup(&[
             ("AWS_REGION", "eu-west-1"),
             (
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -155,19 +138,14 @@ mod tests {
             ),
         ]));
         assert!(!snapstart.environment_credentials);
-        let default_region = AwsChain::from_lookup(&lookup(&[("AWS_DEFAULT_REGION", "us-west-2")]));
+        let default_region =
+            ProcessSettings::from_lookup(&lookup(&[("AWS_DEFAULT_REGION", "us-west-2")]));
         assert_eq!(default_region.region.as_deref(), Some("us-west-2"));
-        let half = AwsChain::from_lookup(&lookup(&[
+        let half = ProcessSettings::from_lookup(&lookup(&[
             ("AWS_ACCESS_KEY_ID", "AKIA..."),
             ("AWS_REGION", " "),
         ]));
-        assert_eq!(
-            half,
-            AwsChain {
-                region: None,
-                environment_credentials: false
-            }
-        );
+        assert_eq!((half.region, half.environment_credentials), (None, false));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::claims::{ClaimStatus, DomainClaim, open_claim_limit_reached};
 use crate::domain_name::DomainName;
 use crate::error::ApiError;
-use crate::model::{Domain, Timestamp};
+use crate::model::{Domain, TenantName, Timestamp};
 use crate::store::StoreError;
 
 /// What opening a claim did.
@@ -133,14 +133,10 @@ pub async fn list(app: &App, organization_id: &str) -> Result<Vec<DomainClaim>, 
 
 /// The caller's live claim of `name`, settled, or 404; and its status as stored
 /// (so an end worked out on reading is stored once, not on every verify).
-async fn find(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<(DomainClaim, ClaimStatus), ApiError> {
+async fn find(app: &App, key: &TenantName) -> Result<(DomainClaim, ClaimStatus), ApiError> {
     let claim = app
         .store
-        .get_claim(organization_id, name)
+        .get_claim(&key.organization_id, &key.name)
         .await
         .map_err(|e| logged(store_error(e)))?
         .ok_or(ApiError::ClaimNotFound)?;
@@ -166,23 +162,15 @@ async fn claimed_domain(app: &App, claim: &DomainClaim) -> Result<Option<Domain>
 }
 
 /// The caller's claim of `name`, with the domain it made while the caller holds it.
-pub async fn get(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<(DomainClaim, Option<Domain>), ApiError> {
-    let (claim, _) = find(app, organization_id, name).await?;
+pub async fn get(app: &App, key: &TenantName) -> Result<(DomainClaim, Option<Domain>), ApiError> {
+    let (claim, _) = find(app, key).await?;
     let domain = claimed_domain(app, &claim).await?;
     Ok((claim, domain))
 }
 
 /// Deletes the caller's claim of `name`; returns it as it was.
-pub async fn delete(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<DomainClaim, ApiError> {
-    let (claim, _) = find(app, organization_id, name).await?;
+pub async fn delete(app: &App, key: &TenantName) -> Result<DomainClaim, ApiError> {
+    let (claim, _) = find(app, key).await?;
     app.store
         .delete_claim(&claim)
         .await
@@ -194,10 +182,9 @@ pub async fn delete(
 /// and its identity is made as a create makes it.
 pub async fn verify(
     app: &App,
-    organization_id: &str,
-    name: &DomainName,
+    key: &TenantName,
 ) -> Result<(DomainClaim, Option<Domain>), ApiError> {
-    let (mut claim, stored) = find(app, organization_id, name).await?;
+    let (mut claim, stored) = find(app, key).await?;
     if claim.status == ClaimStatus::Pending {
         let now = Timestamp::now();
         // As a domain's: one check of the name every interval, a turn that

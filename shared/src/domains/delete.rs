@@ -18,9 +18,8 @@ use std::time::Duration;
 use super::read::find;
 use super::{Attempt, identity_error, lifecycle, logged, provisioning, retrying, store_error};
 use crate::app::App;
-use crate::domain_name::DomainName;
 use crate::error::ApiError;
-use crate::model::{Domain, Timestamp};
+use crate::model::{Domain, TenantName, Timestamp};
 use crate::store::StoreError;
 
 /// A delete races every writer that read the domain before its mark; it tries
@@ -28,11 +27,7 @@ use crate::store::StoreError;
 const DELETE_ATTEMPTS: usize = 8;
 
 /// Deletes the organization's domain; returns it as it was found.
-pub async fn delete(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<Domain, ApiError> {
+pub async fn delete(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
     // Which domain this request deletes (the first it found), and its own mark.
     let state: (Option<String>, Option<Timestamp>) = (None, None);
     // Out of attempts: another request's delete is still under way.
@@ -47,7 +42,7 @@ pub async fn delete(
                 // moment rather than failing the caller.
                 tokio::time::sleep(Duration::from_millis(10 * (attempt as u64 - 1))).await;
             }
-            let mut domain = find(app, organization_id, name).await?;
+            let mut domain = find(app, key).await?;
             if deleting.get_or_insert_with(|| domain.id.clone()) != &domain.id {
                 return Err(ApiError::DomainNotFound);
             }

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::identity::IdentityError;
 use crate::mail_from::MailFromLabel;
-use crate::model::{Domain, Timestamp};
+use crate::model::{Domain, TenantName, Timestamp};
 use crate::store::StoreError;
 
 /// Sets (`Some`) or removes (`None`) the MAIL FROM label of `domain`, the
@@ -29,7 +29,10 @@ pub async fn update(
         return Err(ApiError::DomainBusy);
     }
     tell_ses(app, &domain, label.as_ref()).await?;
-    let (organization_id, name) = (&domain.organization_id.clone(), &domain.name.clone());
+    let key = &TenantName {
+        organization_id: domain.organization_id.clone(),
+        name: domain.name.clone(),
+    };
     let label = &label;
     let exhausted = || {
         logged(ApiError::Unavailable(
@@ -45,7 +48,7 @@ pub async fn update(
             match app.store.update(&mut domain).await {
                 Ok(()) => Ok(Attempt::Done(domain)),
                 Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
-                    Ok(Attempt::Again(find_live(app, organization_id, name).await?))
+                    Ok(Attempt::Again(find_live(app, key).await?))
                 }
                 Err(StoreError::DomainGone) => Err(ApiError::DomainNotFound),
                 Err(error) => Err(logged(store_error(error))),

@@ -4,15 +4,14 @@
 use super::setup::fill_dkim_tokens;
 use super::{lifecycle, logged, store_error};
 use crate::app::App;
-use crate::domain_name::DomainName;
 use crate::error::ApiError;
-use crate::model::Domain;
+use crate::model::{Domain, TenantName};
 use crate::store::DomainPage;
 
 /// The organization's domain, or 404.
-pub async fn find(app: &App, organization_id: &str, name: &DomainName) -> Result<Domain, ApiError> {
+pub async fn find(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
     app.store
-        .get(organization_id, name)
+        .get(&key.organization_id, &key.name)
         .await
         .map_err(|e| logged(store_error(e)))?
         .ok_or(ApiError::DomainNotFound)
@@ -20,12 +19,8 @@ pub async fn find(app: &App, organization_id: &str, name: &DomainName) -> Result
 
 /// `find`, but a domain being deleted is already gone: nothing is checked or set
 /// up for it any more.
-pub async fn find_live(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<Domain, ApiError> {
-    let domain = find(app, organization_id, name).await?;
+pub async fn find_live(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
+    let domain = find(app, key).await?;
     if lifecycle::being_deleted(&domain) {
         return Err(ApiError::DomainNotFound);
     }
@@ -47,12 +42,8 @@ pub async fn list(
 
 /// The live domain with its DNS records complete: a domain stored without DKIM
 /// tokens gets them first (`setup::fill_dkim_tokens`), or 503 `DkimUnavailable`.
-pub async fn with_records(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<Domain, ApiError> {
-    let mut domain = find_live(app, organization_id, name).await?;
+pub async fn with_records(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
+    let mut domain = find_live(app, key).await?;
     if domain.dkim_tokens.is_empty() {
         fill_dkim_tokens(app, &mut domain)
             .await

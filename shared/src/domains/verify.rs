@@ -9,18 +9,14 @@ use crate::app::App;
 use crate::domain_name::DomainName;
 use crate::error::ApiError;
 use crate::metrics::MetricSet;
-use crate::model::{DnsRecord, Domain, RecordStatus, Timestamp};
+use crate::model::{DnsRecord, Domain, RecordStatus, TenantName, Timestamp};
 use crate::store::{StoreError, Turn};
 use crate::verify::CheckStats;
 
 /// Checks the organization's domain now and stores the result.
-pub async fn verify(
-    app: &App,
-    organization_id: &str,
-    name: &DomainName,
-) -> Result<Domain, ApiError> {
-    let mut domain = find_live(app, organization_id, name).await?;
-    take_check_turn(app, organization_id, name, domain.last_checked_at).await?;
+pub async fn verify(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
+    let mut domain = find_live(app, key).await?;
+    take_check_turn(app, &key.organization_id, &key.name, domain.last_checked_at).await?;
     if domain.dkim_tokens.is_empty()
         && let Err(error) = fill_dkim_tokens(app, &mut domain).await
     {
@@ -64,7 +60,7 @@ pub async fn verify(
             }
             // This check is the newest: apply it to what is stored now.
             Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
-                let fresh = find_live(app, organization_id, name).await?;
+                let fresh = find_live(app, key).await?;
                 Ok(Attempt::Again((fresh, checked)))
             }
             // Refused for its size: what DNS returned is the zone's doing, not a

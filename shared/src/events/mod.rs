@@ -206,43 +206,49 @@ mod tests {
         let claimed = Some(Snapshot::Claimed);
         let other = domain(Pending);
 
-        assert_eq!(kind(None, stored(&pending)), Some(("domain.created", None)));
-        assert_eq!(
-            kind(claimed.clone(), stored(&other)),
-            Some(("domain.created", None))
-        );
-        assert_eq!(
-            kind(stored(&pending), stored(&verified)),
-            Some(("domain.verified", Some(Pending)))
-        );
-        assert_eq!(
-            kind(stored(&verified), stored(&failing)),
-            Some(("domain.temporary_failure", Some(Verified)))
-        );
-        assert_eq!(
-            kind(stored(&failing), stored(&failed)),
-            Some(("domain.failed", Some(TemporaryFailure)))
-        );
-        assert_eq!(
-            kind(stored(&verified), stored(&pending)),
-            Some(("domain.pending", Some(Verified)))
-        );
-        assert_eq!(
-            kind(stored(&pending), stored(&rechecked)),
-            None,
-            "a re-check alone"
-        );
-        assert_eq!(
-            kind(stored(&verified), claimed.clone()),
-            Some(("domain.claimed", Some(Verified)))
-        );
-        assert_eq!(
-            kind(stored(&failed), None),
-            Some(("domain.deleted", Some(Failed)))
-        );
-        assert_eq!(kind(claimed.clone(), None), None, "a lapsed mark");
-        assert_eq!(kind(None, claimed), None);
-        assert_eq!(kind(None, None), None);
+        let s = stored;
+        let event = |kind: &'static str, previous| Some((kind, previous));
+        // (before, after, the event and its previous status, or none)
+        let changes = [
+            (None, s(&pending), event("domain.created", None)),
+            (claimed.clone(), s(&other), event("domain.created", None)),
+            (
+                s(&pending),
+                s(&verified),
+                event("domain.verified", Some(Pending)),
+            ),
+            (
+                s(&verified),
+                s(&failing),
+                event("domain.temporary_failure", Some(Verified)),
+            ),
+            (
+                s(&failing),
+                s(&failed),
+                event("domain.failed", Some(TemporaryFailure)),
+            ),
+            (
+                s(&verified),
+                s(&pending),
+                event("domain.pending", Some(Verified)),
+            ),
+            // A re-check alone.
+            (s(&pending), s(&rechecked), None),
+            (
+                s(&verified),
+                claimed.clone(),
+                event("domain.claimed", Some(Verified)),
+            ),
+            (s(&failed), None, event("domain.deleted", Some(Failed))),
+            // A lapsed mark.
+            (claimed.clone(), None, None),
+            (None, claimed, None),
+            (None, None, None),
+        ];
+        for (before, after, event) in changes {
+            let change = format!("{before:?} -> {after:?}");
+            assert_eq!(kind(before, after), event, "{change}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::claims::{ClaimView, DomainClaim};
 use crate::domains::claims::{self, Opened};
 use crate::error::{ApiError, json_response};
-use crate::model::Domain;
+use crate::model::{Domain, TenantName};
 use crate::request::{claim_body, organization_id, path_domain};
 
 fn view(claim: &DomainClaim, domain: Option<&Domain>) -> Response<Body> {
@@ -17,10 +17,11 @@ fn view(claim: &DomainClaim, domain: Option<&Domain>) -> Response<Body> {
 
 /// The organization and the claimed name in the path (a name that cannot be a
 /// domain has no claim: 404).
-fn named(request: &Request) -> Result<(String, crate::DomainName), ApiError> {
-    let organization_id = organization_id(request)?;
-    let name = path_domain(request).map_err(|_| ApiError::ClaimNotFound)?;
-    Ok((organization_id, name))
+fn named(request: &Request) -> Result<TenantName, ApiError> {
+    Ok(TenantName {
+        organization_id: organization_id(request)?,
+        name: path_domain(request).map_err(|_| ApiError::ClaimNotFound)?,
+    })
 }
 
 pub(super) async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -52,19 +53,16 @@ pub(super) async fn list(app: &App, request: &Request) -> Result<Response<Body>,
 }
 
 pub(super) async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = named(request)?;
-    let (claim, domain) = claims::get(app, &organization_id, &name).await?;
+    let (claim, domain) = claims::get(app, &named(request)?).await?;
     Ok(view(&claim, domain.as_ref()))
 }
 
 pub(super) async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = named(request)?;
-    let claim = claims::delete(app, &organization_id, &name).await?;
+    let claim = claims::delete(app, &named(request)?).await?;
     Ok(view(&claim, None))
 }
 
 pub(super) async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = named(request)?;
-    let (claim, domain) = claims::verify(app, &organization_id, &name).await?;
+    let (claim, domain) = claims::verify(app, &named(request)?).await?;
     Ok(view(&claim, domain.as_ref()))
 }

@@ -18,84 +18,47 @@ use crate::app::App;
 use crate::domains;
 use crate::error::{ApiError, json_response};
 use crate::records::zone_file;
-use crate::request::{create_body, mail_from_body, organization_id, path_domain, request_id};
+use crate::request::{create_body, mail_from_body, organization_id, request_id, tenant_name};
 
 /// What every handler returns: always a response (errors are JSON responses too).
 pub type HandlerResult = Result<Response<Body>, lambda_http::Error>;
 
-/// `POST /domains`
-pub async fn create_domain(app: &App, request: Request) -> HandlerResult {
-    respond("create_domain", &request, create(app, &request)).await
+/// Defines each endpoint's handler: it runs its work through `respond`, which
+/// logs the request under the handler's name.
+macro_rules! endpoints {
+    ($($(#[$doc:meta])* $handler:ident => $work:path;)*) => {$(
+        $(#[$doc])*
+        pub async fn $handler(app: &App, request: Request) -> HandlerResult {
+            respond(stringify!($handler), &request, $work(app, &request)).await
+        }
+    )*};
 }
 
-/// `GET /domains`
-pub async fn list_domains(app: &App, request: Request) -> HandlerResult {
-    respond("list_domains", &request, list(app, &request)).await
-}
-
-/// `GET /domains/{domain}`
-pub async fn get_domain(app: &App, request: Request) -> HandlerResult {
-    respond("get_domain", &request, get(app, &request)).await
-}
-
-/// `GET /domains/{domain}/dns-records`
-pub async fn get_dns_records(app: &App, request: Request) -> HandlerResult {
-    respond("get_dns_records", &request, dns_records(app, &request)).await
-}
-
-/// `POST /domains/{domain}/verify`
-pub async fn verify_domain(app: &App, request: Request) -> HandlerResult {
-    respond("verify_domain", &request, verify(app, &request)).await
-}
-
-/// `PATCH /domains/{domain}`: sets or removes the custom MAIL FROM subdomain.
-pub async fn update_domain(app: &App, request: Request) -> HandlerResult {
-    respond("update_domain", &request, update(app, &request)).await
-}
-
-/// `POST /domain-claims`
-pub async fn create_domain_claim(app: &App, request: Request) -> HandlerResult {
-    respond(
-        "create_domain_claim",
-        &request,
-        claims::create(app, &request),
-    )
-    .await
-}
-
-/// `GET /domain-claims`
-pub async fn list_domain_claims(app: &App, request: Request) -> HandlerResult {
-    respond("list_domain_claims", &request, claims::list(app, &request)).await
-}
-
-/// `GET /domain-claims/{domain}`
-pub async fn get_domain_claim(app: &App, request: Request) -> HandlerResult {
-    respond("get_domain_claim", &request, claims::get(app, &request)).await
-}
-
-/// `POST /domain-claims/{domain}/verify`
-pub async fn verify_domain_claim(app: &App, request: Request) -> HandlerResult {
-    respond(
-        "verify_domain_claim",
-        &request,
-        claims::verify(app, &request),
-    )
-    .await
-}
-
-/// `DELETE /domain-claims/{domain}`
-pub async fn delete_domain_claim(app: &App, request: Request) -> HandlerResult {
-    respond(
-        "delete_domain_claim",
-        &request,
-        claims::delete(app, &request),
-    )
-    .await
-}
-
-/// `DELETE /domains/{domain}`
-pub async fn delete_domain(app: &App, request: Request) -> HandlerResult {
-    respond("delete_domain", &request, delete(app, &request)).await
+endpoints! {
+    /// `POST /domains`
+    create_domain => create;
+    /// `GET /domains`
+    list_domains => list;
+    /// `GET /domains/{domain}`
+    get_domain => get;
+    /// `GET /domains/{domain}/dns-records`
+    get_dns_records => dns_records;
+    /// `POST /domains/{domain}/verify`
+    verify_domain => verify;
+    /// `PATCH /domains/{domain}`: sets or removes the custom MAIL FROM subdomain.
+    update_domain => update;
+    /// `DELETE /domains/{domain}`
+    delete_domain => delete;
+    /// `POST /domain-claims`
+    create_domain_claim => claims::create;
+    /// `GET /domain-claims`
+    list_domain_claims => claims::list;
+    /// `GET /domain-claims/{domain}`
+    get_domain_claim => claims::get;
+    /// `POST /domain-claims/{domain}/verify`
+    verify_domain_claim => claims::verify;
+    /// `DELETE /domain-claims/{domain}`
+    delete_domain_claim => claims::delete;
 }
 
 /// Runs an endpoint, turns its error into the contract's JSON error and logs the
@@ -145,8 +108,7 @@ async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError
 }
 
 async fn get(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = (organization_id(request)?, path_domain(request)?);
-    let domain = domains::read::find(app, &organization_id, &name).await?;
+    let domain = domains::read::find(app, &tenant_name(request)?).await?;
     Ok(json_response(StatusCode::OK, &domain))
 }
 
@@ -169,8 +131,7 @@ fn records_format(request: &Request) -> Result<RecordsFormat, ApiError> {
 
 async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let format = records_format(request)?;
-    let (organization_id, name) = (organization_id(request)?, path_domain(request)?);
-    let domain = domains::read::with_records(app, &organization_id, &name).await?;
+    let domain = domains::read::with_records(app, &tenant_name(request)?).await?;
     Ok(match format {
         RecordsFormat::Json => json_response(StatusCode::OK, &domain.records),
         RecordsFormat::Bind => {
@@ -185,23 +146,20 @@ async fn dns_records(app: &App, request: &Request) -> Result<Response<Body>, Api
 }
 
 async fn verify(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = (organization_id(request)?, path_domain(request)?);
-    let domain = domains::verify::verify(app, &organization_id, &name).await?;
+    let domain = domains::verify::verify(app, &tenant_name(request)?).await?;
     Ok(json_response(StatusCode::OK, &domain))
 }
 
 async fn update(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = (organization_id(request)?, path_domain(request)?);
     // The domain first: a missing domain is 404 whatever the body says.
-    let domain = domains::read::find_live(app, &organization_id, &name).await?;
+    let domain = domains::read::find_live(app, &tenant_name(request)?).await?;
     let label = mail_from_body(request, &domain.name)?;
     let domain = domains::mail_from::update(app, domain, label).await?;
     Ok(json_response(StatusCode::OK, &domain))
 }
 
 async fn delete(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
-    let (organization_id, name) = (organization_id(request)?, path_domain(request)?);
-    let domain = domains::delete::delete(app, &organization_id, &name).await?;
+    let domain = domains::delete::delete(app, &tenant_name(request)?).await?;
     Ok(json_response(StatusCode::OK, &domain))
 }
 

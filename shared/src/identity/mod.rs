@@ -2,9 +2,11 @@
 //! trait, and its two implementations: SESv2 (`ses`) and a local stand-in (`local`).
 
 mod local;
+mod measured;
 mod ses;
 
 pub use local::{LocalIdentities, random_dkim_token};
+pub use measured::MeasuredIdentities;
 pub use ses::SesIdentities;
 
 use async_trait::async_trait;

@@ -138,19 +138,25 @@ fn a_delete_goes_on_only_under_its_own_fresh_mark() {
     assert!(d.deleting_since.is_some(), "still marked: gone to readers");
 }
 
+/// A scheduled check that finds the domain drifting: a temporary failure that
+/// stays verified (mail still flows while the owner fixes it).
+fn drifts(d: &mut Domain, now: Timestamp) {
+    assert_eq!(
+        after_scheduled_check(d, now),
+        ScheduledOutcome::TemporaryFailure
+    );
+    assert_eq!(
+        (d.status, d.verified),
+        (DomainStatus::TemporaryFailure, true)
+    );
+}
+
 #[test]
 fn ses_losing_the_records_is_a_temporary_failure() {
     for lost in [SesStatus::TemporaryFailure, SesStatus::Failed] {
         let mut d = domain(DomainStatus::Verified, RecordStatus::Verified);
         d.ses = ses(lost);
-        assert_eq!(
-            after_scheduled_check(&mut d, at(30)),
-            ScheduledOutcome::TemporaryFailure
-        );
-        assert_eq!(
-            (d.status, d.verified),
-            (DomainStatus::TemporaryFailure, true)
-        );
+        drifts(&mut d, at(30));
         assert!(
             d.reason.as_deref().is_some_and(|r| r.contains("SES")),
             "{d:?}"
@@ -268,23 +274,13 @@ fn pending_or_failing_that_verifies_is_verified() {
 #[test]
 fn drift_is_a_temporary_failure_that_stays_verified_then_fails_after_72_hours() {
     let mut d = domain(DomainStatus::Verified, RecordStatus::Pending);
-    assert_eq!(
-        after_scheduled_check(&mut d, at(100)),
-        ScheduledOutcome::TemporaryFailure
-    );
-    assert_eq!(
-        (d.status, d.verified),
-        (DomainStatus::TemporaryFailure, true)
-    );
+    drifts(&mut d, at(100));
     assert_eq!(d.schedule.failing_since, Some(at(100)));
     assert_eq!(
         d.schedule.next_check_at,
         Some(at(100).plus(FAILING_RECHECK))
     );
-    assert_eq!(
-        after_scheduled_check(&mut d, at(160)),
-        ScheduledOutcome::TemporaryFailure
-    );
+    drifts(&mut d, at(160));
     assert_eq!(
         d.schedule.failing_since,
         Some(at(100)),
@@ -367,10 +363,7 @@ fn a_mail_from_domain_must_be_confirmed_by_ses_too() {
     if let Some(ses) = &mut d.ses {
         ses.mail_from_status = Some(SesStatus::TemporaryFailure);
     }
-    assert_eq!(
-        after_scheduled_check(&mut d, at(30)),
-        ScheduledOutcome::TemporaryFailure
-    );
+    drifts(&mut d, at(30));
     assert!(d.verified, "mail still flows while the owner fixes it");
 }
 
