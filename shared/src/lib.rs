@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain_name;
 pub mod domains;
 pub mod endpoints;
+pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod fanout;
