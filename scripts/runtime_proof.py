@@ -16,11 +16,12 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
 import scriptlib  # scripts/scriptlib.py, beside this file
-from scriptlib import free_port
+from scriptlib import CLOSED_PORT, candidate_port, listening_ports, spawn, start_local_api, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
@@ -41,9 +42,25 @@ def check(name, condition, detail=""):
         print(f"FAIL {name}: {detail}")
 
 
-def wait_for_port(port, seconds, what):
-    if not scriptlib.wait_for_port(port, seconds):
-        sys.exit(f"runtime proof: {what} did not listen on 127.0.0.1:{port} within {seconds} s")
+def start_watch(env, env_file, log):
+    """`cargo lambda watch`, which cannot bind port 0, on a candidate port: until it
+    listens there itself (a port another process took meanwhile makes it exit:
+    then again on another, 5 tries). (process, port)."""
+    for _ in range(5):
+        port = candidate_port()
+        watch = spawn(CARGO_LAMBDA + ["watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes",
+                                      "--env-file", str(env_file)], log, cwd=ROOT, env=env)
+        deadline = time.time() + 120
+        while watch.poll() is None and port not in listening_ports(watch.pid):
+            if time.time() > deadline:
+                stop(watch)
+                sys.exit(f"runtime proof: cargo lambda watch did not listen on 127.0.0.1:{port} within 120 s")
+            time.sleep(0.1)
+        if watch.poll() is None:
+            return watch, port
+        print(f"runtime proof: cargo lambda watch ended on port {port} (taken?): again on another",
+              file=sys.stderr)
+    sys.exit(f"runtime proof: cargo lambda watch never started; log: {log}")
 
 
 def main():
@@ -65,7 +82,7 @@ def main():
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_EC2_METADATA_DISABLED": "true",
         # DNS goes to a closed port on this machine: no query leaves it.
-        "DNS_NAMESERVERS": f"127.0.0.1:{free_port()}",
+        "DNS_NAMESERVERS": f"127.0.0.1:{CLOSED_PORT}",
     }
     env.pop("DEV_API_KEYS", None)
 
@@ -101,15 +118,10 @@ def main():
         # Metrics on, as deployed: EMF lines on stdout (checked below).
         + "METRICS_NAMESPACE=DomainsApi/runtime-proof\n")
 
-    port = free_port()
-    watch_log = open(TARGET / "runtime-proof-watch.log", "w")
-    watch = subprocess.Popen(
-        CARGO_LAMBDA + ["watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes",
-                        "--env-file", str(env_file)],
-        cwd=ROOT, env=env, stdout=watch_log, stderr=subprocess.STDOUT)
     logs = [TARGET / "runtime-proof-watch.log"]
+    watch = None
     try:
-        wait_for_port(port, 120, "cargo lambda watch")
+        watch, port = start_watch(env, env_file, logs[0])
 
         def invoke(function, event_file, replace_key=None):
             path = ROOT / "events" / event_file
@@ -206,16 +218,13 @@ def main():
         check("get-domain after delete: 404", status == 404 and body.get("message") == "Domain not found", (status, body))
 
         # The same key through the dev server's --aws mode.
-        api_port = free_port()
-        api_log = open(TARGET / "runtime-proof-local-api.log", "w")
         logs.append(TARGET / "runtime-proof-local-api.log")
-        api = subprocess.Popen([str(TARGET / "debug/local-api"), "--aws"], env={**env, "PORT": str(api_port)},
-                               stdout=api_log, stderr=subprocess.STDOUT)
+        api = None
         try:
-            wait_for_port(api_port, 30, "local-api --aws")
+            api, api_url = start_local_api(["--aws"], logs[-1], env)
 
             def get_domains(header):
-                args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{api_port}/domains"]
+                args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{api_url}/domains"]
                 if header:
                     args += ["-H", f"Authorization: {header}"]
                 return subprocess.run(args, capture_output=True, text=True).stdout
@@ -226,17 +235,13 @@ def main():
             subprocess.run(admin + ["keys", "revoke", key_id], env=env, check=True, capture_output=True)
             check("local-api --aws refuses the revoked key", get_domains(f"Bearer {key}") == "403")
         finally:
-            api.terminate()
-            api.wait()
+            stop(api)
 
         refused = invoke("authorizer", "authorizer-valid-key.json", replace_key=key)
         check("authorizer denies the revoked key", refused.get("isAuthorized") is False, refused)
     finally:
-        watch.terminate()
-        try:
-            watch.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            watch.kill()
+        # The whole group: cargo-lambda and the function processes it started.
+        stop(watch)
 
     # The EMF lines the functions printed, as CloudWatch Logs would read them: every
     # metric a directive names is a number (or numbers) at the top level.
@@ -274,4 +279,5 @@ def main():
 
 
 if __name__ == "__main__":
+    scriptlib.stop_on_signals()
     main()

@@ -31,8 +31,13 @@ in the account of that number, so each test (a deployment of its own, with its o
 identities) can have a fresh account on one server.
 
 Usage: python tests/moto-ses/server.py -H 127.0.0.1 -p PORT   (moto_server's flags)
+       python tests/moto-ses/server.py -H 127.0.0.1 -p 0 --port-file FILE
+           binds a free port itself and, once it listens, writes the port to FILE
+           (the test scripts start it so: no port is picked before it is bound)
 Env:   MOTO_SES_MAX_IDENTITIES=N   answer LimitExceededException past N identities
-       MOTO_SES_DNS_TOP=HOST:PORT  where SES's DNS resolution starts (none: never confirms)
+       MOTO_SES_DNS_TOP=HOST:PORT  where SES's DNS resolution starts (none: never confirms);
+                                   every server it is referred to is asked on the same
+                                   PORT (the hierarchy's servers share one port)
        MOTO_SES_CONFIRM_SECONDS=S  how long records must be seen before SUCCESS (default 2)
        MOTO_DYNAMODB_METER=FILE    meter DynamoDB capacity units by item size into FILE (meter.py)
 """
@@ -153,7 +158,8 @@ def lookup(name, rdtype):
         referred = any(rrset.rdtype == dns.rdatatype.NS for rrset in answer.authority)
         if not (referred and glue):
             return []
-        server = (glue[0], 53)
+        # The hierarchy's servers all listen on the top server's port.
+        server = (glue[0], server[1])
     return []
 
 
@@ -292,5 +298,35 @@ SESV2Response.put_email_identity_mail_from_attributes = put_email_identity_mail_
 sesv2_urls.url_paths["{0}/v2/email/identities/(?P<EmailIdentity>[^/]+)/mail-from$"] = SESV2Response.dispatch
 SESV2Response.get_email_identity = get_email_identity
 
+
+def serving_on_the_port_it_binds(port_file):
+    """moto_server's run_simple, which binds the port (0: a free one), records the
+    port it got in MOTO_PORT (moto builds URLs with it) and writes it to
+    `port_file` (atomically) before serving."""
+    from werkzeug.serving import make_server
+
+    def run_simple(hostname, port, application, threaded=False, request_handler=None,
+                   ssl_context=None, **_ignored):
+        server = make_server(hostname, port, application, threaded=threaded,
+                             request_handler=request_handler, ssl_context=ssl_context)
+        os.environ["MOTO_PORT"] = str(server.port)
+        partial = f"{port_file}.partial"
+        with open(partial, "w") as out:
+            out.write(f"{server.port}\n")
+        os.replace(partial, port_file)
+        server.log_startup()
+        server.serve_forever()
+
+    return run_simple
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    arguments = sys.argv[1:]
+    if "--port-file" in arguments:
+        at = arguments.index("--port-file")
+        port_file = arguments[at + 1]
+        del arguments[at:at + 2]
+        import moto.server
+
+        moto.server.run_simple = serving_on_the_port_it_binds(port_file)
+    sys.exit(main(arguments))
