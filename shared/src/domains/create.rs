@@ -100,7 +100,7 @@ async fn resume_setup(
         _ => return Err(ApiError::DomainAlreadyExists),
     };
     tracing::info!(domain = %name, "resuming a create that failed half-way");
-    leftover.setup_started_at = Some(now);
+    lifecycle::begin_setup(&mut leftover, now);
     match app.store.update(&mut leftover).await {
         Ok(()) => Ok(leftover),
         Err(StoreError::Conflict | StoreError::DomainGone) => Err(ApiError::DomainAlreadyExists),

@@ -30,7 +30,7 @@ pub(crate) async fn store_tokens(
         domain,
         |domain, attempt| async move {
             apply_tokens(app, domain, tokens.clone());
-            domain.setup_started_at = None;
+            lifecycle::end_setup(domain);
             match app.store.update(domain).await {
                 Ok(()) => Ok(Attempt::Done(())),
                 Err(StoreError::Conflict) if attempt < WRITE_ATTEMPTS => {
@@ -62,7 +62,7 @@ pub(crate) async fn store_tokens(
 /// request (which is over): the next request may try at once, instead of
 /// waiting out `SETUP_WINDOW`. A failure only means that wait.
 pub(crate) async fn clear_setup_mark(app: &App, domain: &mut Domain) {
-    domain.setup_started_at = None;
+    lifecycle::end_setup(domain);
     if let Err(error) = app.store.update(domain).await {
         tracing::warn!(domain = %domain.name, %error, "could not clear the setup mark");
     }
@@ -82,7 +82,7 @@ pub(crate) async fn fill_dkim_tokens(app: &App, domain: &mut Domain) -> Result<(
         apply_tokens(app, domain, tokens);
         return Ok(());
     }
-    domain.setup_started_at = Some(now);
+    lifecycle::begin_setup(domain, now);
     match app.store.update(domain).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => return Err(ApiError::DomainBusy),

@@ -326,6 +326,18 @@ pub fn setup_in_progress(domain: &Domain, now: Timestamp) -> bool {
         .is_some_and(|started| now.since(started) < SETUP_WINDOW)
 }
 
+/// A request begins making the domain's identity: the setup mark, which holds
+/// the domain for `SETUP_WINDOW` (no delete, no passing on meanwhile).
+pub fn begin_setup(domain: &mut Domain, now: Timestamp) {
+    domain.setup_started_at = Some(now);
+}
+
+/// The identity is made (its tokens stored with this write), or this request
+/// gave up making it: the next request need not wait out the window.
+pub fn end_setup(domain: &mut Domain) {
+    domain.setup_started_at = None;
+}
+
 /// Whether a request may still be making or removing the domain's identity (a
 /// fresh setup or delete mark): the name cannot pass to another organization.
 pub fn in_flight(domain: &Domain, now: Timestamp) -> bool {
