@@ -135,32 +135,25 @@ mod tests {
         assert!(matches!(classify("v=spf1"), TxtValue::Spf(_)));
         assert_eq!(classify("google-site-verification=x"), TxtValue::Other);
         assert!(matches!(classify("v=spf10 a"), TxtValue::Lookalike { .. }));
-        let TxtValue::Lookalike { problem, repaired } =
-            classify(" v=spf1 include:amazonses.com ~all")
-        else {
-            panic!("a leading space is a lookalike");
-        };
-        assert!(problem.contains("space"), "{problem}");
-        assert_eq!(
-            repaired.as_deref(),
-            Some("v=spf1 include:amazonses.com ~all")
-        );
-        let TxtValue::Lookalike { problem, repaired } =
-            classify("\"v=spf1 include:amazonses.com ~all\"")
-        else {
-            panic!("quotes inside are a lookalike");
-        };
-        assert!(problem.contains("quotation marks"), "{problem}");
-        assert_eq!(
-            repaired.as_deref(),
-            Some("v=spf1 include:amazonses.com ~all")
-        );
-        let TxtValue::Lookalike { problem, repaired } = classify("v=spf1include:amazonses.com~all")
-        else {
-            panic!("joined strings are a lookalike");
-        };
-        assert!(problem.contains("double quotes"), "{problem}");
-        assert_eq!(repaired, None);
+        for (value, problem_names, repaired_as) in [
+            (
+                " v=spf1 include:amazonses.com ~all",
+                "space",
+                Some("v=spf1 include:amazonses.com ~all"),
+            ),
+            (
+                "\"v=spf1 include:amazonses.com ~all\"",
+                "quotation marks",
+                Some("v=spf1 include:amazonses.com ~all"),
+            ),
+            ("v=spf1include:amazonses.com~all", "double quotes", None),
+        ] {
+            let TxtValue::Lookalike { problem, repaired } = classify(value) else {
+                panic!("{value:?} is a lookalike");
+            };
+            assert!(problem.contains(problem_names), "{value:?}: {problem}");
+            assert_eq!(repaired.as_deref(), repaired_as, "{value:?}");
+        }
     }
 
     #[test]
