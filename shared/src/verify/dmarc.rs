@@ -75,19 +75,38 @@ fn out_of_order(value: &str) -> DmarcValue {
     }
 }
 
-/// The TXT values at a `_dmarc` name that are meant as DMARC, each classified,
-/// and those values as observed.
-fn dmarc_values(texts: Vec<String>) -> (Vec<(String, DmarcValue)>, Vec<String>) {
-    let judged: Vec<(String, DmarcValue)> = texts
+/// What receivers make of the TXT values at one `_dmarc` name.
+enum Applied {
+    /// No DMARC record there.
+    Nothing,
+    /// One record, which receivers apply; the note says how they read it, if needed.
+    Valid(Option<String>),
+    /// One record, which receivers discard: why and what to do.
+    Invalid(String),
+    /// This many records: receivers apply none.
+    Several(usize),
+}
+
+/// What receivers make of the answer at a `_dmarc` name, and the values there
+/// meant as DMARC (as observed); `Err` carries why the lookup failed.
+fn applied(answer: Answer<String>) -> Result<(Applied, Vec<String>), String> {
+    let texts = match answer {
+        Answer::Found(texts) => texts,
+        Answer::Empty => vec![],
+        Answer::Failed(e) => return Err(e),
+    };
+    let (meant, observed): (Vec<DmarcValue>, Vec<String>) = texts
         .into_iter()
-        .map(|t| {
-            let kind = classify(&t);
-            (t, kind)
-        })
-        .filter(|(_, kind)| *kind != DmarcValue::Other)
-        .collect();
-    let observed = judged.iter().map(|(t, _)| t.clone()).collect();
-    (judged, observed)
+        .map(|t| (classify(&t), t))
+        .filter(|(kind, _)| *kind != DmarcValue::Other)
+        .unzip();
+    let applied = match meant.as_slice() {
+        [] => Applied::Nothing,
+        [DmarcValue::Valid(note)] => Applied::Valid(note.clone()),
+        [DmarcValue::Invalid(reason)] => Applied::Invalid(reason.clone()),
+        several => Applied::Several(several.len()),
+    };
+    Ok((applied, observed))
 }
 
 /// What was found at the places a DMARC record is looked for.
@@ -106,17 +125,12 @@ pub struct DmarcFindings {
 
 /// Judges the DMARC record from what was found.
 pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
-    let own = match findings.own {
-        Answer::Found(texts) => texts,
-        Answer::Empty => vec![],
-        Answer::Failed(e) => return Err(e),
-    };
-    let (judged, observed) = dmarc_values(own);
+    let (own, observed) = applied(findings.own)?;
     let chain = &findings.chain;
-    match judged.as_slice() {
-        [(_, DmarcValue::Valid(note))] => {
+    match own {
+        Applied::Valid(note) => {
             let reason = match (note, chain.is_empty()) {
-                (Some(note), _) => Some(note.clone()),
+                (Some(note), _) => Some(note),
                 (None, true) => None,
                 (None, false) => Some(format!(
                     "The DMARC record is published through a CNAME to {}; that is fine.",
@@ -125,29 +139,21 @@ pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
             };
             return Ok(Judgement::new(RecordStatus::Verified, reason, observed));
         }
-        [(_, DmarcValue::Invalid(reason))] => {
-            return Ok(Judgement::failed(reason.clone(), observed));
-        }
-        [] => {}
-        several => {
+        Applied::Invalid(reason) => return Ok(Judgement::failed(reason, observed)),
+        Applied::Nothing => {}
+        Applied::Several(count) => {
             return Ok(Judgement::failed(
                 format!(
-                    "{} DMARC records were found; receivers apply none when there is more than one (RFC 7489 6.6.3), so keep only one.",
-                    several.len()
+                    "{count} DMARC records were found; receivers apply none when there is more than one (RFC 7489 6.6.3), so keep only one."
                 ),
                 observed,
             ));
         }
     }
     if let Some((name, answer)) = findings.inherited {
-        let texts = match answer {
-            Answer::Found(texts) => texts,
-            Answer::Failed(e) => return Err(e),
-            Answer::Empty => vec![],
-        };
-        let (judged, observed) = dmarc_values(texts);
-        match judged.as_slice() {
-            [(_, DmarcValue::Valid(_))] => {
+        let (inherited, observed) = applied(answer)?;
+        match inherited {
+            Applied::Valid(_) => {
                 return Ok(Judgement::new(
                     RecordStatus::Verified,
                     Some("No DMARC record at this name; the organizational domain's DMARC record applies to it (RFC 7489 6.6.3), which is accepted.".into()),
@@ -156,7 +162,7 @@ pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
             }
             // Receivers fall back to the organizational domain's record and find
             // it broken: no DMARC applies, as if the domain's own were broken.
-            [(_, DmarcValue::Invalid(reason))] => {
+            Applied::Invalid(reason) => {
                 return Ok(Judgement::failed(
                     format!(
                         "No DMARC record at this name, and the organizational domain's at {name}, which receivers use instead, is broken: {reason}"
@@ -164,12 +170,11 @@ pub fn judge_dmarc(findings: DmarcFindings) -> Verdict {
                     observed,
                 ));
             }
-            [] => {}
-            several => {
+            Applied::Nothing => {}
+            Applied::Several(count) => {
                 return Ok(Judgement::failed(
                     format!(
-                        "No DMARC record at this name, and {} DMARC records are at {name}, which receivers use instead; they apply none when there is more than one (RFC 7489 6.6.3), so publish one here or keep only one there.",
-                        several.len()
+                        "No DMARC record at this name, and {count} DMARC records are at {name}, which receivers use instead; they apply none when there is more than one (RFC 7489 6.6.3), so publish one here or keep only one there."
                     ),
                     observed,
                 ));
@@ -270,13 +275,7 @@ mod tests {
             ..findings(Answer::Empty)
         })
         .expect("judged");
-        assert_eq!(at_apex.status, RecordStatus::Failed);
-        assert!(
-            at_apex
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("_dmarc.example.com"))
-        );
+        at_apex.assert_judged(RecordStatus::Failed, "_dmarc.example.com");
         assert!(
             judge_dmarc(DmarcFindings {
                 inherited: Some((
@@ -312,15 +311,8 @@ mod tests {
             &["v=DMARC1; p=none", "v=DMARC1; p=reject"],
         ] {
             let judged = broken_parent(texts);
-            assert_eq!(judged.status, RecordStatus::Failed, "{texts:?}");
-            assert!(
-                judged
-                    .reason
-                    .as_deref()
-                    .is_some_and(|r| r.contains("_dmarc.example.com")),
-                "{judged:?}"
-            );
-            assert!(!judged.observed.is_empty());
+            judged.assert_judged(RecordStatus::Failed, "_dmarc.example.com");
+            assert!(!judged.observed.is_empty(), "{texts:?}");
         }
         // Not DMARC at all there: nothing found, as before.
         assert_eq!(

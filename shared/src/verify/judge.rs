@@ -47,6 +47,18 @@ impl Judgement {
     }
 }
 
+#[cfg(test)]
+impl Judgement {
+    /// Asserts this status, with a reason that mentions `words`.
+    pub(super) fn assert_judged(&self, status: RecordStatus, words: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert!(
+            self.reason.as_deref().is_some_and(|r| r.contains(words)),
+            "no {words:?} in the reason: {self:?}"
+        );
+    }
+}
+
 /// A record found at `<name>.<registrable domain>` instead of at its name: what a
 /// DNS provider that appends the zone to every host makes of a fully qualified one.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,32 +277,24 @@ mod tests {
         Answer::Found(items.iter().map(|s| s.to_string()).collect())
     }
 
+    /// Judges MX values published for SES's inbound host.
+    fn ses_mx(values: &[&str]) -> Verdict {
+        judge_mx("inbound-smtp.us-east-2.amazonaws.com", found(values), None)
+    }
+
     #[test]
     fn mx_verdicts() {
-        let host = "inbound-smtp.us-east-2.amazonaws.com";
-        let ours = judge_mx(
-            host,
-            found(&["10 inbound-smtp.us-east-2.amazonaws.com"]),
-            None,
-        );
+        let ours = ses_mx(&["10 inbound-smtp.us-east-2.amazonaws.com"]);
         assert_eq!(ours.map(|j| j.status), Ok(RecordStatus::Verified));
-        let tie = judge_mx(
-            host,
-            found(&[
-                "10 inbound-smtp.us-east-2.amazonaws.com",
-                "10 mx.other.example",
-            ]),
-            None,
-        );
+        let tie = ses_mx(&[
+            "10 inbound-smtp.us-east-2.amazonaws.com",
+            "10 mx.other.example",
+        ]);
         assert_eq!(tie.map(|j| j.status), Ok(RecordStatus::Verified));
-        let beaten = judge_mx(
-            host,
-            found(&[
-                "10 inbound-smtp.us-east-2.amazonaws.com",
-                "5 mx.other.example",
-            ]),
-            None,
-        )
+        let beaten = ses_mx(&[
+            "10 inbound-smtp.us-east-2.amazonaws.com",
+            "5 mx.other.example",
+        ])
         .expect("judged");
         assert_eq!(beaten.status, RecordStatus::Failed);
         assert_eq!(
@@ -304,16 +308,9 @@ mod tests {
 
     #[test]
     fn a_null_mx_is_named_and_a_failed_lookup_is_not_judged() {
-        let null =
-            judge_mx("inbound-smtp.us-east-2.amazonaws.com", found(&["0 "]), None).expect("judged");
-        assert_eq!(null.status, RecordStatus::Failed);
+        let null = ses_mx(&["0 "]).expect("judged");
+        null.assert_judged(RecordStatus::Failed, "null MX");
         assert_eq!(null.observed, ["0 ."]);
-        assert!(
-            null.reason
-                .as_deref()
-                .is_some_and(|r| r.contains("null MX")),
-            "{null:?}"
-        );
         assert!(judge_mx("a", Answer::Failed("timeout".into()), None).is_err());
     }
 
@@ -324,12 +321,9 @@ mod tests {
             host_to_enter: "tok._domainkey".into(),
             observed: vec!["tok.dkim.amazonses.com".into()],
         });
-        assert!(
-            judged
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("enter only tok._domainkey as the host")),
-            "{judged:?}"
+        judged.assert_judged(
+            RecordStatus::Failed,
+            "enter only tok._domainkey as the host",
         );
     }
 
@@ -345,13 +339,7 @@ mod tests {
             &["alias.example.net".into(), "tok.dkim.amazonses.com".into()],
             false,
         );
-        assert_eq!(chained.status, RecordStatus::Verified);
-        assert!(
-            chained
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("chain"))
-        );
+        chained.assert_judged(RecordStatus::Verified, "chain");
         assert_eq!(
             judge_dkim_target(expected, &["other.example".into()], false).status,
             RecordStatus::Failed
@@ -365,13 +353,7 @@ mod tests {
             ..InsteadOfCname::default()
         };
         let proxied = judge_missing_dkim(expected, addresses.clone(), None);
-        assert_eq!(proxied.status, RecordStatus::Failed);
-        assert!(
-            proxied
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("proxied"))
-        );
+        proxied.assert_judged(RecordStatus::Failed, "proxied");
         let wildcard = judge_missing_dkim(
             expected,
             InsteadOfCname {
@@ -380,13 +362,7 @@ mod tests {
             },
             None,
         );
-        assert_eq!(wildcard.status, RecordStatus::Pending);
-        assert!(
-            wildcard
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.contains("wildcard"))
-        );
+        wildcard.assert_judged(RecordStatus::Pending, "wildcard");
         let key = judge_missing_dkim(
             expected,
             InsteadOfCname {
@@ -395,8 +371,7 @@ mod tests {
             },
             None,
         );
-        assert_eq!(key.status, RecordStatus::Failed);
-        assert!(key.reason.as_deref().is_some_and(|r| r.contains("TXT")));
+        key.assert_judged(RecordStatus::Failed, "TXT");
         assert_eq!(
             judge_missing_dkim(expected, InsteadOfCname::default(), None).status,
             RecordStatus::Pending
