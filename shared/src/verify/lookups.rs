@@ -15,7 +15,7 @@ use super::judge::{
     AppendedRecord, InsteadOfCname, Judgement, judge_dkim_target, judge_missing_dkim, judge_mx,
 };
 use super::resolver::{Answer, Rr, normalize_host, query};
-use super::servers::{Reply, within};
+use super::servers::{Question, Reply, within};
 use super::spf;
 use super::zones::{KnownZone, Reach};
 use crate::domain_name::DomainName;
@@ -95,14 +95,15 @@ impl<'a> Lookups<'a> {
                 Reach::Unknown(why) => return Asked::NoServers(why.clone()),
                 Reach::Refused(why) => return Asked::Refused(why.clone()),
             };
+            let question = Question {
+                zone: &zone.name,
+                fqdn,
+                record_type,
+            };
             let reply = if every {
-                servers
-                    .ask_agreed(&zone.name, fqdn, record_type, self.budget)
-                    .await
+                servers.ask_agreed(question, self.budget).await
             } else {
-                servers
-                    .ask(&zone.name, fqdn, record_type, self.budget)
-                    .await
+                servers.ask(question, self.budget).await
             };
             match reply {
                 Reply::Answer(records) if records.is_empty() => {

@@ -77,21 +77,19 @@ pub(super) fn build_resolver(
 }
 
 pub(super) fn servers_config(servers: &[SocketAddr]) -> ResolverConfig {
-    ResolverConfig::from_name_servers(
-        servers
-            .iter()
-            .map(|server| {
-                let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-                    .into_iter()
-                    .map(|mut connection| {
-                        connection.port = server.port();
-                        connection
-                    })
-                    .collect();
-                NameServerConfig::new(server.ip(), true, connections)
-            })
-            .collect(),
-    )
+    ResolverConfig::from_name_servers(servers.iter().copied().map(name_server).collect())
+}
+
+/// One name server, asked over UDP and over TCP, both at its address's port.
+pub(super) fn name_server(address: SocketAddr) -> NameServerConfig {
+    let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+        .into_iter()
+        .map(|mut connection| {
+            connection.port = address.port();
+            connection
+        })
+        .collect();
+    NameServerConfig::new(address.ip(), true, connections)
 }
 
 /// Lowercase, no trailing dot: how hosts are compared.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverOpts};
+use hickory_resolver::config::ResolverOpts;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::DnsHandle;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
@@ -19,7 +19,7 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use super::budget::Budget;
-use super::resolver::{LOOKUP_DEADLINE, QUERY_TIMEOUT, Rr, normalize_host};
+use super::resolver::{LOOKUP_DEADLINE, QUERY_TIMEOUT, Rr, name_server, normalize_host};
 
 /// What one authoritative server said.
 pub(super) enum Reply {
@@ -58,6 +58,15 @@ pub(super) fn below(name: &str, zone: &str) -> bool {
 
 type Pool = NameServerPool<TokioRuntimeProvider>;
 
+/// One question for a zone's servers: `fqdn`'s records of `record_type`, asked of
+/// the servers of `zone` (which holds `fqdn`).
+#[derive(Clone, Copy)]
+pub(super) struct Question<'a> {
+    pub(super) zone: &'a str,
+    pub(super) fqdn: &'a str,
+    pub(super) record_type: RecordType,
+}
+
 /// A zone's authoritative servers (at most a few), each asked on its own so a lame
 /// one can be passed over for the next.
 pub(super) struct ZoneServers {
@@ -87,28 +96,22 @@ impl ZoneServers {
         &self.addresses
     }
 
-    /// Asks `fqdn` of one server of `zone`; if it cannot answer (refused, failed,
-    /// timed out, referred somewhere that is not below `zone`), the others at once,
-    /// the first to answer winning. Every question sent is taken from `budget`.
-    pub(super) async fn ask(
-        &self,
-        zone: &str,
-        fqdn: &str,
-        record_type: RecordType,
-        budget: &Budget,
-    ) -> Reply {
+    /// Asks the question of one server; if it cannot answer (refused, failed,
+    /// timed out, referred somewhere that is not below the zone), the others at
+    /// once, the first to answer winning. Every question sent is taken from `budget`.
+    pub(super) async fn ask(&self, question: Question<'_>, budget: &Budget) -> Reply {
         let count = self.each.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % count.max(1);
         let mut order = (0..count).map(|i| &self.each[(start + i) % count]);
         let Some(first) = order.next() else {
             return Reply::Failed("no name servers".into());
         };
-        let mut failure = match ask_one(first, zone, fqdn, record_type, budget).await {
+        let mut failure = match ask_one(first, question, budget).await {
             Reply::Failed(error) => error,
             reply => return reply,
         };
         let mut others: FuturesUnordered<_> = order
-            .map(|server| ask_one(server, zone, fqdn, record_type, budget))
+            .map(|server| ask_one(server, question, budget))
             .collect();
         while let Some(reply) = others.next().await {
             match reply {
@@ -121,21 +124,15 @@ impl ZoneServers {
 }
 
 impl ZoneServers {
-    /// Asks `fqdn` of every server of `zone` at once, for an answer they agree
+    /// Asks the question of every server at once, for an answer they agree
     /// on: the same records (in any order) from every server that answers;
     /// servers that fail are passed over, but one at least must answer. A
     /// referral, from any of them, is followed as `ask` follows one.
-    pub(super) async fn ask_agreed(
-        &self,
-        zone: &str,
-        fqdn: &str,
-        record_type: RecordType,
-        budget: &Budget,
-    ) -> Reply {
+    pub(super) async fn ask_agreed(&self, question: Question<'_>, budget: &Budget) -> Reply {
         let replies = futures::future::join_all(
             self.each
                 .iter()
-                .map(|server| ask_one(server, zone, fqdn, record_type, budget)),
+                .map(|server| ask_one(server, question, budget)),
         )
         .await;
         let asked = replies.len();
@@ -171,7 +168,8 @@ impl ZoneServers {
             .count();
         if agreeing < answered.len() {
             return Reply::Failed(format!(
-                "the name servers of its zone answer {fqdn} differently ({agreeing} of {} alike): every one must serve the record, so wait until they all do",
+                "the name servers of its zone answer {} differently ({agreeing} of {} alike): every one must serve the record, so wait until they all do",
+                question.fqdn,
                 answered.len()
             ));
         }
@@ -180,33 +178,25 @@ impl ZoneServers {
 }
 
 fn pool_for(address: SocketAddr) -> Option<Pool> {
-    let connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
-        .into_iter()
-        .map(|mut connection| {
-            connection.port = address.port();
-            connection
-        })
-        .collect();
     let mut options = ResolverOpts::default();
     options.timeout = QUERY_TIMEOUT;
     options.attempts = 1;
     options.num_concurrent_reqs = 1;
     let context = PoolContext::new(options, TlsConfig::new().ok()?);
     Some(NameServerPool::from_config(
-        [NameServerConfig::new(address.ip(), true, connections)],
+        [name_server(address)],
         Arc::new(context),
         TokioRuntimeProvider::default(),
     ))
 }
 
 /// One question to one server, read as `Reply`.
-async fn ask_one(
-    server: &Pool,
-    zone: &str,
-    fqdn: &str,
-    record_type: RecordType,
-    budget: &Budget,
-) -> Reply {
+async fn ask_one(server: &Pool, question: Question<'_>, budget: &Budget) -> Reply {
+    let Question {
+        zone,
+        fqdn,
+        record_type,
+    } = question;
     if let Err(spent) = budget.take() {
         return Reply::Failed(spent);
     }
@@ -261,11 +251,7 @@ fn read_authority(zone: &str, fqdn: &str, authorities: &[Record], additionals: &
                 let glue = additionals
                     .iter()
                     .filter(|glue| &glue.name == host_name)
-                    .filter_map(|glue| match &glue.data {
-                        RData::A(a) => Some(IpAddr::V4(a.0)),
-                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                        _ => None,
-                    })
+                    .filter_map(glue_address)
                     .collect();
                 Some((
                     normalize_host(&record.name.to_ascii()),
@@ -277,6 +263,15 @@ fn read_authority(zone: &str, fqdn: &str, authorities: &[Record], additionals: &
         })
         .collect();
     referral(zone, fqdn, servers)
+}
+
+/// The address a glue record gives, if it is an A or AAAA record.
+fn glue_address(glue: &Record) -> Option<IpAddr> {
+    match &glue.data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+        _ => None,
+    }
 }
 
 /// A referral from (child zone, name server, glue) triples: only one to a zone
@@ -318,14 +313,7 @@ fn read_no_records(zone: &str, fqdn: &str, no_records: &NoRecords) -> Reply {
             RData::NS(host) => Some((
                 normalize_host(&data.ns.name.to_ascii()),
                 normalize_host(&host.0.to_ascii()),
-                data.glue
-                    .iter()
-                    .filter_map(|glue| match &glue.data {
-                        RData::A(a) => Some(IpAddr::V4(a.0)),
-                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                        _ => None,
-                    })
-                    .collect(),
+                data.glue.iter().filter_map(glue_address).collect(),
             )),
             _ => None,
         })

@@ -19,7 +19,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use super::DnsChecker;
 use super::budget::Budget;
 use super::resolver::{Answer, LOOKUP_DEADLINE, Rr, normalize_host, query};
-use super::servers::{Referral, Reply, ZoneServers, below, within};
+use super::servers::{Question, Referral, Reply, ZoneServers, below, within};
 use crate::domain_name::DomainName;
 
 /// How long a zone's authoritative servers (never answers) are remembered.
@@ -146,10 +146,12 @@ impl DnsChecker {
             if current.name == target {
                 break;
             }
-            match servers
-                .ask(&current.name, target, RecordType::NS, budget)
-                .await
-            {
+            let question = Question {
+                zone: &current.name,
+                fqdn: target,
+                record_type: RecordType::NS,
+            };
+            match servers.ask(question, budget).await {
                 Reply::Referral(referral) => {
                     cuts += 1;
                     known.push(self.cut(referral, cuts, budget).await);
@@ -224,7 +226,12 @@ impl DnsChecker {
     /// parent's servers can be found and asked.
     async fn delegation(&self, apex: &str, budget: &Budget) -> Option<Vec<(String, Vec<IpAddr>)>> {
         let (parent, servers) = self.parent_zone(apex, budget).await?;
-        match servers.ask(&parent, apex, RecordType::NS, budget).await {
+        let question = Question {
+            zone: &parent,
+            fqdn: apex,
+            record_type: RecordType::NS,
+        };
+        match servers.ask(question, budget).await {
             Reply::Referral(referral) if referral.zone == apex => Some(referral.servers),
             // The parent's servers hold the zone too: its NS records, asked of them.
             Reply::Answer(records) => {
