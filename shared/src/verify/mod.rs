@@ -109,53 +109,41 @@ impl LazyDnsChecker {
         records: &[DnsRecord],
     ) -> (Vec<DnsRecord>, CheckStats) {
         let started = std::time::Instant::now();
-        let checker = match self.checker.get() {
-            Some(checker) => checker,
-            None => match Self::build(&self.settings) {
-                Ok(built) => self.checker.get_or_init(|| built),
-                Err(error) => {
-                    tracing::error!(%error, "no DNS resolver");
-                    let unchanged = records
-                        .iter()
-                        .map(|record| DnsRecord {
-                            reason: Some(format!(
-                                "The DNS lookup for {} could not be completed ({error}); the status is unchanged, try again later.",
-                                record.fqdn
-                            )),
-                            ..record.clone()
-                        })
-                        .collect();
-                    let stats = CheckStats {
-                        elapsed: started.elapsed(),
-                        incomplete: records.len(),
-                        questions: 0,
-                    };
-                    return (unchanged, stats);
-                }
-            },
-        };
-        checker.check_measured(domain, records).await
+        match self.checker() {
+            Ok(checker) => checker.check_measured(domain, records).await,
+            Err(error) => {
+                tracing::error!(%error, "no DNS resolver");
+                let unchanged = unchanged(records, |record| not_completed(&record.fqdn, &error));
+                let stats = CheckStats {
+                    elapsed: started.elapsed(),
+                    incomplete: records.len(),
+                    questions: 0,
+                };
+                (unchanged, stats)
+            }
+        }
     }
-}
 
-impl LazyDnsChecker {
     /// `DnsChecker::claim_proof`; if the resolver cannot be set up, a failed lookup.
     pub async fn claim_proof(
         &self,
         domain: &DomainName,
         fqdn: &str,
     ) -> (Answer<String>, Vec<String>) {
+        match self.checker() {
+            Ok(checker) => checker.claim_proof(domain, fqdn).await,
+            Err(error) => (Answer::Failed(error.to_string()), Vec::new()),
+        }
+    }
+
+    /// The checker, built now if it has not been yet (and kept once built).
+    fn checker(&self) -> Result<&DnsChecker, ResolverSetupError> {
         match self.checker.get() {
-            Some(checker) => checker.claim_proof(domain, fqdn).await,
-            None => match Self::build(&self.settings) {
-                Ok(built) => {
-                    self.checker
-                        .get_or_init(|| built)
-                        .claim_proof(domain, fqdn)
-                        .await
-                }
-                Err(error) => (Answer::Failed(error.to_string()), Vec::new()),
-            },
+            Some(checker) => Ok(checker),
+            None => {
+                let built = Self::build(&self.settings)?;
+                Ok(self.checker.get_or_init(|| built))
+            }
         }
     }
 }
@@ -223,21 +211,20 @@ impl DnsChecker {
     ) -> (Vec<DnsRecord>, CheckStats) {
         let started = std::time::Instant::now();
         let budget = Budget::per_check();
-        let (mut checked, incomplete) = match tokio::time::timeout(CHECK_BUDGET, self.check_all(domain, records, &budget)).await {
+        let (mut checked, incomplete) = match tokio::time::timeout(
+            CHECK_BUDGET,
+            self.check_all(domain, records, &budget),
+        )
+        .await
+        {
             Ok(checked) => checked,
-            Err(_) => (
-                records
-                    .iter()
-                    .map(|record| DnsRecord {
-                        reason: Some(format!(
-                            "The DNS lookups for {domain} took longer than {} seconds; the status is unchanged, try again later.",
-                            CHECK_BUDGET.as_secs()
-                        )),
-                        ..record.clone()
-                    })
-                    .collect(),
-                records.len(),
-            ),
+            Err(_) => {
+                let why = format!(
+                    "The DNS lookups for {domain} took longer than {} seconds; the status is unchanged, try again later.",
+                    CHECK_BUDGET.as_secs()
+                );
+                (unchanged(records, |_| why.clone()), records.len())
+            }
         };
         // Whatever DNS answered, what is kept stays within the contract's bounds.
         checked.iter_mut().for_each(DnsRecord::bound);
@@ -294,10 +281,7 @@ impl DnsChecker {
                     (updated, false)
                 }
                 Err(lookup_error) => {
-                    updated.reason = Some(format!(
-                        "The DNS lookup for {} could not be completed ({lookup_error}); the status is unchanged, try again later.",
-                        record.fqdn
-                    ));
+                    updated.reason = Some(not_completed(&record.fqdn, &lookup_error));
                     (updated, true)
                 }
             }
@@ -309,4 +293,22 @@ impl DnsChecker {
             incomplete,
         )
     }
+}
+
+/// The records as they were (status kept), each with `why` as its reason.
+fn unchanged(records: &[DnsRecord], why: impl Fn(&DnsRecord) -> String) -> Vec<DnsRecord> {
+    records
+        .iter()
+        .map(|record| DnsRecord {
+            reason: Some(why(record)),
+            ..record.clone()
+        })
+        .collect()
+}
+
+/// The reason of a record whose lookup could not be completed.
+fn not_completed(fqdn: &str, error: &dyn std::fmt::Display) -> String {
+    format!(
+        "The DNS lookup for {fqdn} could not be completed ({error}); the status is unchanged, try again later."
+    )
 }
