@@ -50,6 +50,7 @@ impl Judgement {
 #[cfg(test)]
 impl Judgement {
     /// Asserts this status, with a reason that mentions `words`.
+    #[track_caller]
     pub(super) fn assert_judged(&self, status: RecordStatus, words: &str) {
         assert_eq!(self.status, status, "{self:?}");
         assert!(
