@@ -15,6 +15,7 @@ mod claims;
 mod deadlines;
 mod dns_hierarchy;
 mod dynamodb_errors;
+mod endpoint_table;
 mod event_publisher;
 mod events;
 mod fanout;
