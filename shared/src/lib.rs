@@ -9,7 +9,6 @@ pub mod config;
 pub mod domain_name;
 pub mod domains;
 pub mod endpoints;
-pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod fanout;
