@@ -2,12 +2,11 @@
 //! `dynamodb`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::schema::*;
 use super::{
-    DynamoDbStore, TransactionOutcome, build_error, classify, from_item, string_value, to_item,
+    DynamoDbStore, Read, TransactItem, TransactionOutcome, from_item, string_value, to_item,
 };
 use crate::keys::ApiKeyRecord;
 use crate::model::Timestamp;
@@ -54,13 +53,9 @@ impl KeyStore for DynamoDbStore {
         let items = [by_hash, by_org, by_id]
             .into_iter()
             .map(|item| {
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
+                self.transact_put(item)
                     .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .map(|put| TransactWriteItem::builder().put(put).build())
-                    .map_err(build_error)
+                    .transact_item()
             })
             .collect::<Result<Vec<_>, _>>()?;
         match self.transact("put API key", items).await? {
@@ -72,30 +67,19 @@ impl KeyStore for DynamoDbStore {
     }
 
     async fn find_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(key_hash_pk(key_hash)))
-            .key("sk", string_value(API_KEY_SORT_KEY))
-            .send()
-            .await
-            .map_err(|e| classify("find API key", e))?;
-        output
-            .item
-            .map(|item| from_item::<KeyItem>(item).map(|k| k.record))
-            .transpose()
+        self.get_item(
+            "find API key",
+            key_hash_pk(key_hash),
+            API_KEY_SORT_KEY,
+            Read::Eventual,
+        )
+        .await?
+        .map(|item| from_item::<KeyItem>(item).map(|k| k.record))
+        .transpose()
     }
 
     async fn list_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", string_value(organization_pk(organization_id)))
-            .expression_attribute_values(":prefix", string_value(API_KEY_PREFIX))
-            .consistent_read(true);
+        let query = self.query_prefix(organization_pk(organization_id), API_KEY_PREFIX);
         self.query_items("list API keys", query, usize::MAX, |item| {
             from_item::<KeyItem>(item).map(|k| Some(k.record))
         })
@@ -103,33 +87,27 @@ impl KeyStore for DynamoDbStore {
     }
 
     async fn revoke_key(&self, key_id: &str, now: Timestamp) -> Result<ApiKeyRecord, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(key_id_pk(key_id)))
-            .key("sk", string_value(API_KEY_ID_SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("find API key id", e))?;
-        let id_item: KeyIdItem = from_item(output.item.ok_or(StoreError::KeyNotFound)?)?;
+        let id_item = self
+            .get_item(
+                "find API key id",
+                key_id_pk(key_id),
+                API_KEY_ID_SORT_KEY,
+                Read::Consistent,
+            )
+            .await?
+            .ok_or(StoreError::KeyNotFound)?;
+        let id_item: KeyIdItem = from_item(id_item)?;
         let revoked_at = string_value(now.to_string());
-        let update = |pk: String, sk: String| {
-            Update::builder()
-                .table_name(&self.table)
-                .key("pk", string_value(pk))
-                .key("sk", string_value(sk))
+        let revoke = |pk: String, sk: String| {
+            self.transact_update(pk, sk)
                 .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_values(":now", revoked_at.clone())
-                .build()
-                .map(|update| TransactWriteItem::builder().update(update).build())
-                .map_err(build_error)
+                .transact_item()
         };
         let items = vec![
-            update(key_hash_pk(&id_item.key_hash), API_KEY_SORT_KEY.into())?,
-            update(
+            revoke(key_hash_pk(&id_item.key_hash), API_KEY_SORT_KEY.into())?,
+            revoke(
                 organization_pk(&id_item.organization_id),
                 key_org_sk(key_id),
             )?,

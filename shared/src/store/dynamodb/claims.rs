@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::counts::CountMove;
 use super::domain_items::{Guard, same_domain_item};
 use super::schema::*;
 use super::{
-    DynamoDbStore, TransactionOutcome, build_error, classify, from_item, string_value, to_item,
+    Condition, Conditioned, DynamoDbStore, Item, Read, TransactItem, TransactionOutcome,
+    condition_checked, from_item, string_value, to_item,
 };
 use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
@@ -63,40 +64,28 @@ struct ClaimedMark<'a> {
 /// Kept a week, as a claim: long enough for any reader of the change.
 const CLAIMED_MARK_DAYS: i64 = 7;
 
-fn claim_from_item(item: HashMap<String, AttributeValue>) -> Result<DomainClaim, StoreError> {
+fn claim_from_item(item: Item) -> Result<DomainClaim, StoreError> {
     from_item::<ClaimItem>(item).map(|item| item.claim)
 }
-
-/// A condition on the stored claim: its expression, names and values.
-type Condition = (
-    String,
-    HashMap<String, String>,
-    HashMap<String, AttributeValue>,
-);
 
 /// "This same claim": its proof value is the one read (values are random, so a
 /// replaced claim never matches).
 fn same_claim(claim: &DomainClaim) -> Condition {
-    (
-        "#record.#value = :value".into(),
-        HashMap::from([
-            ("#record".into(), "record".into()),
-            ("#value".into(), "value".into()),
-        ]),
+    Condition::new(
+        "#record.#value = :value",
         HashMap::from([(":value".into(), string_value(claim.record.value.clone()))]),
     )
+    .with_names([("#record", "record"), ("#value", "value")])
 }
 
 /// "This same claim, still pending".
 fn same_pending_claim(claim: &DomainClaim) -> Condition {
-    let (expression, mut names, mut values) = same_claim(claim);
-    names.insert("#status".into(), "status".into());
-    values.insert(":pending".into(), string_value("pending"));
-    (
-        format!("#status = :pending AND {expression}"),
-        names,
-        values,
-    )
+    let mut condition = same_claim(claim).with_names([("#status", "status")]);
+    condition.expression = format!("#status = :pending AND {}", condition.expression);
+    condition
+        .values
+        .insert(":pending".into(), string_value("pending"));
+    condition
 }
 
 impl DynamoDbStore {
@@ -104,18 +93,15 @@ impl DynamoDbStore {
         &self,
         name: &DomainName,
     ) -> Result<Option<NameHolder>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(holder_pk(name)))
-            .key("sk", string_value(HOLDER_SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get name holder", e))?;
-        Ok(output
-            .item
+        let item = self
+            .get_item(
+                "get name holder",
+                holder_pk(name),
+                HOLDER_SORT_KEY,
+                Read::Consistent,
+            )
+            .await?;
+        Ok(item
             .map(from_item::<HolderItem>)
             .transpose()?
             .map(|item| NameHolder {
@@ -154,7 +140,7 @@ impl DynamoDbStore {
         items.push(self.count_move(&next.organization_id, CountMove::Up { max: max_domains })?);
         let claim_at = items.len();
         if let Some(claim) = transfer.claim {
-            items.push(put(self.pending_claim_put(claim)?)?);
+            items.push(self.pending_claim_put(claim)?.transact_item()?);
         }
         // A create taking the name, like any create, needs every parent free of
         // other organizations; a proven claim does not.
@@ -208,12 +194,9 @@ impl DynamoDbStore {
                 .as_datetime()
                 .timestamp(),
         })?;
-        let (condition, values) = same_domain_item(previous);
-        put(Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(mark))
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values)))
+        self.transact_put(mark)
+            .conditioned(same_domain_item(previous))
+            .transact_item()
     }
 
     /// The name's holder item moved from `previous` to `next`.
@@ -223,15 +206,13 @@ impl DynamoDbStore {
         next: &Domain,
         transfer: Transfer<'_>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(holder_pk(&next.name)))
-            .key("sk", string_value(HOLDER_SORT_KEY))
+        let update = self
+            .transact_update(holder_pk(&next.name), HOLDER_SORT_KEY)
             .condition_expression("domain_id = :previous")
             .expression_attribute_values(":previous", string_value(previous.id.clone()))
             .expression_attribute_values(":org", string_value(next.organization_id.clone()))
             .expression_attribute_values(":next", string_value(next.id.clone()));
-        update = if transfer.claim.is_some() {
+        let update = if transfer.claim.is_some() {
             update
                 .update_expression(
                     "SET organization_id = :org, domain_id = :next, claimed_at = :at",
@@ -242,9 +223,7 @@ impl DynamoDbStore {
                 "SET organization_id = :org, domain_id = :next REMOVE claimed_at",
             )
         };
-        Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(build_error)?)
-            .build())
+        update.transact_item()
     }
 
     /// A holder item for a name nobody holds.
@@ -268,50 +247,32 @@ impl DynamoDbStore {
                 string_value(transfer.at.to_string()),
             );
         }
-        put(Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)"))
+        self.transact_put(item)
+            .condition_expression("attribute_not_exists(pk)")
+            .transact_item()
     }
 
     /// A put of `claim` conditioned on the stored one being the same pending claim.
-    fn pending_claim_put(
-        &self,
-        claim: &DomainClaim,
-    ) -> Result<aws_sdk_dynamodb::types::builders::PutBuilder, StoreError> {
-        let (expression, names, values) = same_pending_claim(claim);
-        Ok(Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ClaimItem::from_claim(claim))?))
-            .condition_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values)))
+    fn pending_claim_put(&self, claim: &DomainClaim) -> Result<PutBuilder, StoreError> {
+        Ok(self
+            .transact_put(to_item(&ClaimItem::from_claim(claim))?)
+            .conditioned(same_pending_claim(claim)))
     }
 
     pub(super) async fn read_claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
         let pk = organization_pk(organization_id);
         let guard = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(pk.clone()))
-            .key("sk", string_value(CLAIM_GUARD_SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get claims guard", e))?
-            .item
+            .get_item(
+                "get claims guard",
+                pk.clone(),
+                CLAIM_GUARD_SORT_KEY,
+                Read::Consistent,
+            )
+            .await?
             .and_then(|item| item.get("guard").and_then(|n| n.as_n().ok()).cloned())
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", string_value(pk))
-            .expression_attribute_values(":prefix", string_value(DOMAIN_CLAIM_PREFIX))
-            .consistent_read(true);
+        let query = self.query_prefix(pk, DOMAIN_CLAIM_PREFIX);
         let claims = self
             .query_items("list claims", query, usize::MAX, |item| {
                 claim_from_item(item).map(Some)
@@ -325,17 +286,15 @@ impl DynamoDbStore {
         organization_id: &str,
         name: &DomainName,
     ) -> Result<Option<DomainClaim>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(organization_id)))
-            .key("sk", string_value(domain_claim_sk(name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get claim", e))?;
-        output.item.map(claim_from_item).transpose()
+        self.get_item(
+            "get claim",
+            organization_pk(organization_id),
+            domain_claim_sk(name),
+            Read::Consistent,
+        )
+        .await?
+        .map(claim_from_item)
+        .transpose()
     }
 
     pub(super) async fn write_new_claim(
@@ -344,33 +303,21 @@ impl DynamoDbStore {
         replacing: Option<&DomainClaim>,
         guard: u64,
     ) -> Result<(), StoreError> {
-        let mut claim_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ClaimItem::from_claim(claim))?));
-        claim_put = match replacing {
+        let claim_put = self.transact_put(to_item(&ClaimItem::from_claim(claim))?);
+        let claim_put = match replacing {
             None => claim_put.condition_expression("attribute_not_exists(pk)"),
-            Some(old) => {
-                let (expression, names, values) = same_claim(old);
-                claim_put
-                    .condition_expression(expression)
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-            }
+            Some(old) => claim_put.conditioned(same_claim(old)),
         };
-        let guard_update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&claim.organization_id)))
-            .key("sk", string_value(CLAIM_GUARD_SORT_KEY))
+        let guard_update = self
+            .transact_update(
+                organization_pk(&claim.organization_id),
+                CLAIM_GUARD_SORT_KEY,
+            )
             .update_expression("SET guard = :next")
             .condition_expression("attribute_not_exists(guard) OR guard = :read")
             .expression_attribute_values(":read", AttributeValue::N(guard.to_string()))
-            .expression_attribute_values(":next", AttributeValue::N((guard + 1).to_string()))
-            .build()
-            .map_err(build_error)?;
-        let items = vec![
-            put(claim_put)?,
-            TransactWriteItem::builder().update(guard_update).build(),
-        ];
+            .expression_attribute_values(":next", AttributeValue::N((guard + 1).to_string()));
+        let items = vec![claim_put.transact_item()?, guard_update.transact_item()?];
         match self.transact("put claim", items).await? {
             TransactionOutcome::Done => Ok(()),
             TransactionOutcome::ConditionFailed(failed) if failed.contains(&0) => {
@@ -381,57 +328,28 @@ impl DynamoDbStore {
     }
 
     pub(super) async fn write_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
-        let (expression, names, values) = same_pending_claim(claim);
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ClaimItem::from_claim(claim))?))
-            .condition_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .put_item(to_item(&ClaimItem::from_claim(claim))?)
+            .conditioned(same_pending_claim(claim))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Err(StoreError::ClaimGone)
-            }
-            Err(error) => Err(classify("update claim", error)),
-        }
+        claim_gone_if_failed(condition_checked("update claim", result)?)
     }
 
     pub(super) async fn remove_claim(&self, claim: &DomainClaim) -> Result<(), StoreError> {
-        let (expression, names, values) = same_claim(claim);
         let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&claim.organization_id)))
-            .key("sk", string_value(domain_claim_sk(&claim.name)))
-            .condition_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .delete_item(
+                organization_pk(&claim.organization_id),
+                domain_claim_sk(&claim.name),
+            )
+            .conditioned(same_claim(claim))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Err(StoreError::ClaimGone)
-            }
-            Err(error) => Err(classify("delete claim", error)),
-        }
+        claim_gone_if_failed(condition_checked("delete claim", result)?)
     }
 }
 
-fn put(
-    builder: aws_sdk_dynamodb::types::builders::PutBuilder,
-) -> Result<TransactWriteItem, StoreError> {
-    Ok(TransactWriteItem::builder()
-        .put(builder.build().map_err(build_error)?)
-        .build())
+/// A write conditioned on the claim as read: `ClaimGone` if it failed.
+fn claim_gone_if_failed<T, E>(written: Result<T, E>) -> Result<(), StoreError> {
+    written.map(drop).map_err(|_| StoreError::ClaimGone)
 }

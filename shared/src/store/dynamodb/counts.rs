@@ -3,10 +3,10 @@
 //! ending at 0; read, never below 0 (a count left wrong by hand or by an old
 //! bug can only ever let an organization hold fewer domains, never more).
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use super::schema::{COUNT_SORT_KEY, organization_pk};
-use super::{DynamoDbStore, build_error, classify, string_value};
+use super::{DynamoDbStore, Read, TransactItem};
 use crate::store::StoreError;
 
 /// How a write moves an organization's domain count.
@@ -27,10 +27,8 @@ impl DynamoDbStore {
         organization_id: &str,
         movement: CountMove,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(organization_id)))
-            .key("sk", string_value(COUNT_SORT_KEY))
+        let update = self
+            .transact_update(organization_pk(organization_id), COUNT_SORT_KEY)
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
         let update = match movement {
             CountMove::Up { max } => update
@@ -42,25 +40,20 @@ impl DynamoDbStore {
                 update.update_expression("SET domains = if_not_exists(domains, :one) - :one")
             }
         };
-        Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(build_error)?)
-            .build())
+        update.transact_item()
     }
 
     /// The organization's count as stored (0 when missing or below 0).
     pub(super) async fn read_count(&self, organization_id: &str) -> Result<usize, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(organization_id)))
-            .key("sk", string_value(COUNT_SORT_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("get domain count", e))?;
-        Ok(output
-            .item
+        let item = self
+            .get_item(
+                "get domain count",
+                organization_pk(organization_id),
+                COUNT_SORT_KEY,
+                Read::Consistent,
+            )
+            .await?;
+        Ok(item
             .and_then(|item| item.get("domains").and_then(|n| n.as_n().ok()).cloned())
             .and_then(|n| n.parse::<i64>().ok())
             .map_or(0, |n| usize::try_from(n).unwrap_or(0)))

@@ -3,19 +3,19 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use futures::StreamExt;
 
 use super::items::{DomainItem, ScheduleItem, assemble_or_skip, is_schedule_sk, name_of_sk};
 use super::schema::*;
-use super::{DynamoDbStore, build_error, classify, string_value, to_item};
+use super::{
+    Condition, Conditioned, DynamoDbStore, Item, TransactItem, classify, string_value, to_item,
+};
 use crate::model::Domain;
 use crate::store::StoreError;
 
 /// Domain reads a due page makes at once.
 const GET_MANY_CONCURRENCY: usize = 16;
-
-pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// What a write of a domain's two items is conditioned on.
 pub(super) enum Guard<'a> {
@@ -27,9 +27,6 @@ pub(super) enum Guard<'a> {
     /// moves it to the two items.
     Read(&'a Domain),
 }
-
-/// Condition, names and values of a conditioned write.
-pub(super) type Condition = (String, HashMap<String, AttributeValue>);
 
 pub(super) fn read_values(read: &Domain) -> HashMap<String, AttributeValue> {
     HashMap::from([
@@ -43,16 +40,16 @@ pub(super) fn read_values(read: &Domain) -> HashMap<String, AttributeValue> {
 
 /// The domain item as read: its id, and its version if it still keeps one.
 pub(super) fn same_domain_item(read: &Domain) -> Condition {
-    (
-        "id = :id AND (attribute_not_exists(version) OR version = :version)".into(),
+    Condition::new(
+        "id = :id AND (attribute_not_exists(version) OR version = :version)",
         read_values(read),
     )
 }
 
 /// The schedule item as read (absent for a domain stored before schedule items).
 pub(super) fn same_schedule_item(read: &Domain) -> Condition {
-    (
-        "(id = :id AND version = :version) OR attribute_not_exists(pk)".into(),
+    Condition::new(
+        "(id = :id AND version = :version) OR attribute_not_exists(pk)",
         read_values(read),
     )
 }
@@ -102,18 +99,13 @@ impl DynamoDbStore {
             .parents()
             .iter()
             .map(|parent| {
-                let check = ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .key("pk", string_value(holder_pk(parent)))
-                    .key("sk", string_value(HOLDER_SORT_KEY))
+                self.transact_check(holder_pk(parent), HOLDER_SORT_KEY)
                     .condition_expression("attribute_not_exists(pk) OR organization_id = :org")
                     .expression_attribute_values(
                         ":org",
                         string_value(domain.organization_id.clone()),
                     )
-                    .build()
-                    .map_err(build_error)?;
-                Ok(TransactWriteItem::builder().condition_check(check).build())
+                    .transact_item()
             })
             .collect()
     }
@@ -125,12 +117,8 @@ impl DynamoDbStore {
         next: &Domain,
         guard: &Guard<'_>,
     ) -> Result<[TransactWriteItem; 2], StoreError> {
-        let domain_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&DomainItem::of(next))?));
-        let schedule_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ScheduleItem::of(next))?));
+        let domain_put = self.transact_put(to_item(&DomainItem::of(next))?);
+        let schedule_put = self.transact_put(to_item(&ScheduleItem::of(next))?);
         let (domain_put, schedule_put) = match guard {
             Guard::New => (
                 domain_put.condition_expression(format!(
@@ -138,41 +126,22 @@ impl DynamoDbStore {
                 )),
                 schedule_put,
             ),
-            Guard::Read(read) => {
-                let (domain_condition, values) = same_domain_item(read);
-                let (schedule_condition, _) = same_schedule_item(read);
-                (
-                    domain_put
-                        .condition_expression(domain_condition)
-                        .set_expression_attribute_values(Some(values.clone())),
-                    schedule_put
-                        .condition_expression(schedule_condition)
-                        .set_expression_attribute_values(Some(values)),
-                )
-            }
+            Guard::Read(read) => (
+                domain_put.conditioned(same_domain_item(read)),
+                schedule_put.conditioned(same_schedule_item(read)),
+            ),
         };
-        Ok([
-            TransactWriteItem::builder()
-                .put(domain_put.build().map_err(build_error)?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(schedule_put.build().map_err(build_error)?)
-                .build(),
-        ])
+        Ok([domain_put.transact_item()?, schedule_put.transact_item()?])
     }
 
     /// The delete of the domain's schedule item, if it is still the one read.
     pub(super) fn delete_schedule(&self, read: &Domain) -> Result<TransactWriteItem, StoreError> {
-        let (condition, values) = same_schedule_item(read);
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&read.organization_id)))
-            .key("sk", string_value(schedule_sk(&read.name)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
+        self.transact_delete(
+            organization_pk(&read.organization_id),
+            schedule_sk(&read.name),
+        )
+        .conditioned(same_schedule_item(read))
+        .transact_item()
     }
 
     /// The domains at these domain-item keys, each with its schedule item
@@ -217,9 +186,7 @@ impl DynamoDbStore {
         sk: &str,
     ) -> Result<Option<(Item, Option<Item>)>, StoreError> {
         let output = self
-            .client
             .query()
-            .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :domain AND :schedule")
             .expression_attribute_values(":pk", string_value(pk))
             .expression_attribute_values(":domain", string_value(sk))

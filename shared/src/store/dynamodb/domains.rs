@@ -4,15 +4,16 @@
 //! that changed nothing a caller sees writes the schedule item alone.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use serde::Serialize;
 
 use super::counts::CountMove;
 use super::items::{ScheduleItem, assemble, is_schedule_sk, name_of_sk};
 use super::schema::*;
 use super::{
-    DynamoDbStore, TransactionOutcome, build_error, classify, id_of, string_value, to_item,
+    Condition, Conditioned, DynamoDbStore, Item, TransactItem, TransactionOutcome,
+    condition_checked, id_of, string_value, to_item,
 };
 use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
@@ -83,21 +84,14 @@ impl DomainStore for DynamoDbStore {
             organization_id: &domain.organization_id,
             domain_id: &domain.id,
         })?;
-        let holder = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(holder_item))
+        let holder = self
+            .transact_put(holder_item)
             .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
+            .transact_item()?;
         let count = self.count_move(&domain.organization_id, CountMove::Up { max: max_domains })?;
         // Where the organization lost the name to a claim, its mark gives way.
         let [domain_put, schedule_put] = self.put_domain(domain, &Guard::New)?;
-        let mut items = vec![
-            TransactWriteItem::builder().put(holder).build(),
-            domain_put,
-            schedule_put,
-            count,
-        ];
+        let mut items = vec![holder, domain_put, schedule_put, count];
         const PARENTS_AT: usize = 4;
         items.extend(self.parents_free(domain)?);
         match self.transact("insert domain", items).await? {
@@ -154,13 +148,7 @@ impl DomainStore for DynamoDbStore {
             )
         });
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", string_value(pk))
-            .expression_attribute_values(":prefix", string_value(DOMAIN_SORT_PREFIX))
-            .consistent_read(true)
+            .query_prefix(pk, DOMAIN_SORT_PREFIX)
             .set_exclusive_start_key(start);
         // Two items a domain, and one more domain than asked for (whether a next
         // page follows) plus one whose schedule item may be cut off.
@@ -213,27 +201,22 @@ impl DomainStore for DynamoDbStore {
         let mut next = domain.clone();
         next.version = domain.version + 1;
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&ScheduleItem::of(&next))?))
-            .condition_expression("id = :id AND version = :version")
-            .set_expression_attribute_values(Some(read_values(domain)))
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            )
+            .put_item(to_item(&ScheduleItem::of(&next))?)
+            .conditioned(Condition::new(
+                "id = :id AND version = :version",
+                read_values(domain),
+            ))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        match condition_checked("update schedule", result)? {
             Ok(_) => {
                 domain.version = next.version;
                 Ok(())
             }
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                let old = match service.err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item(),
+            Err(failed) => {
+                let old = match &failed {
+                    PutItemError::ConditionalCheckFailedException(e) => e.item(),
                     _ => None,
                 };
                 match Self::schedule_write_failed(domain, old) {
@@ -257,32 +240,24 @@ impl DomainStore for DynamoDbStore {
                     }
                 }
             }
-            Err(error) => Err(classify("update schedule", error)),
         }
     }
 
     async fn delete(&self, domain: &Domain) -> Result<(), StoreError> {
-        let (condition, values) = same_domain_item(domain);
-        let delete_domain = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(&domain.organization_id)))
-            .key("sk", string_value(domain_sk(&domain.name)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(build_error)?;
-        let release_name = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", string_value(holder_pk(&domain.name)))
-            .key("sk", string_value(HOLDER_SORT_KEY))
+        let delete_domain = self
+            .transact_delete(
+                organization_pk(&domain.organization_id),
+                domain_sk(&domain.name),
+            )
+            .conditioned(same_domain_item(domain));
+        let release_name = self
+            .transact_delete(holder_pk(&domain.name), HOLDER_SORT_KEY)
             .condition_expression("domain_id = :id")
-            .expression_attribute_values(":id", string_value(domain.id.clone()))
-            .build()
-            .map_err(build_error)?;
+            .expression_attribute_values(":id", string_value(domain.id.clone()));
         let items = vec![
-            TransactWriteItem::builder().delete(delete_domain).build(),
+            delete_domain.transact_item()?,
             self.delete_schedule(domain)?,
-            TransactWriteItem::builder().delete(release_name).build(),
+            release_name.transact_item()?,
             self.count_move(&domain.organization_id, CountMove::Down)?,
         ];
         match self.transact("delete domain", items).await? {
@@ -303,9 +278,7 @@ impl DomainStore for DynamoDbStore {
         let upto = format!("{now}#~");
         let partitions = slice.partitions().map(|partition| {
             let query = self
-                .client
                 .query()
-                .table_name(&self.table)
                 .index_name(DUE_INDEX)
                 .key_condition_expression("gsi_due_pk = :pk AND gsi_due_sk <= :upto")
                 .expression_attribute_values(":pk", string_value(due_partition(partition)))

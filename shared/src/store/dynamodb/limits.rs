@@ -5,12 +5,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::schema::*;
-use super::{DynamoDbStore, classify, from_item, string_value};
+use super::{DynamoDbStore, condition_checked, from_item, string_value};
 use crate::model::Timestamp;
 use crate::store::{SesSlot, StoreError, Turn};
 
@@ -42,11 +41,10 @@ impl DynamoDbStore {
         let cutoff = Timestamp::from(now.as_datetime() - span);
         let expires = (now.as_datetime() + span).timestamp() + TURN_KEPT_SECONDS;
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", string_value(organization_pk(turn.organization_id())))
-            .key("sk", string_value(format!("{TURN_PREFIX}{}", turn.key())))
+            .update_item(
+                organization_pk(turn.organization_id()),
+                format!("{TURN_PREFIX}{}", turn.key()),
+            )
             .update_expression("SET taken_at = :now, #ttl = :ttl")
             .condition_expression("attribute_not_exists(taken_at) OR taken_at <= :cutoff")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
@@ -56,23 +54,18 @@ impl DynamoDbStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                let taken_at = match service.err() {
+        condition_checked("take a turn", result)?
+            .map(drop)
+            .map_err(|failed| {
+                let taken_at = match failed {
                     UpdateItemError::ConditionalCheckFailedException(e) => e
-                        .item()
-                        .cloned()
+                        .item
                         .and_then(|item| from_item::<TakenTurn>(item).ok())
                         .map(|turn| turn.taken_at),
                     _ => None,
                 };
-                Err(StoreError::TooSoon(taken_at.unwrap_or(now)))
-            }
-            Err(error) => Err(classify("take a turn", error)),
-        }
+                StoreError::TooSoon(taken_at.unwrap_or(now))
+            })
     }
 
     /// `DomainStore::take_ses_call`: one `UpdateItem` adding a call to this
@@ -83,11 +76,7 @@ impl DynamoDbStore {
             .unwrap_or_default();
         let second = now.as_secs();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", string_value(SES_BUDGET_PK))
-            .key("sk", string_value(second.to_string()))
+            .update_item(SES_BUDGET_PK, second.to_string())
             .update_expression("ADD calls :one SET #ttl = :ttl")
             .condition_expression("attribute_not_exists(calls) OR calls < :max")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
@@ -99,15 +88,9 @@ impl DynamoDbStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(SesSlot::Taken),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                let next = Duration::from_secs(second + 1);
-                Ok(SesSlot::Full(next.saturating_sub(now)))
-            }
-            Err(error) => Err(classify("take an SES call", error)),
-        }
+        Ok(match condition_checked("take an SES call", result)? {
+            Ok(_) => SesSlot::Taken,
+            Err(_) => SesSlot::Full(Duration::from_secs(second + 1).saturating_sub(now)),
+        })
     }
 }
