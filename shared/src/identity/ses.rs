@@ -15,6 +15,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use super::{Identity, IdentityError, IdentityOwner, IdentityProvider};
 use crate::domain_name::DomainName;
 use crate::model::SesStatus;
+use crate::store::sdk_failure::{SdkFailure, sdk_failure};
 
 /// Identities in SES (v2).
 pub struct SesIdentities {
@@ -113,29 +114,21 @@ fn classify<E>(operation: &str, error: SdkError<E, HttpResponse>) -> IdentityErr
 where
     E: KnownErrors + ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = format!(
-        "{operation}: {}",
-        aws_sdk_sesv2::error::DisplayErrorContext(&error)
-    );
-    match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            IdentityError::Unavailable(detail)
-        }
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            match service.err().known() {
-                Some(Known::AlreadyExists) => IdentityError::AlreadyExists,
-                Some(Known::NotFound) => IdentityError::NotFound,
-                Some(Known::Throttled) => IdentityError::Throttled(detail),
-                Some(Known::LimitExceeded) => IdentityError::LimitExceeded(detail),
-                None if status == 429 || service.err().code() == Some("Throttling") => {
-                    IdentityError::Throttled(detail)
-                }
-                None if status >= 500 => IdentityError::Unavailable(detail),
-                None => IdentityError::Other(detail),
+    let (detail, failure) = sdk_failure(operation, &error);
+    match failure {
+        SdkFailure::NoAnswer => IdentityError::Unavailable(detail),
+        SdkFailure::Service(error, status) => match error.known() {
+            Some(Known::AlreadyExists) => IdentityError::AlreadyExists,
+            Some(Known::NotFound) => IdentityError::NotFound,
+            Some(Known::Throttled) => IdentityError::Throttled(detail),
+            Some(Known::LimitExceeded) => IdentityError::LimitExceeded(detail),
+            None if status == 429 || error.code() == Some("Throttling") => {
+                IdentityError::Throttled(detail)
             }
-        }
-        _ => IdentityError::Other(detail),
+            None if status >= 500 => IdentityError::Unavailable(detail),
+            None => IdentityError::Other(detail),
+        },
+        SdkFailure::Other => IdentityError::Other(detail),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod dynamodb;
 mod memory;
+pub(crate) mod sdk_failure;
 
 pub use dynamodb::{DUE_INDEX, DynamoDbStore, TTL_ATTRIBUTE, create_table, snapshot_of_item};
 pub use memory::InMemoryStore;

@@ -34,6 +34,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::Serialize;
 
+use super::sdk_failure::{SdkFailure, sdk_failure};
 use super::{DomainStore, StoreError};
 use crate::model::Domain;
 
@@ -222,30 +223,21 @@ macro_rules! keyed {
 
 /// Maps an SDK failure to what the caller can do about it.
 fn classify<E: Modeled>(operation: &str, error: SdkError<E, HttpResponse>) -> StoreError {
-    let detail = format!(
-        "{operation}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
-    );
-    match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(detail)
+    let (detail, failure) = sdk_failure(operation, &error);
+    match failure {
+        SdkFailure::NoAnswer => StoreError::Unavailable(detail),
+        SdkFailure::Service(error, status) if error.is_throttling() || status == 429 => {
+            StoreError::Throttled(detail)
         }
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            if service.err().is_throttling() || status == 429 {
-                StoreError::Throttled(detail)
-            } else if service.err().code() == Some("ValidationException") && detail.contains("size")
-            {
-                // The item (or its index entry) is over DynamoDB's limits: this
-                // domain's own problem, never the caller's 500.
-                StoreError::TooLarge(detail)
-            } else if status >= 500 {
-                StoreError::Unavailable(detail)
-            } else {
-                StoreError::Internal(detail)
-            }
+        // The item (or its index entry) is over DynamoDB's limits: this
+        // domain's own problem, never the caller's 500.
+        SdkFailure::Service(error, _)
+            if error.code() == Some("ValidationException") && detail.contains("size") =>
+        {
+            StoreError::TooLarge(detail)
         }
-        _ => StoreError::Internal(detail),
+        SdkFailure::Service(_, status) if status >= 500 => StoreError::Unavailable(detail),
+        SdkFailure::Service(..) | SdkFailure::Other => StoreError::Internal(detail),
     }
 }
 
