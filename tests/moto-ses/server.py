@@ -320,13 +320,23 @@ def serving_on_the_port_it_binds(port_file):
     return run_simple
 
 
+def exit_at_once(_signum, _frame):
+    """moto_server's TERM and INT handler, without the interpreter's teardown: after a
+    full test run (thousands of tables, items and identities in memory) Python spent
+    some 25 s freeing them on sys.exit, busy and still holding its port, so the
+    first moto outlived scripts/test, which had signalled it and left. Nothing is lost: the state lives
+    in memory only, and the meter rewrites its file after every request."""
+    os._exit(0)
+
+
 if __name__ == "__main__":
+    import moto.server
+
+    moto.server.signal_handler = exit_at_once
     arguments = sys.argv[1:]
     if "--port-file" in arguments:
         at = arguments.index("--port-file")
         port_file = arguments[at + 1]
         del arguments[at:at + 2]
-        import moto.server
-
         moto.server.run_simple = serving_on_the_port_it_binds(port_file)
     sys.exit(main(arguments))
