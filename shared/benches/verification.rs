@@ -17,7 +17,7 @@ use shared::identity::LocalIdentities;
 use shared::model::{Domain, Timestamp};
 use shared::records::expected_records;
 use shared::scheduler::{RunOptions, run};
-use shared::store::{DomainStore, DueSlice, InMemoryStore};
+use shared::store::{DomainItems, DueSlice, InMemoryStore};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::TestDnsServer;

@@ -1,11 +1,14 @@
+use crate::store::ClaimItems;
+use crate::store::DomainItems;
+use crate::store::HolderItems;
+use crate::store::LimitItems;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::{
-    ClaimSet, DomainPage, DomainStore, DueSlice, KeyStore, SesSlot, StoreError, Transfer, Turn,
-    check_size,
+    ClaimSet, DomainPage, DueSlice, KeyStore, SesSlot, StoreError, Transfer, Turn, check_size,
 };
 use crate::claims::{ClaimStatus, DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
@@ -127,7 +130,7 @@ fn as_read<'a>(state: &'a mut State, domain: &Domain) -> Result<&'a mut Domain, 
 }
 
 #[async_trait]
-impl DomainStore for InMemoryStore {
+impl DomainItems for InMemoryStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
         check_size(domain)?;
         let mut state = self.lock()?;
@@ -251,7 +254,10 @@ impl DomainStore for InMemoryStore {
         due.truncate(limit);
         Ok(due)
     }
+}
 
+#[async_trait]
+impl HolderItems for InMemoryStore {
     async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError> {
         Ok(self.lock()?.holders.get(name).cloned())
     }
@@ -313,7 +319,10 @@ impl DomainStore for InMemoryStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl LimitItems for InMemoryStore {
     async fn take_turn(
         &self,
         turn: Turn<'_>,
@@ -345,7 +354,10 @@ impl DomainStore for InMemoryStore {
         state.ses_calls.1 += 1;
         Ok(SesSlot::Taken)
     }
+}
 
+#[async_trait]
+impl ClaimItems for InMemoryStore {
     async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
         let state = self.lock()?;
         Ok(ClaimSet {

@@ -220,10 +220,18 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// The store a process holds: every kind of item, each behind its own narrow
+/// trait, so a use case names the items it touches by what it imports
+/// (`DomainItems`, `HolderItems`, `ClaimItems`, `LimitItems`). Both stores
+/// implement the four; anything that does is a `DomainStore`.
+pub trait DomainStore: DomainItems + HolderItems + ClaimItems + LimitItems {}
+
+impl<T: DomainItems + HolderItems + ClaimItems + LimitItems + ?Sized> DomainStore for T {}
+
 #[async_trait]
-/// Domains keyed by organization and name, with one claim per name.
-pub trait DomainStore: Send + Sync {
-    /// Claims `domain.name` for its organization, writes the domain and counts it,
+/// Domains (and their schedule) keyed by organization and name.
+pub trait DomainItems: Send + Sync {
+    /// Holds `domain.name` for its organization, writes the domain and counts it,
     /// atomically. `NameTaken` if any organization holds the name, `ParentHeld` if
     /// another organization holds one of its parents (`DomainName::parents`),
     /// `LimitReached` if the organization already holds `max_domains`.
@@ -308,7 +316,11 @@ pub trait DomainStore: Send + Sync {
         limit: usize,
         slice: DueSlice,
     ) -> Result<Vec<Domain>, StoreError>;
+}
 
+#[async_trait]
+/// Who holds each name, and a name passing from one organization to another.
+pub trait HolderItems: Send + Sync {
     /// Who holds the name, if anyone.
     async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError>;
 
@@ -343,7 +355,11 @@ pub trait DomainStore: Send + Sync {
     /// (`ParentHeld`), as for `insert`; a proven claim takes the name whoever
     /// holds its parents.
     async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError>;
+}
 
+#[async_trait]
+/// The turns that bound how often a tenant's requests reach DNS and SES.
+pub trait LimitItems: Send + Sync {
     /// Takes `turn` at `now`: only if the last one was taken at least
     /// `interval` before (`TooSoon` with when it was taken otherwise). Of
     /// requests taking one turn at once, exactly one gets it. A turn outlives
@@ -360,7 +376,11 @@ pub trait DomainStore: Send + Sync {
     /// at most `per_second` are taken in any second. `Full` says how long until
     /// the next second starts.
     async fn take_ses_call(&self, per_second: u32) -> Result<SesSlot, StoreError>;
+}
 
+#[async_trait]
+/// Domain claims, per organization.
+pub trait ClaimItems: Send + Sync {
     /// The organization's claims (expired ones included) and its claims guard.
     async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError>;
 

@@ -4,6 +4,7 @@
 //! (`MOTO_METERED_ENDPOINT`, `MOTO_DYNAMODB_METER`). The floor: 1 write unit in the
 //! table and 2 in the index (its entry's key moves: a delete and a put).
 
+use shared::store::DomainItems;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use shared::identity::LocalIdentities;
 use shared::model::{Domain, DomainStatus, Timestamp};
 use shared::records::expected_records;
 use shared::scheduler::{RunOptions, run};
-use shared::store::{DUE_INDEX, DomainStore, DynamoDbStore, create_table};
+use shared::store::{DUE_INDEX, DynamoDbStore, create_table};
 use shared::verify::DnsChecker;
 use shared::{App, DomainName};
 use test_support::{RequestCounter, TestDnsServer, dynamodb_client, unique_table_name};

@@ -18,7 +18,8 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use shared::DomainName;
 use shared::model::{Domain, Timestamp};
-use shared::store::{DomainStore, DynamoDbStore, StoreError};
+use shared::store::DomainItems;
+use shared::store::{DynamoDbStore, StoreError};
 
 fn store(rules: &[&Rule]) -> DynamoDbStore {
     let (sdk, interceptor) = crate::common::mocked_sdk(rules, RuleMode::Sequential);

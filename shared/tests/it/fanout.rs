@@ -3,6 +3,7 @@
 //! share; every due domain is checked exactly once. The tasks are put through a
 //! real EventBridge API (moto).
 
+use shared::store::DomainItems;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use shared::fanout::{EventBridgeTasks, Fanout, TaskQueue, WorkerTask};
 use shared::identity::LocalIdentities;
 use shared::model::{Domain, Timestamp};
 use shared::records::expected_records;
-use shared::store::{DomainStore, InMemoryStore};
+use shared::store::InMemoryStore;
 use shared::verify::DnsChecker;
 use shared::{App, DomainName, handlers};
 use test_support::{RequestCounter, TestDnsServer, moto_endpoint, unique_table_name};

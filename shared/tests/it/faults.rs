@@ -5,6 +5,7 @@
 //! afterwards there is no domain without its identity and no identity without its
 //! domain, or the domain records the leftover and the next call finishes the job.
 
+use shared::store::DomainItems;
 use std::sync::Arc;
 use std::sync::Mutex;
 

@@ -4,6 +4,7 @@
 //! items of a transaction each by their own action), and SES calls through the
 //! identity provider (each SesIdentities method is one SESv2 call; see ses_adapter).
 
+use shared::store::DomainItems;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 

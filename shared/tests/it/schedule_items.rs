@@ -2,13 +2,12 @@
 //! nothing a caller sees, the due work split between workers, and, on DynamoDB,
 //! domains stored before schedule items existed (read, checked, moved on).
 
+use shared::store::DomainItems;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::model::{SesStatus, SesView, Timestamp};
-use shared::store::{
-    DUE_PARTITIONS, DomainStore, DueSlice, DynamoDbStore, StoreError, create_table,
-};
+use shared::store::{DUE_PARTITIONS, DueSlice, DynamoDbStore, StoreError, create_table};
 use test_support::{RequestCounter, dynamodb_client, moto_endpoint, unique_table_name};
 
 use crate::store_suite::{Backend, domain, dynamodb, in_memory, name, store_suite};

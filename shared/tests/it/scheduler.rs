@@ -1,6 +1,7 @@
 //! The scheduled re-verification with a controlled clock (each run is given its
 //! `now`; nothing sleeps), against a real DNS server on 127.0.0.1.
 
+use shared::store::DomainItems;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use shared::store::DomainStore;
+use shared::store::{ClaimItems, DomainItems, DomainStore, HolderItems, LimitItems};
 
 /// The store operations a `StoreHook` sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +64,7 @@ macro_rules! hooked {
 }
 
 #[async_trait::async_trait]
-impl<H: StoreHook> DomainStore for HookedStore<H> {
+impl<H: StoreHook> DomainItems for HookedStore<H> {
     async fn insert(
         &self,
         domain: &shared::Domain,
@@ -77,9 +77,11 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.insert(domain, max_domains)
         )
     }
+
     async fn domain_count(&self, org: &str) -> Result<usize, shared::store::StoreError> {
         self.inner.domain_count(org).await
     }
+
     async fn get(
         &self,
         org: &str,
@@ -87,6 +89,7 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
     ) -> Result<Option<shared::Domain>, shared::store::StoreError> {
         hooked!(self, StoreOp::Get, None, self.inner.get(org, name))
     }
+
     async fn list_page(
         &self,
         org: &str,
@@ -95,6 +98,7 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
     ) -> Result<shared::store::DomainPage, shared::store::StoreError> {
         self.inner.list_page(org, after, limit).await
     }
+
     async fn update(&self, domain: &mut shared::Domain) -> Result<(), shared::store::StoreError> {
         let seen = domain.clone();
         hooked!(
@@ -104,6 +108,7 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.update(domain)
         )
     }
+
     async fn update_schedule(
         &self,
         domain: &mut shared::Domain,
@@ -116,6 +121,7 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.update_schedule(domain)
         )
     }
+
     async fn delete(&self, domain: &shared::Domain) -> Result<(), shared::store::StoreError> {
         hooked!(
             self,
@@ -124,6 +130,7 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.delete(domain)
         )
     }
+
     async fn due(
         &self,
         now: shared::Timestamp,
@@ -132,12 +139,17 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
     ) -> Result<Vec<shared::Domain>, shared::store::StoreError> {
         hooked!(self, StoreOp::Due, None, self.inner.due(now, limit, slice))
     }
+}
+
+#[async_trait::async_trait]
+impl<H: StoreHook> HolderItems for HookedStore<H> {
     async fn holder(
         &self,
         name: &shared::DomainName,
     ) -> Result<Option<shared::claims::NameHolder>, shared::store::StoreError> {
         self.inner.holder(name).await
     }
+
     async fn transfer(
         &self,
         transfer: shared::store::Transfer<'_>,
@@ -150,6 +162,10 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.transfer(transfer, max_domains)
         )
     }
+}
+
+#[async_trait::async_trait]
+impl<H: StoreHook> LimitItems for HookedStore<H> {
     async fn take_turn(
         &self,
         turn: shared::store::Turn<'_>,
@@ -163,18 +179,24 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
             self.inner.take_turn(turn, now, interval)
         )
     }
+
     async fn take_ses_call(
         &self,
         per_second: u32,
     ) -> Result<shared::store::SesSlot, shared::store::StoreError> {
         self.inner.take_ses_call(per_second).await
     }
+}
+
+#[async_trait::async_trait]
+impl<H: StoreHook> ClaimItems for HookedStore<H> {
     async fn claims(
         &self,
         org: &str,
     ) -> Result<shared::store::ClaimSet, shared::store::StoreError> {
         self.inner.claims(org).await
     }
+
     async fn get_claim(
         &self,
         org: &str,
@@ -182,6 +204,7 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
     ) -> Result<Option<shared::claims::DomainClaim>, shared::store::StoreError> {
         self.inner.get_claim(org, name).await
     }
+
     async fn put_claim(
         &self,
         claim: &shared::claims::DomainClaim,
@@ -190,12 +213,14 @@ impl<H: StoreHook> DomainStore for HookedStore<H> {
     ) -> Result<(), shared::store::StoreError> {
         self.inner.put_claim(claim, replacing, guard).await
     }
+
     async fn update_claim(
         &self,
         claim: &shared::claims::DomainClaim,
     ) -> Result<(), shared::store::StoreError> {
         self.inner.update_claim(claim).await
     }
+
     async fn delete_claim(
         &self,
         claim: &shared::claims::DomainClaim,

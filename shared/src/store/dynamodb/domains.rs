@@ -3,6 +3,10 @@
 //! writes the schedule item with it in one transaction, and a scheduled check
 //! that changed nothing a caller sees writes the schedule item alone.
 
+use crate::store::ClaimItems;
+use crate::store::DomainItems;
+use crate::store::HolderItems;
+use crate::store::LimitItems;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
@@ -19,7 +23,7 @@ use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::model::{Domain, Timestamp};
 use crate::store::{
-    ClaimSet, DomainPage, DomainStore, DueSlice, SesSlot, StoreError, Transfer, Turn, check_size,
+    ClaimSet, DomainPage, DueSlice, SesSlot, StoreError, Transfer, Turn, check_size,
 };
 
 #[derive(Serialize)]
@@ -75,7 +79,7 @@ impl DynamoDbStore {
 }
 
 #[async_trait]
-impl DomainStore for DynamoDbStore {
+impl DomainItems for DynamoDbStore {
     async fn insert(&self, domain: &Domain, max_domains: usize) -> Result<(), StoreError> {
         check_size(domain)?;
         let holder_item = to_item(&HolderItem {
@@ -305,7 +309,10 @@ impl DomainStore for DynamoDbStore {
         });
         Ok(due)
     }
+}
 
+#[async_trait]
+impl HolderItems for DynamoDbStore {
     async fn holder(&self, name: &DomainName) -> Result<Option<NameHolder>, StoreError> {
         self.read_holder(name).await
     }
@@ -313,7 +320,10 @@ impl DomainStore for DynamoDbStore {
     async fn transfer(&self, transfer: Transfer<'_>, max_domains: usize) -> Result<(), StoreError> {
         self.transfer_name(transfer, max_domains).await
     }
+}
 
+#[async_trait]
+impl LimitItems for DynamoDbStore {
     async fn take_turn(
         &self,
         turn: Turn<'_>,
@@ -326,7 +336,10 @@ impl DomainStore for DynamoDbStore {
     async fn take_ses_call(&self, per_second: u32) -> Result<SesSlot, StoreError> {
         self.take_ses_budget(per_second).await
     }
+}
 
+#[async_trait]
+impl ClaimItems for DynamoDbStore {
     async fn claims(&self, organization_id: &str) -> Result<ClaimSet, StoreError> {
         self.read_claims(organization_id).await
     }
