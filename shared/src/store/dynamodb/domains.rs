@@ -3,10 +3,6 @@
 //! writes the schedule item with it in one transaction, and a scheduled check
 //! that changed nothing a caller sees writes the schedule item alone.
 
-use crate::store::ClaimItems;
-use crate::store::DomainItems;
-use crate::store::HolderItems;
-use crate::store::LimitItems;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
@@ -23,7 +19,8 @@ use crate::claims::{DomainClaim, NameHolder};
 use crate::domain_name::DomainName;
 use crate::model::{Domain, Timestamp};
 use crate::store::{
-    ClaimSet, DomainPage, DueSlice, SesSlot, StoreError, Transfer, Turn, check_size,
+    ClaimItems, ClaimSet, DomainItems, DomainPage, DueSlice, HolderItems, LimitItems, SesSlot,
+    StoreError, Transfer, Turn, check_size,
 };
 
 #[derive(Serialize)]

@@ -3,7 +3,6 @@
 //! `schema.rs`. The holder item makes a name belong to one organization at a time:
 //! it is written and deleted with the domain item and the count in one transaction.
 
-use crate::store::DomainItems;
 mod api_keys;
 mod claims;
 mod counts;
@@ -30,8 +29,8 @@ use serde::Serialize;
 
 use requests::{Condition, Conditioned, Read, TransactItem, condition_checked};
 
-use super::StoreError;
 use super::sdk_failure::{SdkFailure, sdk_failure};
+use super::{DomainItems, StoreError};
 use crate::model::Domain;
 
 /// A transaction that loses a race on the same items is cancelled with
