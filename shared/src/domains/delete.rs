@@ -28,14 +28,16 @@ const DELETE_ATTEMPTS: usize = 8;
 
 /// Deletes the organization's domain; returns it as it was found.
 pub async fn delete(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
-    // Which domain this request deletes (the first it found), and its own mark.
-    let state: (Option<String>, Option<Timestamp>) = (None, None);
+    // Which domain this request deletes (the first it found), its own mark, and
+    // a mark it tried to write without an answer (`Conflict` can be a timed-out
+    // write that landed, retried into a failed condition).
+    let state: (Option<String>, Option<Timestamp>, Option<Timestamp>) = (None, None, None);
     // Out of attempts: another request's delete is still under way.
     retrying(
         DELETE_ATTEMPTS,
         || ApiError::DomainBusy,
         state,
-        |(mut deleting, mut my_mark), attempt| async move {
+        |(mut deleting, mut my_mark, tried), attempt| async move {
             if attempt > 1 {
                 // Verifies and scheduled checks that read the domain before the mark
                 // may still land, and another delete may be finishing: give them a
@@ -48,9 +50,13 @@ pub async fn delete(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
             }
             let as_it_was = domain.clone();
             let now = Timestamp::now();
-            match lifecycle::delete_turn(&domain, my_mark, now) {
-                lifecycle::DeleteTurn::Mine => {}
-                lifecycle::DeleteTurn::Another => return Ok(Attempt::Again((deleting, my_mark))),
+            // A mark found at the very millisecond this request tried to write
+            // its own is that write, answered or not.
+            match lifecycle::delete_turn(&domain, my_mark.or(tried), now) {
+                lifecycle::DeleteTurn::Mine => my_mark = domain.deleting_since,
+                lifecycle::DeleteTurn::Another => {
+                    return Ok(Attempt::Again((deleting, my_mark, tried)));
+                }
                 lifecycle::DeleteTurn::Mark => {
                     if !lifecycle::may_mark_deleting(&domain, now) {
                         return Err(ApiError::DomainBusy);
@@ -59,7 +65,7 @@ pub async fn delete(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
                     match app.store.update(&mut domain).await {
                         Ok(()) => my_mark = Some(now),
                         Err(StoreError::Conflict) => {
-                            return Ok(Attempt::Again((deleting, my_mark)));
+                            return Ok(Attempt::Again((deleting, my_mark, Some(now))));
                         }
                         Err(error) => return Err(logged(store_error(error))),
                     }
@@ -73,7 +79,7 @@ pub async fn delete(app: &App, key: &TenantName) -> Result<Domain, ApiError> {
             }
             match app.store.delete(&domain).await {
                 Ok(()) => Ok(Attempt::Done(as_it_was)),
-                Err(StoreError::Conflict) => Ok(Attempt::Again((deleting, my_mark))),
+                Err(StoreError::Conflict) => Ok(Attempt::Again((deleting, my_mark, tried))),
                 // `DomainGone`: a concurrent delete finished the same job (then the
                 // hand-back finds nothing to write).
                 Err(error) => {

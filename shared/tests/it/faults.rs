@@ -647,3 +647,54 @@ async fn mail_from_changes_under_faults_leave_ses_following_the_table() {
     );
     assert!(world.faults.injected() >= scenarios.len());
 }
+
+/// The first write of a delete mark lands, but its answer is lost (a timeout the
+/// SDK retried into a failed condition: the store says `Conflict`).
+struct MarkAnswerLost(Mutex<bool>);
+
+#[async_trait]
+impl StoreHook for MarkAnswerLost {
+    async fn before(&self, _: &dyn DomainStore, op: StoreOp, domain: Option<&Domain>) -> Hooked {
+        let marking = op == StoreOp::Update && domain.is_some_and(|d| d.deleting_since.is_some());
+        let mut first = self.0.lock().expect("lock");
+        if marking && *first {
+            *first = false;
+            return Hooked::FailAfter(StoreError::Conflict);
+        }
+        Hooked::Proceed
+    }
+}
+
+#[tokio::test]
+async fn a_delete_whose_own_mark_landed_unanswered_still_finishes() {
+    let store = Arc::new(HookedStore {
+        inner: Arc::new(shared::store::InMemoryStore::new()),
+        hook: MarkAnswerLost(Mutex::new(true)),
+    });
+    let world = world_with(store.clone()).await;
+    create("example.com").send(&world.app).await;
+    let deleted = Call::new(Endpoint::Delete)
+        .domain("example.com")
+        .send(&world.app)
+        .await;
+    // Its own mark, not another request's: the delete goes on (not 409 busy
+    // with the domain left marked, gone to every reader until a retry).
+    assert_eq!(deleted.status, StatusCode::OK, "{deleted:?}");
+    assert!(
+        !*store.hook.0.lock().expect("lock"),
+        "the mark's answer was lost"
+    );
+    let after = Call::new(Endpoint::Get)
+        .domain("example.com")
+        .send(&world.app)
+        .await;
+    after.assert_error(404, "Domain not found");
+    let name = DomainName::parse("example.com").expect("valid");
+    assert!(
+        matches!(
+            world.identities.get(&name).await,
+            Err(IdentityError::NotFound)
+        ),
+        "its identity went too"
+    );
+}
