@@ -169,7 +169,7 @@ pub const FUNCTIONS: &[Function] = &[
     function!(http!("GET", "/domain-claims"), "list-domain-claims", "ListDomainClaimsFunction", handlers::list_domain_claims,
         [GET, QUERY]),
     function!(http!("GET", "/domain-claims/{domain}"), "get-domain-claim", "GetDomainClaimFunction", handlers::get_domain_claim,
-        [GET]),
+        [GET, QUERY]),
     function!(http!("POST", "/domain-claims/{domain}/verify"), "verify-domain-claim", "VerifyDomainClaimFunction", handlers::verify_domain_claim,
         [GET, QUERY, PUT, DELETE, UPDATE, SES_CREATE, SES_TAG, SES_GET, SES_DELETE]),
     function!(http!("DELETE", "/domain-claims/{domain}"), "delete-domain-claim", "DeleteDomainClaimFunction", handlers::delete_domain_claim,

@@ -384,6 +384,20 @@ async fn record_all() -> BTreeMap<&'static str, BTreeSet<String>> {
     );
     verify_claim_actions.extend(r.recorded());
     recorded.insert("verify-domain-claim", verify_claim_actions);
+    // A completed claim is read with the domain it made.
+    r.start().await;
+    let completed = Call::new(Endpoint::GetClaim)
+        .domain("k2.example.com")
+        .org("org_b")
+        .send(app)
+        .await;
+    assert_eq!(
+        completed.body["domain"]["name"], "k2.example.com",
+        "{completed:?}"
+    );
+    if let Some(pending_get) = recorded.get_mut("get-domain-claim") {
+        pending_get.extend(r.recorded());
+    }
     r.start().await;
     let reply = Call::new(Endpoint::DeleteClaim)
         .domain("k1.example.com")
