@@ -1,7 +1,8 @@
 //! The per-organization domain count, one rule for every write that moves it: up
 //! by one only below the organization's limit; down by one, a missing count
-//! ending at 0; read, never below 0 (a count left wrong by hand or by an old
-//! bug can only ever let an organization hold fewer domains, never more).
+//! ending at 0; read, never below 0. These moves keep a right count right; they
+//! do not mend a wrong one (a count stored below 0 by an older transfer would
+//! let its organization hold that many domains above the limit).
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
