@@ -82,10 +82,12 @@ alive() {
   [ -n "$state" ] && [[ "$state" != Z* ]]
 }
 
-# wait_for_line FILE REGEX SECONDS PID WHAT: prints the first line of FILE that
-# matches REGEX (extended) once it appears; fails if PID ends first or after SECONDS.
+# wait_for_line FILE REGEX SECONDS PID WHAT [LOG]: prints the first line of FILE
+# that matches REGEX (extended) once it appears; fails if PID ends first or after
+# SECONDS, showing the end of LOG (FILE unless given).
 wait_for_line() {
   local file=$1 regex=$2 deadline=$((SECONDS + $3)) pid=$4 what=$5 line
+  local shown=${6:-$1}
   while :; do
     line=$(grep -m1 -E "$regex" "$file" 2>/dev/null || true)
     if [ -n "$line" ]; then
@@ -93,12 +95,12 @@ wait_for_line() {
       return 0
     fi
     if ! alive "$pid"; then
-      log "$what ended before it was ready (log: $file):"
-      tail -5 "$file" >&2 || true
+      log "$what ended before it was ready (log: $shown):"
+      tail -5 "$shown" >&2 || true
       return 1
     fi
     if ((SECONDS >= deadline)); then
-      log "$what was not ready within $3 s (log: $file)"
+      log "$what was not ready within $3 s (log: $shown)"
       return 1
     fi
     sleep 0.1
@@ -116,20 +118,7 @@ start_moto() {
   rm -f "$port_file"
   spawn "$out" env "$@" "${VENV:-.venv}/bin/python" tests/moto-ses/server.py -H 127.0.0.1 -p 0 \
     --port-file "$port_file"
-  local deadline=$((SECONDS + 60))
-  until [ -s "$port_file" ]; do
-    if ! alive "$SPAWNED"; then
-      log "moto_server ended before it listened (log: $out):"
-      tail -5 "$out" >&2 || true
-      return 1
-    fi
-    if ((SECONDS >= deadline)); then
-      log "moto_server did not listen within 60 s (log: $out)"
-      return 1
-    fi
-    sleep 0.1
-  done
-  MOTO_PORT_STARTED=$(cat "$port_file")
+  MOTO_PORT_STARTED=$(wait_for_line "$port_file" '^[0-9]+$' 60 "$SPAWNED" moto_server "$out") || return 1
 }
 
 # start_local_api LOG ARGS...: starts target/debug/local-api with PORT=0 (it binds
